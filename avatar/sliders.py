@@ -1,0 +1,567 @@
+"""Slider specs from a rig YAML, presets, and reproducible random sampling.
+
+A rig file (``configs/rigs/*.yaml``) declares every slider of a character:
+its range, default, unit, sampling distribution and its ``effects`` (deformer
+calls from :mod:`avatar.vocabulary`). :func:`load_rig_spec` validates the
+whole file and reports every problem at once as a :class:`ConfigError`.
+
+Values are handled as one float64 vector per character, shape (P,), in
+*array units*: the slider's own unit for continuous and integer sliders,
+0.0/1.0 for bool sliders and the category index for categorical ones.
+"""
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from os import PathLike
+
+import numpy as np
+from scipy.special import ndtr, ndtri
+
+from avatar.anatomy import BONE_NAMES, POINT_NAMES
+from avatar.config import (ConfigError, Problems, check_choice, check_keys, check_number, check_str,
+                           describe, did_you_mean, format_number, load_yaml_lenient, parse_yaml_lenient)
+from avatar.vocabulary import COMMON, VOCABULARY
+
+KINDS = ("continuous", "integer", "bool", "categorical")
+UNITS = ("cm", "mm", "deg", "%", "none")
+SIDES = ("both", "left", "right")
+# distribution kind -> (slider kinds it fits, its parameters)
+DISTRIBUTIONS = {
+    "uniform": (("continuous", "integer"), ("low", "high")),
+    "normal": (("continuous", "integer"), ("mean", "std")),
+    "categorical": (("categorical",), ("weights",)),
+    "bernoulli": (("bool",), ("p",)),
+    "fixed": (KINDS, ()),
+}
+_RIG_KEYS = ("name", "description", "template", "groups", "sliders")
+_SLIDER_KEYS = ("label", "description", "kind", "min", "max", "default", "unit",
+                "distribution", "effects", "categories")
+_PRESET_KEYS = ("name", "description", "sliders")
+_SLIDER_NAME = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
+_GROUP_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
+_BLOCK = 4096  # rows per random block; part of the sampling contract, never change it
+
+
+@dataclass(frozen=True)
+class SliderSpec:
+    """One validated slider. ``min``/``max``/``default`` are in array units.
+
+    ``effects`` is a tuple of effect dicts (``deformer``, its parameters,
+    ``side``, ``amount_at_min`` or None; vec3 values as float tuples), or for a
+    categorical slider a dict category -> such a tuple (empty when unlisted).
+    """
+
+    name: str
+    group: str
+    label: str
+    description: str
+    kind: str
+    min: float
+    max: float
+    default: float
+    unit: str
+    distribution: dict
+    categories: tuple[str, ...] | None
+    effects: tuple | dict
+    line: int | None = None
+
+    def readable(self, x: float) -> object:
+        """An array-unit value the way a preset writes it (category name, bool, int)."""
+        if self.kind == "categorical":
+            return self.categories[int(x)]
+        if self.kind == "bool":
+            return bool(x)
+        return int(x) if self.kind == "integer" else float(x)
+
+
+@dataclass(frozen=True)
+class RigSpec:
+    """A validated rig: its sliders in file order and the groups they belong to."""
+
+    name: str
+    description: str
+    template: str
+    groups: dict[str, str]
+    sliders: tuple[SliderSpec, ...]
+    source: str = "<rig>"
+
+    @property
+    def slider_names(self) -> list[str]:
+        return [s.name for s in self.sliders]
+
+    @cached_property
+    def _index(self) -> dict[str, int]:
+        return {s.name: i for i, s in enumerate(self.sliders)}
+
+    def index(self, name: str) -> int:
+        """Column of slider ``name``; KeyError (with a suggestion) for an unknown name."""
+        try:
+            return self._index[name]
+        except (KeyError, TypeError):
+            raise KeyError(f"unknown slider '{name}'{did_you_mean(name, self._index)}") from None
+
+    def defaults(self) -> np.ndarray:
+        """Default values, shape (P,), float64."""
+        return np.array([s.default for s in self.sliders], dtype=np.float64)
+
+    def lows(self) -> np.ndarray:
+        """Lowest values, shape (P,) (0 for bool and categorical)."""
+        return np.array([s.min for s in self.sliders], dtype=np.float64)
+
+    def highs(self) -> np.ndarray:
+        """Highest values, shape (P,) (1 for bool, n_categories - 1 for categorical)."""
+        return np.array([s.max for s in self.sliders], dtype=np.float64)
+
+    def normalize(self, values: np.ndarray) -> np.ndarray:
+        """Map values (..., P) columnwise onto [0, 1] by lows/highs."""
+        lo, hi = self.lows(), self.highs()
+        return (np.asarray(values, dtype=np.float64) - lo) / (hi - lo)
+
+    def to_vector(self, values: Mapping[str, object]) -> np.ndarray:
+        """Defaults overridden by readable ``values`` (slider name -> value), shape (P,).
+
+        Category names or indices, true/false for bools. Raises ConfigError
+        (file ``"<values>"``) listing every bad name or value.
+        """
+        problems = Problems("<values>")
+        if not isinstance(values, Mapping):
+            problems.add((), f"expected a mapping of slider name -> value, got {describe(values)}")
+            problems.raise_if_any()
+        out = self.defaults()
+        for name, (x, _) in _check_values(self, problems, (), values).items():
+            out[self._index[name]] = x
+        problems.raise_if_any()
+        return out
+
+    def sample(self, n: int, seed: int, start: int = 0) -> np.ndarray:
+        """Random characters ``start .. start+n-1`` of the stream ``seed``, shape (n, P).
+
+        Row i depends only on (seed, i) and the spec: rows come from fixed
+        blocks of 4096, block k drawn from its own generator seeded with
+        ``[seed, k]``, so ``sample(10, s, start=5)`` equals rows 5..14 of
+        ``sample(20, s)``. Each column's uniforms go through the slider's
+        inverse CDF.
+        """
+        for arg, v in (("n", n), ("seed", seed), ("start", start)):
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
+                raise ValueError(f"{arg} must be a non-negative integer, got {v!r}")
+        n, seed, start = int(n), int(seed), int(start)
+        u = np.empty((n, len(self.sliders)), dtype=np.float64)
+        blocks = range(start // _BLOCK, (start + n - 1) // _BLOCK + 1) if n else range(0)
+        for k in blocks:
+            block = np.random.default_rng([seed, k]).random((_BLOCK, len(self.sliders)))
+            lo, hi = max(start, k * _BLOCK), min(start + n, (k + 1) * _BLOCK)
+            u[lo - start:hi - start] = block[lo - k * _BLOCK:hi - k * _BLOCK]
+        for j, s in enumerate(self.sliders):
+            u[:, j] = _inverse_cdf(s, u[:, j])
+        return u
+
+
+# sampling -----------------------------------------------------------------------
+def _truncnorm_ppf(u: np.ndarray, mean: float, std: float, lo: float, hi: float) -> np.ndarray:
+    """Inverse CDF of a normal truncated to [lo, hi]; u (n,) in [0, 1) -> (n,)."""
+    a, b = ndtr((lo - mean) / std), ndtr((hi - mean) / std)
+    return np.clip(mean + std * ndtri(a + u * (b - a)), lo, hi)  # clip: rounding at the ends
+
+
+def _inverse_cdf(s: SliderSpec, u: np.ndarray) -> np.ndarray:
+    """Uniforms u (n,) in [0, 1) -> slider values (n,) in array units."""
+    d, kind = s.distribution, s.distribution["kind"]
+    if kind == "fixed":
+        return np.full(u.shape, s.default)
+    if kind == "bernoulli":
+        return (u < d["p"]).astype(np.float64)
+    if kind == "categorical":
+        w = np.array([d["weights"][c] for c in s.categories], dtype=np.float64)
+        idx = np.searchsorted(np.cumsum(w) / w.sum(), u, side="right")
+        # u beyond a rounded-down cumulative sum must still land on a weighted category
+        return np.minimum(idx, np.flatnonzero(w)[-1]).astype(np.float64)
+    integer = s.kind == "integer"
+    if kind == "uniform":
+        lo, hi = d["low"], d["high"]
+        if integer:  # each whole number in [lo, hi] gets an equal share of u
+            return np.clip(np.floor(lo + u * (hi - lo + 1)), lo, hi)
+        return lo + u * (hi - lo)
+    # normal: an integer slider takes the nearest whole number of a normal over [min-.5, max+.5]
+    pad = 0.5 if integer else 0.0
+    x = _truncnorm_ppf(u, d["mean"], d["std"], s.min - pad, s.max + pad)
+    return np.clip(np.floor(x + 0.5), s.min, s.max) if integer else x
+
+
+# rig validation ------------------------------------------------------------------
+def _range_text(s_min: float, s_max: float, unit: str) -> str:
+    suffix = {"none": "", "%": "%"}.get(unit, f" {unit}")
+    return f"{format_number(s_min)} to {format_number(s_max)}{suffix}"
+
+
+def _parse_range(problems: Problems, path: tuple, raw: dict, kind: str, unit: str):
+    """(min, max, default, categories) in array units, None where invalid."""
+    for key in ("min", "max", "unit") if kind in ("bool", "categorical") else ():
+        if raw.get(key, "none") not in (None, "none"):
+            problems.add(path + (key,), f"'{key}' does not apply to a {kind} slider")
+    if kind != "categorical" and "categories" in raw:
+        problems.add(path + ("categories",), "'categories' is only for categorical sliders")
+    if kind == "bool":
+        default = raw.get("default", False)
+        if not isinstance(default, bool):
+            problems.add(path + ("default",), f"expected true or false, got {describe(default)}")
+            return 0.0, 1.0, None, None
+        return 0.0, 1.0, float(default), None
+    if kind == "categorical":
+        cats = raw.get("categories")
+        if (not isinstance(cats, list) or len(cats) < 2 or not all(isinstance(c, str) for c in cats)
+                or len(set(cats)) != len(cats)):
+            problems.add(path + ("categories",), "expected a list of at least 2 different category names")
+            return 0.0, None, None, None
+        default = raw.get("default", cats[0])
+        ok = check_choice(problems, path + ("default",), default, cats, "category")
+        return 0.0, float(len(cats) - 1), None if ok is None else float(cats.index(ok)), tuple(cats)
+    integral = kind == "integer"
+    lo, hi, default = (check_number(problems, path + (k,), raw[k], integral=integral) if k in raw else None
+                       for k in ("min", "max", "default"))
+    for key in ("min", "max", "default"):
+        if key not in raw:
+            problems.add(path, f"missing required key '{key}' (a {kind} slider needs min, max and default)")
+    if lo is not None and hi is not None:
+        if not lo < hi:
+            problems.add(path + ("max",), f"min ({format_number(lo)}) must be less than max ({format_number(hi)})")
+            return None, None, None, None
+        if default is not None and not lo <= default <= hi:
+            problems.add(path + ("default",), f"default {format_number(default)} is outside the allowed range "
+                         f"{_range_text(lo, hi, unit)}")
+            default = None
+    return lo, hi, default, None
+
+
+def _parse_distribution(problems: Problems, path: tuple, raw: object, kind: str, lo, hi, default, cats):
+    """The distribution dict with defaults filled, or None when invalid."""
+    if raw is None:
+        raw = {"kind": {"continuous": "uniform", "integer": "uniform", "bool": "bernoulli",
+                        "categorical": "categorical"}[kind]}
+    elif isinstance(raw, str):
+        raw = {"kind": raw}  # `distribution: fixed` is short for {kind: fixed}
+    if not isinstance(raw, dict):
+        problems.add(path, f"expected a mapping like {{kind: uniform}}, got {describe(raw)}")
+        return None
+    dkind = check_choice(problems, path + ("kind",), raw.get("kind"), tuple(DISTRIBUTIONS), "distribution kind")
+    if dkind is None:
+        return None
+    fits, params = DISTRIBUTIONS[dkind]
+    if kind not in fits:
+        ok = [k for k, (f, _) in DISTRIBUTIONS.items() if kind in f]
+        problems.add(path + ("kind",), f"a {dkind} distribution does not fit a {kind} slider; use {' or '.join(ok)}")
+        return None
+    check_keys(problems, path, raw, ("kind",) + params, required=("std",) if dkind == "normal" else ())
+    vals = {k: check_number(problems, path + (k,), raw[k], integral=kind == "integer" and k in ("low", "high"))
+            for k in ("low", "high", "mean", "std", "p") if k in params and k in raw}
+    if dkind == "fixed":
+        return {"kind": "fixed"}
+    if dkind == "bernoulli":
+        p = vals.get("p", 0.5)
+        if p is not None and not 0.0 <= p <= 1.0:
+            problems.add(path + ("p",), f"p must be between 0 and 1, got {format_number(p)}")
+        return {"kind": "bernoulli", "p": p}
+    if dkind == "categorical":
+        return _parse_weights(problems, path + ("weights",), raw.get("weights"), cats)
+    if lo is None or hi is None or None in vals.values():
+        return None  # reported already; a range check against nothing would only add noise
+    if dkind == "uniform":
+        low, high = vals.get("low", lo), vals.get("high", hi)
+        if not lo <= low < high <= hi:
+            problems.add(path, f"need min <= low < high <= max, got low {format_number(low)} and high "
+                         f"{format_number(high)} for the range {format_number(lo)} to {format_number(hi)}")
+        return {"kind": "uniform", "low": low, "high": high}
+    mean, std = vals.get("mean", default), vals.get("std")
+    if std is not None and std <= 0:
+        problems.add(path + ("std",), f"std must be greater than 0, got {format_number(std)}")
+    if mean is not None and not lo <= mean <= hi:
+        problems.add(path + ("mean",), f"mean {format_number(mean)} must lie in the slider range "
+                     f"{format_number(lo)} to {format_number(hi)} (the normal is truncated to it)")
+    return {"kind": "normal", "mean": mean, "std": std}
+
+
+def _parse_weights(problems: Problems, path: tuple, raw: object, cats):
+    """Categorical weights: every category, missing ones 0; None when invalid."""
+    if cats is None:
+        return None
+    if raw is None:
+        return {"kind": "categorical", "weights": {c: 1.0 for c in cats}}
+    if not isinstance(raw, dict):
+        problems.add(path, f"expected a mapping of category -> weight, got {describe(raw)}")
+        return None
+    weights = {c: 0.0 for c in cats}
+    for cat, w in raw.items():
+        name = check_choice(problems, path + (cat,), cat, cats, "category")
+        x = check_number(problems, path + (cat,), w)
+        if x is not None and x < 0:
+            problems.add(path + (cat,), f"a weight must be 0 or more, got {format_number(x)}")
+        elif name is not None and x is not None:
+            weights[name] = x
+    if not any(weights.values()):
+        problems.add(path, "at least one category needs a weight above 0")
+    return {"kind": "categorical", "weights": weights}
+
+
+def _parse_param(problems: Problems, path: tuple, kind: str, value: object):
+    """One effect parameter of vocabulary kind ``kind``; None when invalid."""
+    if kind == "bone":
+        return check_choice(problems, path, value, BONE_NAMES, "bone")
+    if kind == "point":
+        return check_choice(problems, path, value, POINT_NAMES, "point")
+    if kind == "side":
+        return check_choice(problems, path, value, SIDES, "side")
+    if kind == "number" or (kind == "number_or_vec3" and not isinstance(value, list)):
+        return check_number(problems, path, value)
+    size = 2 if kind == "span" else 3
+    if not isinstance(value, list) or len(value) != size:
+        shape = "[a, b]" if size == 2 else ("a number or " if kind == "number_or_vec3" else "") + "[x, y, z]"
+        problems.add(path, f"expected {shape}, got {describe(value)}")
+        return None
+    xs = [check_number(problems, path + (i,), v) for i, v in enumerate(value)]
+    if None in xs:
+        return None
+    if kind == "span" and not 0.0 <= xs[0] < xs[1] <= 1.0:
+        problems.add(path, f"a span [a, b] needs 0 <= a < b <= 1, got [{', '.join(map(format_number, xs))}]")
+        return None
+    return tuple(xs)
+
+
+def _parse_effect(problems: Problems, path: tuple, raw: object, kind: str) -> dict | None:
+    """One effect mapping -> normalized dict (side filled, amount_at_min None when absent)."""
+    if not isinstance(raw, dict):
+        problems.add(path, f"expected an effect mapping like {{deformer: move, ...}}, got {describe(raw)}")
+        return None
+    if "deformer" not in raw:
+        problems.add(path, "missing required key 'deformer'")
+        return None
+    deformer = check_choice(problems, path + ("deformer",), raw["deformer"], tuple(VOCABULARY), "deformer")
+    if deformer is None:
+        return None
+    params = VOCABULARY[deformer][1]
+    check_keys(problems, path, raw, ("deformer", *params, *COMMON),
+               required=[k for k, (_, req, _) in params.items() if req])
+    out = {"deformer": deformer}
+    out.update({k: _parse_param(problems, path + (k,), pk, raw[k]) for k, (pk, _, _) in params.items() if k in raw})
+    if "span" in params and "span" not in raw:
+        out["span"] = (0.0, 1.0)  # the vocabulary's documented default
+    out["side"] = _parse_param(problems, path + ("side",), "side", raw.get("side", "both"))
+    out["amount_at_min"] = None
+    # a region needs a positive reach and a turn a direction, or the deformer divides by zero
+    if out.get("radius") is not None and np.any(np.asarray(out["radius"]) <= 0):
+        problems.add(path + ("radius",), "must be greater than 0")
+    if out.get("axis") is not None and not np.any(out["axis"]):
+        problems.add(path + ("axis",), "must not be [0, 0, 0]")
+    if "amount_at_min" in raw:
+        if kind in ("bool", "categorical"):
+            problems.add(path + ("amount_at_min",), f"a {kind} slider's effect is on or off; amount_at_min "
+                         "is only for continuous and integer sliders")
+        elif "amount" not in params:
+            problems.add(path + ("amount_at_min",), f"the {deformer} deformer has no amount")
+        else:
+            at_min = _parse_param(problems, path + ("amount_at_min",), params["amount"][0], raw["amount_at_min"])
+            amount = out.get("amount")
+            if at_min is not None and amount is not None and isinstance(at_min, tuple) != isinstance(amount, tuple):
+                problems.add(path + ("amount_at_min",),
+                             "must have the same form as amount (both a number or both [x, y, z])")
+            out["amount_at_min"] = at_min
+    return out
+
+
+def _parse_effect_list(problems: Problems, path: tuple, raw: object, kind: str) -> tuple:
+    if raw is None:
+        return ()
+    if not isinstance(raw, list):
+        problems.add(path, f"expected a list of effects, got {describe(raw)}")
+        return ()
+    return tuple(_parse_effect(problems, path + (i,), e, kind) for i, e in enumerate(raw))
+
+
+def _parse_effects(problems: Problems, path: tuple, raw: object, kind: str, cats) -> tuple | dict:
+    if kind != "categorical":
+        return _parse_effect_list(problems, path, raw, kind)
+    if raw is None or cats is None:
+        return {c: () for c in cats or ()}
+    if not isinstance(raw, dict):
+        problems.add(path, f"expected a mapping of category -> list of effects, got {describe(raw)}")
+        return {}
+    for cat in raw:
+        check_choice(problems, path + (cat,), cat, cats, "category")
+    return {c: _parse_effect_list(problems, path + (c,), raw.get(c), kind) for c in cats}
+
+
+def _uses_stature(effects: tuple | dict) -> bool:
+    lists = effects.values() if isinstance(effects, dict) else [effects]
+    return any(e is not None and e["deformer"] == "stature" for effect_list in lists for e in effect_list)
+
+
+def _parse_slider(problems: Problems, name: object, raw: object, groups: dict | None) -> SliderSpec | None:
+    """One slider entry -> SliderSpec, or None after recording its problems."""
+    path, before = ("sliders", name), len(problems)
+    if not isinstance(name, str) or not _SLIDER_NAME.match(name):
+        problems.add(path, f"slider name {describe(name)} must look like 'group.name' "
+                     "(lower case letters, digits and _, one dot)")
+        return None
+    group = name.split(".")[0]
+    if groups is not None and group not in groups:
+        problems.add(path, f"group '{group}' is not declared under 'groups'{did_you_mean(group, groups)}")
+    if not isinstance(raw, dict):
+        problems.add(path, f"expected a mapping of slider settings, got {describe(raw)}")
+        return None
+    check_keys(problems, path, raw, _SLIDER_KEYS, required=("description",))
+    label = raw.get("label", name.split(".")[1].replace("_", " ").capitalize())
+    label = check_str(problems, path + ("label",), label, one_line=True)
+    description = check_str(problems, path + ("description",), raw.get("description", "-"), one_line=True)
+    kind = check_choice(problems, path + ("kind",), raw.get("kind", "continuous"), KINDS, "slider kind")
+    unit = raw.get("unit") or "none"
+    unit = check_choice(problems, path + ("unit",), unit, UNITS, "unit") or "none"
+    if kind is None:
+        return None
+    lo, hi, default, cats = _parse_range(problems, path, raw, kind, unit)
+    dist = _parse_distribution(problems, path + ("distribution",), raw.get("distribution"), kind, lo, hi, default, cats)
+    effects = _parse_effects(problems, path + ("effects",), raw.get("effects"), kind, cats)
+    if _uses_stature(effects) and (kind != "continuous" or unit != "cm"):
+        problems.add(path + ("effects",), "the stature deformer needs a continuous slider in cm")
+    if len(problems) > before:
+        return None
+    return SliderSpec(name, group, label, description, kind, lo, hi, default, unit, dist, cats, effects,
+                      problems.line_of(path))
+
+
+def _parse_groups(problems: Problems, raw: object) -> dict[str, str] | None:
+    """``groups:`` -> {group: label} in declared order, None when absent or invalid."""
+    if raw is None:
+        return None
+    if not isinstance(raw, dict):
+        problems.add(("groups",), f"expected a mapping of group -> {{label: ...}}, got {describe(raw)}")
+        return None
+    out = {}
+    for group, spec in raw.items():
+        path = ("groups", group)
+        if not isinstance(group, str) or not _GROUP_NAME.match(group):
+            problems.add(path, f"group name {describe(group)} must be lower case letters, digits and _")
+            continue
+        if isinstance(spec, dict):
+            check_keys(problems, path, spec, ("label",))
+            spec = spec.get("label")
+        out[group] = group.capitalize() if spec is None else check_str(problems, path + ("label",), spec)
+    return out
+
+
+def rig_spec_from_data(data: dict, problems: Problems, source: str = "<rig>") -> RigSpec:
+    """Validate a parsed rig document (see :func:`load_rig_spec`)."""
+    check_keys(problems, (), data, _RIG_KEYS, required=("name", "template", "sliders"))
+    name, template = (check_str(problems, (k,), data[k], one_line=True) if k in data else None
+                      for k in ("name", "template"))
+    description = check_str(problems, ("description",), data["description"]) if "description" in data else ""
+    groups = _parse_groups(problems, data.get("groups"))
+    raw = data.get("sliders", {})
+    if not isinstance(raw, dict) or not raw:
+        problems.add(("sliders",), "expected a non-empty mapping of slider name -> settings")
+        raw = {}
+    sliders = [s for s in (_parse_slider(problems, k, v, groups) for k, v in raw.items()) if s is not None]
+    stature = [s for s in sliders if _uses_stature(s.effects)]
+    for s in stature[1:]:
+        problems.add(("sliders", s.name, "effects"), f"only one slider may use the stature deformer; "
+                     f"'{stature[0].name}' already does")
+    problems.raise_if_any()
+    labels = dict(groups or {})
+    for s in sliders:
+        labels.setdefault(s.group, s.group.capitalize())
+    return RigSpec(name, description, template, labels, tuple(sliders), source)
+
+
+def load_rig_spec(path: str | PathLike) -> RigSpec:
+    """Load and validate a rig YAML file; ConfigError lists every problem found."""
+    data, lines, duplicates = load_yaml_lenient(path)
+    return rig_spec_from_data(data, Problems(str(path), lines, duplicates), source=str(path))
+
+
+# presets ------------------------------------------------------------------------
+def _check_value(s: SliderSpec, problems: Problems, path: tuple, value: object) -> float | None:
+    """A readable preset value -> array units, or None after recording a problem."""
+    if s.kind == "bool":
+        if isinstance(value, (bool, np.bool_)):
+            return float(value)
+        problems.add(path, f"expected true or false, got {describe(value)}")
+        return None
+    if s.kind == "categorical":
+        if isinstance(value, str):
+            name = check_choice(problems, path, value, s.categories, "category")
+            return None if name is None else float(s.categories.index(name))
+        if isinstance(value, (int, np.integer)) and not isinstance(value, bool):
+            if 0 <= value < len(s.categories):
+                return float(value)
+            problems.add(path, f"category index {value} is outside 0 to {len(s.categories) - 1}")
+            return None
+        problems.add(path, f"expected a category name (one of {', '.join(s.categories)}), got {describe(value)}")
+        return None
+    x = check_number(problems, path, value, integral=s.kind == "integer")
+    if x is not None and not s.min <= x <= s.max:
+        problems.add(path, f"value {format_number(x)} is outside the allowed range {_range_text(s.min, s.max, s.unit)}")
+        return None
+    return x
+
+
+def _check_values(spec: RigSpec, problems: Problems, prefix: tuple, values: Mapping) -> dict:
+    """{slider name: (array value, readable value)} for the valid entries of ``values``."""
+    out = {}
+    for name, value in values.items():
+        if not isinstance(name, str) or name not in spec._index:
+            problems.add(prefix + (name,), f"unknown slider {describe(name)} (rig '{spec.name}' has no such "
+                         f"slider){did_you_mean(name, spec.slider_names)}")
+            continue
+        s = spec.sliders[spec._index[name]]
+        x = _check_value(s, problems, prefix + (name,), value)
+        if x is not None:
+            out[name] = (x, s.readable(x))
+    return out
+
+
+def _preset_from_data(spec: RigSpec, data: dict, problems: Problems) -> dict[str, object]:
+    check_keys(problems, (), data, _PRESET_KEYS, required=("name",))
+    if "name" in data:
+        check_str(problems, ("name",), data["name"], one_line=True)
+    if "description" in data:
+        check_str(problems, ("description",), data["description"])
+    sliders = data.get("sliders") or {}
+    if not isinstance(sliders, dict):
+        problems.add(("sliders",), f"expected a mapping of slider name -> value, got {describe(sliders)}")
+        sliders = {}
+    values = _check_values(spec, problems, ("sliders",), sliders)
+    problems.raise_if_any()
+    return {name: readable for name, (_, readable) in values.items()}
+
+
+def load_preset(path: str | PathLike, spec: RigSpec) -> dict[str, object]:
+    """Validated preset file -> {slider name: readable value} for the sliders it lists.
+
+    Readable values: float (continuous), int (integer), bool, category name.
+    """
+    data, lines, duplicates = load_yaml_lenient(path)
+    return _preset_from_data(spec, data, Problems(str(path), lines, duplicates))
+
+
+def preset_vector(spec: RigSpec, preset: str | PathLike | Mapping) -> np.ndarray:
+    """Defaults overridden by a preset, shape (P,).
+
+    ``preset`` is a file path, a parsed preset document (a mapping with a
+    ``sliders`` key), or a plain mapping slider name -> value.
+    """
+    if isinstance(preset, Mapping) and "sliders" in preset:
+        preset = _preset_from_data(spec, dict(preset), Problems("<preset>"))
+    elif not isinstance(preset, Mapping):
+        preset = load_preset(preset, spec)
+    return spec.to_vector(preset)
+
+
+def preset_from_text(text: str, spec: RigSpec, file: str = "<string>") -> dict[str, object]:
+    """Like :func:`load_preset` for YAML text already in memory."""
+    data, lines, duplicates = parse_yaml_lenient(text, file)
+    return _preset_from_data(spec, data, Problems(file, lines, duplicates))
+
+
+__all__ = ["ConfigError", "DISTRIBUTIONS", "KINDS", "RigSpec", "SliderSpec", "UNITS", "load_preset",
+           "load_rig_spec", "preset_from_text", "preset_vector", "rig_spec_from_data"]
