@@ -1,0 +1,36 @@
+"""avatar: a procedural 3D character creator driven by readable YAML sliders.
+
+    import avatar
+    rig = avatar.load_rig()                       # configs/rigs/humanoid.yaml
+    S = rig.sample(1000, seed=0)                  # (1000, P) slider values
+    V = rig.vertices(S)                           # (1000, V, 3) float32
+    mesh = rig.mesh(avatar.load_preset("configs/avatars/knight.yaml"))
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from .config import ConfigError
+from .rig import DEFAULT_RIG, Rig, load_rig
+
+__all__ = ["ConfigError", "Rig", "load_rig", "load_preset", "DEFAULT_RIG"]
+__version__ = "0.1.0"
+
+
+def load_preset(path: str | Path, rig: Rig | None = None) -> dict[str, object]:
+    """Read a preset YAML, validated against ``rig`` (default: the humanoid rig).
+
+    Returns the readable slider values the file sets (slider name -> value);
+    ``rig.mesh``, ``rig.values`` and ``rig.vertices`` take it directly, and
+    every slider it does not list keeps its default.
+    """
+    from .sliders import load_preset as _load
+
+    spec = rig.spec if rig is not None else _default_spec()
+    return _load(path, spec)
+
+
+def _default_spec():
+    from .sliders import load_rig_spec
+
+    return load_rig_spec(DEFAULT_RIG)

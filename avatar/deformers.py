@@ -1,0 +1,255 @@
+"""Deformers: what a slider's ``effects`` do to the template, as arrays.
+
+Linear deformers (length, girth, scale, move, bump, rotate) turn one effect
+into a displacement field ``(V, 3)``: the offset of every template vertex
+when the effect is at full strength. A slider's effects add up into one field
+per feature (see :mod:`avatar.rig`), and an avatar is the template plus a
+weighted sum of those fields, so the whole batch is one (block-sparse) matrix
+product. ``bend`` (a rotation) becomes a few more fields weighted by powers of
+its angle (:func:`bend_fields`); ``stature`` is a per-avatar offset and scale.
+
+Everything that depends only on the template (bone coordinates, skinning
+weights, normals, the mirror map) is computed once in :class:`Frame`.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import cached_property
+
+import numpy as np
+
+from . import anatomy
+from .template import Template
+
+LINEAR = ("length", "girth", "scale", "move", "bump", "rotate")
+NONLINEAR = ("bend", "stature")
+MIRROR = np.array([-1.0, 1.0, 1.0])
+
+
+def smoothstep(x: np.ndarray) -> np.ndarray:
+    """0 below 0, 1 above 1, C1-smooth in between."""
+    x = np.clip(x, 0.0, 1.0)
+    return x * x * (3.0 - 2.0 * x)
+
+
+def falloff(vertices: np.ndarray, center: np.ndarray, radius) -> np.ndarray:
+    """(V,) weight 1 at ``center`` easing to exactly 0 at the (ellipsoidal) ``radius``.
+
+    Compact support keeps a micro slider's field exactly zero outside its
+    region, which is what makes the rig's blend sparse and sliders local.
+    """
+    q2 = (((vertices - center) / np.asarray(radius, float)) ** 2).sum(axis=1)
+    return np.where(q2 < 1.0, (1.0 - q2) ** 2, 0.0)
+
+
+@dataclass(frozen=True, eq=False)
+class Frame:
+    """Template-only data the deformers read, computed once per rig."""
+
+    template: Template
+
+    @property
+    def vertices(self) -> np.ndarray:
+        return self.template.vertices
+
+    @cached_property
+    def bone_axes(self) -> dict[str, tuple[np.ndarray, np.ndarray, float]]:
+        """Bone -> (start point (3,), unit direction (3,), length)."""
+        out = {}
+        for bone, (a, b) in anatomy.BONES.items():
+            start, end = anatomy.JOINTS[a], anatomy.JOINTS[b]
+            length = float(np.linalg.norm(end - start))
+            out[bone] = (start, (end - start) / length, length)
+        return out
+
+    @cached_property
+    def along(self) -> np.ndarray:
+        """(V, B) position of each vertex along each bone, 0 at its start, 1 at its end."""
+        cols = [((self.vertices - s) @ u) / n for s, u, n in self.bone_axes.values()]
+        return np.stack(cols, axis=1)
+
+    @cached_property
+    def skin(self) -> np.ndarray:
+        """(V, B) smooth skinning weights (rows sum to 1), from distance to each bone.
+
+        Weights fall off as distance^-8, so a vertex follows its own bone
+        rigidly and blends only near joints. Parts pin what geometry can't
+        tell apart (a finger tip is nearer the thigh than the hand in A-pose).
+        """
+        d = np.stack([self._bone_distance(b) for b in anatomy.BONE_NAMES], axis=1)
+        w = 1.0 / np.maximum(d, 0.004) ** 8
+        w *= self._part_allows()
+        return w / w.sum(axis=1, keepdims=True)
+
+    def _bone_distance(self, bone: str) -> np.ndarray:
+        start, unit, length = self.bone_axes[bone]
+        t = np.clip((self.vertices - start) @ unit, 0.0, length)
+        return np.linalg.norm(self.vertices - (start + t[:, None] * unit), axis=1)
+
+    def _part_allows(self) -> np.ndarray:
+        """(V, B) 1 where a vertex's part may be skinned to a bone, else 0."""
+        names = np.array(self.template.part_names)[self.template.parts]
+        allow = np.ones((len(names), len(anatomy.BONE_NAMES)))
+        limb_bones = {"upper_arm": ("clavicle", "upper_arm", "forearm"),
+                      "forearm": ("upper_arm", "forearm", "hand"), "hand": ("forearm", "hand"),
+                      "thigh": ("thigh", "shin"), "shin": ("thigh", "shin", "foot"), "foot": ("shin", "foot")}
+        head = ("head", "forehead", "face", "nose", "mouth", "chin", "ear_l", "ear_r", "eye_l", "eye_r")
+        for j, bone in enumerate(anatomy.BONE_NAMES):
+            stem, _, side = bone.rpartition("_")
+            for part_stem, bones in limb_bones.items():
+                for s in ("l", "r"):
+                    rows = names == f"{part_stem}_{s}"
+                    allow[rows, j] = float(stem in bones and side == s)
+            if bone in ("head", "neck"):
+                continue
+            allow[np.isin(names, head), j] = 0.0
+        return allow
+
+    @cached_property
+    def normals(self) -> np.ndarray:
+        return self.template.vertex_normals
+
+    @cached_property
+    def mirror(self) -> np.ndarray:
+        return self.template.mirror
+
+    def carried(self, bone: str) -> np.ndarray:
+        """(V,) how much of ``bone`` lies between the root and each vertex (0..1).
+
+        0 for vertices before the bone, the smoothed position along the bone for
+        its own vertices, 1 for everything it carries (its descendants).
+        """
+        j = anatomy.BONE_NAMES.index(bone)
+        own = self.skin[:, j] * smoothstep(self.along[:, j])
+        kids = [anatomy.BONE_NAMES.index(b) for b in anatomy.bone_descendants(bone)]
+        return own + self.skin[:, kids].sum(axis=1)
+
+
+# --------------------------------------------------------------------------
+# linear deformers: effect -> (V, 3) displacement at full strength
+# --------------------------------------------------------------------------
+def _length(frame: Frame, e: dict, amount) -> np.ndarray:
+    _, unit, _ = frame.bone_axes[e["bone"]]
+    return frame.carried(e["bone"])[:, None] * (float(amount) * unit)
+
+
+def _girth(frame: Frame, e: dict, amount) -> np.ndarray:
+    bone = e["bone"]
+    start, unit, length = frame.bone_axes[bone]
+    j = anatomy.BONE_NAMES.index(bone)
+    t = frame.along[:, j]
+    t0, t1 = e.get("span") or (0.0, 1.0)
+    ramp = 0.15  # ease in and out over 15% of the bone so the limb stays smooth
+    window = smoothstep((t - t0 + ramp) / ramp) * smoothstep((t1 + ramp - t) / ramp)
+    rel = frame.vertices - start
+    radial = rel - (rel @ unit)[:, None] * unit
+    return (float(amount) * frame.skin[:, j] * window)[:, None] * radial
+
+
+def _scale(frame: Frame, e: dict, amount) -> np.ndarray:
+    # A plateau (full strength over the inner half of the radius) scales a
+    # feature as a whole instead of bulging its middle.
+    c = anatomy.point(e["at"])
+    q = np.sqrt((((frame.vertices - c) / np.asarray(e["radius"], float)) ** 2).sum(axis=1))
+    w = smoothstep(2.0 * (1.0 - q))
+    return w[:, None] * (frame.vertices - c) * np.asarray(amount, float)
+
+
+def _move(frame: Frame, e: dict, amount) -> np.ndarray:
+    w = falloff(frame.vertices, anatomy.point(e["at"]), e["radius"])
+    return w[:, None] * np.asarray(amount, float)
+
+
+def _bump(frame: Frame, e: dict, amount) -> np.ndarray:
+    w = falloff(frame.vertices, anatomy.point(e["at"]), e["radius"])
+    return (w * float(amount))[:, None] * frame.normals
+
+
+def _rotate(frame: Frame, e: dict, amount) -> np.ndarray:
+    # Small-angle rotation: the linear term of Rodrigues' formula.
+    c = anatomy.point(e["at"])
+    axis = np.asarray(e["axis"], float)
+    axis = axis / np.linalg.norm(axis)
+    w = falloff(frame.vertices, c, e["radius"])
+    return (w * np.deg2rad(float(amount)))[:, None] * np.cross(axis, frame.vertices - c)
+
+
+_FIELDS = {"length": _length, "girth": _girth, "scale": _scale, "move": _move,
+           "bump": _bump, "rotate": _rotate}
+
+
+def _sided_names(e: dict) -> tuple[str | None, bool]:
+    """The effect's anchor name and whether it is on the right side."""
+    name = e.get("bone") or e.get("at")
+    return name, bool(name) and name.endswith("_r")
+
+
+def displacement(frame: Frame, effect: dict, at_min: bool = False) -> np.ndarray:
+    """(V, 3) field of one linear effect at the slider's max (or min), with its mirror.
+
+    ``side: both`` adds the exact mirror image (through the template's mirror
+    map) when the effect sits on one side; ``left``/``right`` keep only that side.
+    """
+    amount = effect["amount"]
+    if at_min:
+        amount = effect.get("amount_at_min")
+        amount = -np.asarray(effect["amount"], float) if amount is None else amount
+    field = _FIELDS[effect["deformer"]](frame, effect, amount)
+    name, on_right = _sided_names(effect)
+    mirrored = field[frame.mirror] * MIRROR
+    side = effect.get("side", "both")
+    sided = name is not None and anatomy.mirror_name(name) != name
+    if side == "both":
+        return field + mirrored if sided else field
+    # one side only: "left" wants the effect on the +x side of the figure
+    want_right = side == "right"
+    if sided:
+        return field if want_right == on_right else mirrored
+    # a midline anchor: keep the requested half of a symmetric effect
+    keep = frame.vertices[:, 0] < 0 if want_right else frame.vertices[:, 0] > 0
+    return field * keep[:, None]
+
+
+# --------------------------------------------------------------------------
+# nonlinear deformers
+# --------------------------------------------------------------------------
+BEND_ORDER = 6  # terms of the angle's power series; error < 1e-7 rad up to 25 degrees
+
+
+def bend_fields(frame: Frame, bone: str, axis) -> np.ndarray:
+    """(BEND_ORDER, V, 3) fields whose sum weighted by angle**k rotates the template.
+
+    A bend turns each vertex by ``angle * w`` (w = how much of the bone it
+    carries, 0..1) about the axis through the bone's start. With p the offset
+    from that pivot, p_perp its part across the axis and K p = axis x p,
+    Rodrigues' formula gives a displacement
+
+        (cos(angle w) - 1) p_perp + sin(angle w) K p
+        = sum_k angle**k * [w**k c_k(p)]
+
+    so a bend is BEND_ORDER more linear features (angle, angle**2, ...) and
+    the rig stays one matrix product.
+    """
+    start, _, _ = frame.bone_axes[bone]
+    k = np.asarray(axis, float) / np.linalg.norm(axis)
+    w = frame.carried(bone)[:, None]
+    p = frame.vertices - start
+    kp = np.cross(k, p)
+    perp = p - (p @ k)[:, None] * k
+    out = np.empty((BEND_ORDER, len(p), 3))
+    for order in range(1, BEND_ORDER + 1):
+        # sin x = x - x^3/3! + ...,  cos x - 1 = -x^2/2! + x^4/4! - ...
+        sign = (-1) ** ((order - 1) // 2) if order % 2 else (-1) ** (order // 2)
+        basis = kp if order % 2 else perp
+        out[order - 1] = sign * w**order / math.factorial(order) * basis
+    return out
+
+
+def stature_scale(crown_y: np.ndarray, floor_y: np.ndarray, height_m: np.ndarray) -> np.ndarray:
+    """(n,) uniform scale that makes the crown-to-floor height exactly ``height_m``.
+
+    Measuring to the crown vertex, not the highest one, keeps ears from
+    changing stature.
+    """
+    return height_m / (crown_y - floor_y)
