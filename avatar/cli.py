@@ -1,0 +1,210 @@
+"""The ``avatar`` command line: a thin layer over the package's functions.
+
+Bad input (config problems, unknown files or formats) prints one line per
+problem and exits with status 2, never a traceback; nothing is written.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import numpy as np
+
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """A problem with the user's input, reported without a traceback."""
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    from .config import ConfigError
+
+    try:
+        return args.run(args) or 0
+    except ConfigError as err:
+        print(str(err), file=sys.stderr)
+        return EXIT_USAGE
+    except (UsageError, FileNotFoundError, IsADirectoryError) as err:
+        print(f"avatar: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="avatar", description="Procedural 3D character creator.")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    def add(name, func, help_):
+        sp = sub.add_parser(name, help=help_, description=help_)
+        sp.set_defaults(run=func)
+        sp.add_argument("--rig", default=None, help="rig YAML (default: configs/rigs/humanoid.yaml)")
+        return sp
+
+    sp = add("sliders", cmd_sliders, "List every slider: group, name, range, default, unit, description.")
+    sp.add_argument("--group", help="only this group (body, face, ...)")
+    sp.add_argument("--markdown", action="store_true", help="print a Markdown table")
+
+    sp = add("make", cmd_make, "Build an avatar from a preset YAML and write a mesh (.glb, .obj, .ply).")
+    sp.add_argument("preset")
+    sp.add_argument("-o", "--output", required=True)
+
+    sp = add("random", cmd_random, "Build a random avatar (sliders drawn from their distributions).")
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--index", type=int, default=0, help="which avatar of the seed's sequence")
+    sp.add_argument("-o", "--output", required=True)
+    sp.add_argument("--save-preset", help="also write its slider values as a preset YAML")
+
+    sp = add("validate", cmd_validate, "Check preset (or rig) YAML files; exit 0 if all valid, 2 if not.")
+    sp.add_argument("files", nargs="+")
+
+    sp = add("demo", cmd_demo, "The main job on defaults: every preset and a few random avatars into out/.")
+    sp.add_argument("--out", default="out")
+    sp.add_argument("--n-random", type=int, default=4)
+    sp.add_argument("--seed", type=int, default=0)
+    return p
+
+
+def _rig(args):
+    from .rig import load_rig
+
+    return load_rig(args.rig)
+
+
+def _check_output(path: str) -> Path:
+    from .export import FORMATS
+
+    out = Path(path)
+    if out.suffix.lower() not in FORMATS:
+        raise UsageError(f"{out}: unknown mesh format {out.suffix!r}; use one of {', '.join(FORMATS)}")
+    return out
+
+
+def _write(rig, values: np.ndarray, out: Path) -> None:
+    from .export import write_mesh
+
+    readable = {s.name: s.readable(v) for s, v in zip(rig.sliders, values)}
+    write_mesh(out, rig.vertices(values), rig.template, readable)
+    print(f"wrote {out}")
+
+
+# -- commands ----------------------------------------------------------------
+def cmd_sliders(args) -> int:
+    from .sliders import load_rig_spec
+    from .rig import DEFAULT_RIG
+
+    spec = load_rig_spec(args.rig or DEFAULT_RIG)
+    rows = [s for s in spec.sliders if not args.group or s.group == args.group]
+    if args.group and not rows:
+        from .config import did_you_mean
+
+        raise UsageError(f"no group {args.group!r}{did_you_mean(args.group, spec.groups)}")
+    print(slider_table(rows, markdown=args.markdown))
+    return 0
+
+
+def slider_table(sliders, markdown: bool = False) -> str:
+    """A text (or Markdown) table of slider specs."""
+    head = ("group", "name", "range", "default", "unit", "description")
+    rows = [(s.group, s.name, _range(s), str(s.readable(s.default)), s.unit, s.description) for s in sliders]
+    if markdown:
+        out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+        out += ["| " + " | ".join(r[:1] + (f"`{r[1]}`",) + r[2:]) + " |" for r in rows]
+        return "\n".join(out)
+    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head[:-1])]
+    fmt = "  ".join(f"{{:<{w}}}" for w in widths) + "  {}"
+    return "\n".join(fmt.format(*r) for r in [head, *rows])
+
+
+def _range(s) -> str:
+    if s.kind == "categorical":
+        return " | ".join(s.categories)
+    if s.kind == "bool":
+        return "false | true"
+    return f"{s.readable(s.min)} to {s.readable(s.max)}"
+
+
+def cmd_make(args) -> int:
+    from .sliders import load_preset
+
+    out = _check_output(args.output)
+    rig = _rig(args)
+    values = rig.spec.to_vector(load_preset(args.preset, rig.spec))
+    _write(rig, values, out)
+    return 0
+
+
+def cmd_random(args) -> int:
+    out = _check_output(args.output)
+    if args.seed < 0 or args.index < 0:
+        raise UsageError("--seed and --index must be >= 0")
+    rig = _rig(args)
+    values = rig.sample(1, seed=args.seed, start=args.index)[0]
+    _write(rig, values, out)
+    if args.save_preset:
+        write_preset(args.save_preset, rig, values, name=f"random seed {args.seed} #{args.index}")
+        print(f"wrote {args.save_preset}")
+    return 0
+
+
+def write_preset(path, rig, values: np.ndarray, name: str) -> None:
+    """Write the sliders that differ from their defaults as a preset YAML."""
+    import yaml
+
+    changed = {s.name: s.readable(v) for s, v in zip(rig.sliders, values) if v != s.default}
+    changed = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in changed.items()}
+    text = yaml.safe_dump({"name": name, "sliders": changed}, sort_keys=False)
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    Path(path).write_text(text)
+
+
+def cmd_validate(args) -> int:
+    from .config import ConfigError, load_yaml_lenient
+    from .sliders import load_preset, load_rig_spec
+
+    spec = None
+    failed = False
+    for f in args.files:
+        try:
+            data, _, _ = load_yaml_lenient(f)
+            if isinstance(data, dict) and "template" in data:
+                load_rig_spec(f)
+            else:
+                spec = spec or load_rig_spec(args.rig or _default_rig())
+                load_preset(f, spec)
+            print(f"{f}: ok")
+        except ConfigError as err:
+            failed = True
+            print(str(err), file=sys.stderr)
+    return EXIT_USAGE if failed else 0
+
+
+def _default_rig():
+    from .rig import DEFAULT_RIG
+
+    return DEFAULT_RIG
+
+
+def cmd_demo(args) -> int:
+    """Every preset under configs/avatars and a few random avatars, as GLB + PLY."""
+    from .rig import ROOT
+    from .sliders import load_preset
+
+    rig = _rig(args)
+    out = Path(args.out)
+    presets = sorted((ROOT / "configs" / "avatars").glob("*.yaml"))
+    for p in presets:
+        values = rig.spec.to_vector(load_preset(p, rig.spec))
+        _write(rig, values, out / "presets" / f"{p.stem}.glb")
+    S = rig.sample(args.n_random, seed=args.seed)
+    for i, values in enumerate(S):
+        _write(rig, values, out / "random" / f"seed{args.seed}_{i:03d}.glb")
+        write_preset(out / "random" / f"seed{args.seed}_{i:03d}.yaml", rig, values, f"random {i}")
+    print(f"done: {len(presets)} presets and {len(S)} random avatars in {out}/")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
