@@ -101,29 +101,10 @@ def cmd_sliders(args) -> int:
         from .config import did_you_mean
 
         raise UsageError(f"no group {args.group!r}{did_you_mean(args.group, spec.groups)}")
+    from .docs import slider_table
+
     print(slider_table(rows, markdown=args.markdown))
     return 0
-
-
-def slider_table(sliders, markdown: bool = False) -> str:
-    """A text (or Markdown) table of slider specs."""
-    head = ("group", "name", "range", "default", "unit", "description")
-    rows = [(s.group, s.name, _range(s), str(s.readable(s.default)), s.unit, s.description) for s in sliders]
-    if markdown:
-        out = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-        out += ["| " + " | ".join(r[:1] + (f"`{r[1]}`",) + r[2:]) + " |" for r in rows]
-        return "\n".join(out)
-    widths = [max(len(h), *(len(r[i]) for r in rows)) for i, h in enumerate(head[:-1])]
-    fmt = "  ".join(f"{{:<{w}}}" for w in widths) + "  {}"
-    return "\n".join(fmt.format(*r) for r in [head, *rows])
-
-
-def _range(s) -> str:
-    if s.kind == "categorical":
-        return " | ".join(s.categories)
-    if s.kind == "bool":
-        return "false | true"
-    return f"{s.readable(s.min)} to {s.readable(s.max)}"
 
 
 def cmd_make(args) -> int:

@@ -1,0 +1,21 @@
+#!/usr/bin/env bash
+# Install avatar and everything its tests need into .venv (Debian/Ubuntu, Python 3.11+).
+# System packages: the headless OpenGL libraries for rendering and venv support.
+set -euo pipefail
+cd "$(dirname "$0")"
+SUDO=""
+[ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null && SUDO="sudo"
+if command -v apt-get >/dev/null; then
+  pkgs="libegl1 libgl1-mesa-dri libosmesa6"
+  python3 -m venv --help >/dev/null 2>&1 || pkgs="$pkgs python3-venv"
+  missing=$(for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
+  if [ -n "$missing" ]; then
+    $SUDO apt-get update -qq
+    # shellcheck disable=SC2086
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq $missing >/dev/null
+  fi
+fi
+[ -x .venv/bin/python ] || python3 -m venv .venv
+.venv/bin/python -m pip install -q --upgrade pip
+.venv/bin/python -m pip install -q -e ".[test]"
+echo "installed: .venv/bin/avatar"
