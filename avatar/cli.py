@@ -82,12 +82,13 @@ def _check_output(path: str) -> Path:
     return out
 
 
-def _write(rig, values: np.ndarray, out: Path) -> None:
+def _write(rig, values: np.ndarray, out: Path, texture_size: int = 1024) -> None:
     from .export import write_mesh
 
     readable = {s.name: s.readable(v) for s, v in zip(rig.sliders, values)}
-    write_mesh(out, rig.vertices(values), rig.template, readable)
-    print(f"wrote {out}")
+    texture = rig.textures(values, texture_size) if out.suffix.lower() != ".ply" else None
+    for path in write_mesh(out, rig.vertices(values), rig.template, readable, texture):
+        print(f"wrote {path}")
 
 
 # -- commands ----------------------------------------------------------------

@@ -22,16 +22,48 @@ SKIN_RGBA = (0.80, 0.64, 0.54, 1.0)  # a neutral base colour until textures exis
 
 
 def write_mesh(path: str | Path, vertices: np.ndarray, template: Template,
-               sliders: dict[str, object] | None = None) -> Path:
-    """Write one avatar. vertices : (V, 3) solid positions in metres."""
+               sliders: dict[str, object] | None = None, texture: np.ndarray | None = None) -> list[Path]:
+    """Write one avatar; returns the files written.
+
+    vertices : (V, 3) solid positions in metres; texture : (H, W, 3) uint8 or
+    None. GLB embeds the texture; OBJ writes ``<name>.mtl`` and
+    ``<name>.png`` beside itself; PLY has no texture (the solid only).
+    """
     path = Path(path)
     suffix = path.suffix.lower()
-    writers = {".glb": _glb_bytes, ".obj": _obj_bytes, ".ply": _ply_bytes}
-    if suffix not in writers:
+    if suffix not in FORMATS:
         raise ValueError(f"{path}: unknown mesh format {suffix!r}; use one of {', '.join(FORMATS)}")
-    data = writers[suffix](np.asarray(vertices, np.float64), template, sliders or {})
-    _atomic_write(path, data)
-    return path
+    vertices, sliders = np.asarray(vertices, np.float64), sliders or {}
+    if suffix == ".glb":
+        _atomic_write(path, _glb_bytes(vertices, template, sliders, texture))
+        return [path]
+    if suffix == ".ply":
+        _atomic_write(path, _ply_bytes(vertices, template, sliders))
+        return [path]
+    written = []
+    if texture is not None:
+        png, mtl = path.with_suffix(".png"), path.with_suffix(".mtl")
+        _atomic_write(png, _png_bytes(texture))
+        _atomic_write(mtl, _mtl_bytes(png.name))
+        written += [png, mtl]
+    _atomic_write(path, _obj_bytes(vertices, template, sliders, path.with_suffix(".mtl").name if texture is not None else None))
+    return [path, *written]
+
+
+def textured_mesh(vertices: np.ndarray, template: Template, texture: np.ndarray | None = None):
+    """A seam-split ``trimesh.Trimesh`` with UVs and a PBR material (textured if given)."""
+    import trimesh
+    from PIL import Image
+    from trimesh.visual.material import PBRMaterial
+    from trimesh.visual.texture import TextureVisuals
+
+    image = Image.fromarray(np.asarray(texture, np.uint8)) if texture is not None else None
+    material = PBRMaterial(name="skin", baseColorFactor=(1.0, 1.0, 1.0, 1.0) if image else SKIN_RGBA,
+                           baseColorTexture=image, metallicFactor=0.0, roughnessFactor=0.7)
+    mesh = trimesh.Trimesh(np.asarray(vertices, np.float64)[template.export_index], template.export_faces,
+                           visual=TextureVisuals(uv=template.export_uv, material=material), process=False)
+    mesh.metadata["solid_index"] = template.export_index
+    return mesh
 
 
 def _atomic_write(path: Path, data: bytes) -> None:
@@ -41,15 +73,10 @@ def _atomic_write(path: Path, data: bytes) -> None:
     os.replace(tmp, path)
 
 
-def _glb_bytes(vertices, template: Template, sliders) -> bytes:
+def _glb_bytes(vertices, template: Template, sliders, texture=None) -> bytes:
     import trimesh
-    from trimesh.visual.material import PBRMaterial
-    from trimesh.visual.texture import TextureVisuals
 
-    material = PBRMaterial(name="skin", baseColorFactor=SKIN_RGBA, metallicFactor=0.0, roughnessFactor=0.7)
-    mesh = trimesh.Trimesh(vertices[template.export_index], template.export_faces,
-                           visual=TextureVisuals(uv=template.export_uv, material=material), process=False)
-    scene = trimesh.Scene({"avatar": mesh})
+    scene = trimesh.Scene({"avatar": textured_mesh(vertices, template, texture)})
     extras = {"avatar": {"template": template.name, "sliders": _plain(sliders)}}
 
     def add_extras(tree: dict) -> None:
@@ -58,14 +85,31 @@ def _glb_bytes(vertices, template: Template, sliders) -> bytes:
     return trimesh.exchange.gltf.export_glb(scene, include_normals=True, tree_postprocessor=add_extras)
 
 
-def _obj_bytes(vertices, template: Template, sliders) -> bytes:
+def _obj_bytes(vertices, template: Template, sliders, mtl_name: str | None = None) -> bytes:
     v = vertices[template.export_index]
     lines = [f"# avatar: template {template.name}, {len(v)} vertices (seam-split), {len(template.faces)} faces"]
     lines += [f"# slider {k} = {val}" for k, val in sliders.items()]
+    if mtl_name:
+        lines += [f"mtllib {mtl_name}", "usemtl skin"]
     lines += [f"v {a:.6f} {b:.6f} {c:.6f}" for a, b, c in v]
     lines += [f"vt {a:.6f} {b:.6f}" for a, b in template.export_uv]
     lines += [f"f {a}/{a} {b}/{b} {c}/{c}" for a, b, c in template.export_faces + 1]
     return ("\n".join(lines) + "\n").encode()
+
+
+def _png_bytes(texture: np.ndarray) -> bytes:
+    import io
+
+    from PIL import Image
+
+    buf = io.BytesIO()
+    Image.fromarray(np.asarray(texture, np.uint8)).save(buf, format="PNG")
+    return buf.getvalue()
+
+
+def _mtl_bytes(png_name: str) -> bytes:
+    return ("newmtl skin\nKa 1.000 1.000 1.000\nKd 1.000 1.000 1.000\nKs 0.000 0.000 0.000\n"
+            f"Ns 10.0\nillum 1\nmap_Kd {png_name}\n").encode()
 
 
 def _ply_bytes(vertices, template: Template, sliders) -> bytes:

@@ -110,17 +110,36 @@ class Rig:
             out[i:i + chunk] = self._chunk(S[i:i + chunk])
         return out[0] if single else out
 
-    def mesh(self, values=None):
-        """A ``trimesh.Trimesh`` of one avatar (the watertight solid).
+    def textures(self, S, size: int = 512) -> np.ndarray:
+        """(n, size, size, 3) uint8 UV textures for slider values ``S`` (n, P); (size, size, 3) for (P,)."""
+        from .texture import textures
+
+        S = self.values(S)
+        out = textures(self.template, self.spec, np.atleast_2d(S), size)
+        return out[0] if S.ndim == 1 else out
+
+    def mesh(self, values=None, textured: bool = True, texture_size: int = 1024):
+        """A ``trimesh.Trimesh`` of one avatar.
 
         ``values`` is a (P,) array, a mapping of readable slider values (a
-        preset), or None for the default avatar. The vertex order is the
-        template's, so meshes of different avatars line up vertex for vertex.
+        preset), or None for the default avatar. By default the mesh carries
+        UVs and a PBR material with the avatar's texture; for that its seam
+        vertices are split (one UV per vertex, as glTF needs), so trimesh
+        counts the seams as open: ``metadata["solid_index"]`` maps each vertex
+        to its vertex of the solid. ``textured=False`` gives the watertight
+        solid itself, vertex for vertex as :meth:`vertices` returns it.
         """
         import trimesh
 
+        from .export import textured_mesh
+
         x = self.defaults() if values is None else self.values(values)
-        mesh = trimesh.Trimesh(self.vertices(x).astype(np.float64), self.faces, process=False)
+        verts = self.vertices(x).astype(np.float64)
+        if textured:
+            mesh = textured_mesh(verts, self.template, self.textures(x, texture_size))
+            mesh.metadata["parts"] = self.template.parts[self.template.export_index]
+            return mesh
+        mesh = trimesh.Trimesh(verts, self.faces, process=False)
         mesh.metadata["parts"] = self.template.parts
         return mesh
 

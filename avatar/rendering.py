@@ -1,0 +1,763 @@
+"""Headless rendering of avatars: batched images, contact sheets, slider strips, turntables.
+
+    import avatar
+    rig = avatar.load_rig()
+    imgs = avatar.render(rig, rig.sample(8, seed=0), views=("front", "side"), size=256)
+    imgs.shape                     # (8, 2, 256, 256, 3) uint8
+
+One pyrender ``OffscreenRenderer`` serves the whole process and is reused by
+every call; each avatar's mesh is uploaded once and only the camera and the
+lights (which follow the camera) move between its views. A batch is streamed
+through in chunks, so the rig and the texture generator work in batches too.
+
+The OpenGL platform is chosen before pyrender (PyOpenGL binds its platform at
+import, once per process): ``backend=`` or the environment variable
+``AVATAR_GL`` (``egl`` or ``osmesa``) name it; otherwise EGL is tried first and
+OSMesa second. Each candidate is probed once per process in a short
+subprocess with ctypes (a broken driver can crash it; it cannot crash us).
+When none can start, :class:`RenderBackendError` says which packages to
+install; the CLI maps it to exit status 2.
+
+The figure faces +z with +y up, so the ``front`` camera sits on +z. Cameras
+are framed from the avatar's actual bounding box in each view (``frame="auto"``),
+so avatars of any height are centred and fill the frame alike;
+``frame="fixed"`` uses a fixed world height instead, so sizes compare across
+images; ``frame="orbit"`` fits a yaw-independent cylinder (turntables).
+"""
+from __future__ import annotations
+
+import atexit
+import math
+import os
+import subprocess
+import sys
+import threading
+import weakref
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+BACKENDS = ("egl", "osmesa")
+PACKAGES = "libegl1 libgl1-mesa-dri libosmesa6"
+SKIN = (0.80, 0.64, 0.54)          # display (sRGB) skin colour while the rig has no textures
+BACKGROUND = (236, 238, 241)       # display colour behind the avatar
+HEAD_PARTS = ("head", "forehead", "face", "nose", "mouth", "chin", "ear_l", "ear_r", "eye_l", "eye_r")
+HEAD_HEIGHT = 0.36                 # metres shown by head views with frame="fixed"
+WORLD_HEIGHT = 2.2                 # metres shown by body views with frame="fixed"
+
+
+class RenderBackendError(RuntimeError):
+    """No OpenGL backend for headless rendering could start (the CLI exits 2)."""
+
+
+# --------------------------------------------------------------------------
+# views
+# --------------------------------------------------------------------------
+@dataclass(frozen=True)
+class View:
+    """A camera direction. ``yaw``: degrees around +y from the front (+z) towards
+    the figure's left (+x); ``pitch``: degrees above the horizon; ``target``:
+    ``"body"`` frames the whole avatar, ``"head"`` the head parts."""
+
+    name: str
+    yaw: float = 0.0
+    pitch: float = 0.0
+    target: str = "body"
+    margin: float = 0.08           # fraction of the half-frame left free on each side
+
+
+VIEWS = {
+    "front": View("front"),
+    "three_quarter": View("three_quarter", yaw=35.0, pitch=8.0),
+    "side": View("side", yaw=90.0),
+    "back": View("back", yaw=180.0),
+    "face": View("face", yaw=0.0, target="head", margin=0.14),
+    "profile": View("profile", yaw=90.0, target="head", margin=0.14),
+}
+
+
+def as_view(v) -> View:
+    """A :class:`View` from a view name, a yaw angle in degrees, or a View."""
+    if isinstance(v, View):
+        return v
+    if isinstance(v, str):
+        if v in VIEWS:
+            return VIEWS[v]
+        try:
+            return View(v, yaw=float(v))
+        except ValueError:
+            from .config import did_you_mean
+
+            raise ValueError(f"unknown view {v!r}{did_you_mean(v, VIEWS)}; "
+                             f"use one of {', '.join(VIEWS)} or a yaw angle in degrees") from None
+    if isinstance(v, (int, float)) and math.isfinite(v):
+        return View(f"{v:g}", yaw=float(v))
+    raise ValueError(f"a view is a name ({', '.join(VIEWS)}), a yaw angle or a View, not {v!r}")
+
+
+# --------------------------------------------------------------------------
+# backend choice (before pyrender is imported)
+# --------------------------------------------------------------------------
+_PROBE = r'''
+import ctypes, ctypes.util, sys
+from ctypes import CFUNCTYPE, POINTER, byref, c_char_p, c_int, c_uint, c_void_p
+
+def load(names):
+    errors = []
+    for n in names:
+        if n is None:
+            continue
+        try:
+            return ctypes.CDLL(n)
+        except OSError as e:
+            errors.append(str(e))
+    raise OSError("; ".join(errors) or "library not found")
+
+def egl():
+    lib = load(["libEGL.so.1", ctypes.util.find_library("EGL")])
+    load(["libOpenGL.so.0", "libGL.so.1", ctypes.util.find_library("OpenGL"), ctypes.util.find_library("GL")])
+    lib.eglGetProcAddress.restype = c_void_p
+    lib.eglGetProcAddress.argtypes = [c_char_p]
+    lib.eglGetDisplay.restype = c_void_p
+    lib.eglGetDisplay.argtypes = [c_void_p]
+    lib.eglInitialize.argtypes = [c_void_p, POINTER(c_int), POINTER(c_int)]
+    lib.eglChooseConfig.argtypes = [c_void_p, POINTER(c_int), POINTER(c_void_p), c_int, POINTER(c_int)]
+    lib.eglBindAPI.argtypes = [c_uint]
+    lib.eglCreateContext.restype = c_void_p
+    lib.eglCreateContext.argtypes = [c_void_p, c_void_p, c_void_p, POINTER(c_int)]
+    lib.eglMakeCurrent.argtypes = [c_void_p, c_void_p, c_void_p, c_void_p]
+    lib.eglDestroyContext.argtypes = [c_void_p, c_void_p]
+    lib.eglTerminate.argtypes = [c_void_p]
+    query = lib.eglGetProcAddress(b"eglQueryDevicesEXT")
+    platform_display = lib.eglGetProcAddress(b"eglGetPlatformDisplayEXT")
+    if query and platform_display:
+        n, devices = c_int(0), (c_void_p * 32)()
+        CFUNCTYPE(c_uint, c_int, POINTER(c_void_p), POINTER(c_int))(query)(32, devices, byref(n))
+        if n.value < 1:
+            return "EGL lists no rendering device (is libgl1-mesa-dri installed?)"
+        dpy = CFUNCTYPE(c_void_p, c_uint, c_void_p, c_void_p)(platform_display)(0x313F, devices[0], None)
+    else:
+        dpy = lib.eglGetDisplay(None)
+    if not dpy:
+        return "no EGL display"
+    major, minor = c_int(), c_int()
+    if not lib.eglInitialize(dpy, byref(major), byref(minor)):
+        return "eglInitialize failed (is libgl1-mesa-dri installed?)"
+    try:
+        attrs = (c_int * 15)(0x3033, 0x1, 0x3024, 8, 0x3023, 8, 0x3022, 8, 0x3025, 24, 0x3040, 0x8, 0x3038, 0, 0)
+        config, count = c_void_p(), c_int(0)
+        if not lib.eglChooseConfig(dpy, attrs, byref(config), 1, byref(count)) or count.value < 1:
+            return "no EGL config with desktop OpenGL and a depth buffer"
+        if not lib.eglBindAPI(0x30A2):
+            return "eglBindAPI(OpenGL) failed"
+        ctx_attrs = (c_int * 7)(0x3098, 4, 0x30FB, 1, 0x30FD, 0x1, 0x3038)
+        ctx = lib.eglCreateContext(dpy, config, None, ctx_attrs)
+        if not ctx:
+            return "no OpenGL 4.1 core context"
+        ok = lib.eglMakeCurrent(dpy, None, None, ctx)
+        lib.eglMakeCurrent(dpy, None, None, None)
+        lib.eglDestroyContext(dpy, ctx)
+        return None if ok else "eglMakeCurrent without a surface failed"
+    finally:
+        lib.eglTerminate(dpy)
+
+def osmesa():
+    lib = load(["libOSMesa.so.8", "libOSMesa.so.6", "libOSMesa.so", ctypes.util.find_library("OSMesa")])
+    lib.OSMesaCreateContextAttribs.restype = c_void_p
+    lib.OSMesaCreateContextAttribs.argtypes = [POINTER(c_int), c_void_p]
+    lib.OSMesaMakeCurrent.argtypes = [c_void_p, c_void_p, c_uint, c_int, c_int]
+    lib.OSMesaDestroyContext.argtypes = [c_void_p]
+    attrs = (c_int * 11)(0x22, 0x1908, 0x20, 24, 0x33, 0x34, 0x36, 3, 0x37, 3, 0)
+    ctx = lib.OSMesaCreateContextAttribs(attrs, None)
+    if not ctx:
+        return "no OSMesa OpenGL 3.3 core context"
+    buf = ctypes.create_string_buffer(4 * 8 * 8)
+    ok = lib.OSMesaMakeCurrent(ctx, buf, 0x1401, 8, 8)
+    lib.OSMesaDestroyContext(ctx)
+    return None if ok else "OSMesaMakeCurrent failed"
+
+try:
+    reason = {"egl": egl, "osmesa": osmesa}[sys.argv[1]]()
+except OSError as e:
+    reason = "library not found (" + str(e) + ")"
+except Exception as e:
+    reason = type(e).__name__ + ": " + str(e)
+print(reason or "ok")
+sys.exit(0 if reason is None else 1)
+'''
+
+_probes: dict[str, str | None] = {}   # backend -> None when it works, else why not
+_lock = threading.Lock()
+_state: dict = {"backend": None, "renderer": None, "thread": None}
+
+
+def _probe(name: str) -> str | None:
+    """None when backend ``name`` can create an OpenGL context, else the reason (a subprocess)."""
+    env = dict(os.environ)
+    env.pop("DISPLAY", None)  # as pyrender does: never an X server
+    try:
+        p = subprocess.run([sys.executable, "-S", "-c", _PROBE, name], capture_output=True,
+                           text=True, timeout=60, env=env)
+    except (OSError, subprocess.TimeoutExpired) as err:
+        return f"probe failed ({err})"
+    if p.returncode == 0:
+        return None
+    if p.returncode < 0:
+        return f"the probe crashed (signal {-p.returncode})"
+    return (p.stdout.strip().splitlines() or [p.stderr.strip() or f"exit {p.returncode}"])[-1]
+
+
+def _probed(name: str) -> str | None:
+    if name not in _probes:
+        _probes[name] = _probe(name)
+    return _probes[name]
+
+
+def _bound_platform() -> str | None:
+    """The platform PyOpenGL is already bound to in this process, if it was imported."""
+    if "OpenGL.platform" not in sys.modules:
+        return None
+    return os.environ.get("PYOPENGL_PLATFORM", "").lower() or "default"
+
+
+def _no_backend(tried: dict[str, str | None]) -> RenderBackendError:
+    detail = "; ".join(f"{k}: {v}" for k, v in tried.items())
+    return RenderBackendError(
+        f"no OpenGL backend for headless rendering could start ({detail}). "
+        f"Install the system packages with: sudo apt-get install {PACKAGES} "
+        f"(Debian/Ubuntu), then retry; AVATAR_GL=egl or AVATAR_GL=osmesa picks one.")
+
+
+def choose_backend(backend: str | None = None) -> str:
+    """The OpenGL platform renders use in this process: 'egl' or 'osmesa'.
+
+    ``backend`` (or else ``AVATAR_GL``) forces one; otherwise EGL, then OSMesa.
+    Raises :class:`RenderBackendError` when none can start.
+    """
+    forced = backend or os.environ.get("AVATAR_GL") or None
+    if forced is not None:
+        forced = forced.strip().lower()
+        if forced not in BACKENDS:
+            source = "backend=" if backend else "AVATAR_GL="
+            raise RenderBackendError(f"{source}{forced!r} is not a rendering backend; use one of {', '.join(BACKENDS)}")
+    with _lock:
+        chosen = _state["backend"]
+        if chosen is not None:
+            if forced and forced != chosen:
+                raise RenderBackendError(
+                    f"this process already renders with {chosen}; PyOpenGL binds its platform once per "
+                    f"process, so render with {forced} in a new process (AVATAR_GL={forced})")
+            return chosen
+        bound = _bound_platform()
+        if bound is not None and bound not in BACKENDS:
+            raise RenderBackendError(
+                f"PyOpenGL was imported before avatar chose a headless platform (PYOPENGL_PLATFORM="
+                f"{os.environ.get('PYOPENGL_PLATFORM', 'unset')}); import avatar.rendering first or set "
+                f"PYOPENGL_PLATFORM=egl (or osmesa) before importing OpenGL or pyrender")
+        if bound is not None:
+            candidates = [bound]
+            if forced and forced != bound:
+                raise RenderBackendError(
+                    f"PyOpenGL is already bound to {bound} in this process; use a new process for {forced}")
+        elif forced:
+            candidates = [forced]
+        else:
+            preferred = os.environ.get("PYOPENGL_PLATFORM", "").lower()
+            candidates = sorted(BACKENDS, key=lambda b: b != preferred)
+        tried = {}
+        for name in candidates:
+            tried[name] = _probed(name)
+            if tried[name] is None:
+                os.environ["PYOPENGL_PLATFORM"] = name
+                _state["backend"] = name
+                return name
+        raise _no_backend(tried)
+
+
+def _renderer(width: int, height: int, backend: str | None):
+    """The process's one OffscreenRenderer, sized (width, height)."""
+    name = choose_backend(backend)
+    r = _state["renderer"]
+    if r is None:
+        try:
+            import pyrender
+
+            r = pyrender.OffscreenRenderer(width, height)
+        except Exception as err:  # the probe passed, but pyrender could not start
+            raise _no_backend({name: f"{type(err).__name__}: {err}".strip(": ")}) from err
+        _state["renderer"], _state["thread"] = r, threading.get_ident()
+        atexit.register(_close)
+    elif _state["thread"] != threading.get_ident():
+        raise RuntimeError("an OpenGL context belongs to the thread that made it: render from one "
+                           "thread per process (use processes, not threads, for parallel rendering)")
+    r.viewport_width, r.viewport_height = width, height
+    return r
+
+
+def _close() -> None:
+    r, _state["renderer"] = _state["renderer"], None
+    if r is not None:
+        try:
+            r.delete()
+        except Exception:
+            pass
+
+
+# --------------------------------------------------------------------------
+# per-template geometry (cached)
+# --------------------------------------------------------------------------
+class _Geometry:
+    """What rendering needs from a template, computed once per template."""
+
+    def __init__(self, template):
+        from scipy.sparse import csr_matrix
+
+        faces = np.asarray(template.faces, np.int64)
+        n, f = len(template.vertices), len(faces)
+        self.faces = faces.astype(np.uint32)
+        # vertex normal = sum of the area-weighted normals of its faces
+        self.incidence = csr_matrix((np.ones(3 * f, np.float32), (faces.ravel(), np.repeat(np.arange(f), 3))),
+                                    shape=(n, f))
+        self.head = np.flatnonzero(template.part_mask(*[p for p in HEAD_PARTS if p in template.part_names]))
+        self.export_index = np.asarray(template.export_index)
+        self.export_uv = np.asarray(template.export_uv, np.float32)
+        self.export_faces = np.asarray(template.export_faces, np.uint32)
+        self.colors = _flat_colors(template)
+
+    def normals(self, v: np.ndarray) -> np.ndarray:
+        a, b, c = (v[self.faces[:, i]] for i in range(3))
+        vn = self.incidence @ np.cross(b - a, c - a)
+        return (vn / np.maximum(np.linalg.norm(vn, axis=1, keepdims=True), 1e-12)).astype(np.float32)
+
+
+_geometry_cache: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def _geometry(template) -> _Geometry:
+    g = _geometry_cache.get(template)
+    if g is None:
+        g = _geometry_cache[template] = _Geometry(template)
+    return g
+
+
+def _linear(rgb) -> np.ndarray:
+    c = np.asarray(rgb, np.float64)
+    return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+
+
+def _flat_colors(template) -> np.ndarray:
+    """(V, 4) linear vertex colours for untextured renders: skin, and eyes with an iris."""
+    colors = np.tile(np.append(_linear(SKIN), 1.0), (len(template.vertices), 1)).astype(np.float32)
+    for eye in ("eye_l", "eye_r"):
+        if eye not in template.part_names:
+            continue
+        idx = np.flatnonzero(template.part_mask(eye))
+        p = template.vertices[idx]
+        centre = (p.max(axis=0) + p.min(axis=0)) / 2
+        d = p - centre
+        cos = d[:, 2] / np.maximum(np.linalg.norm(d, axis=1), 1e-12)   # towards +z, where the eye looks
+        rgb = np.where((cos > 0.93)[:, None], (0.05, 0.04, 0.04),
+                       np.where((cos > 0.80)[:, None], (0.30, 0.20, 0.12), (0.92, 0.90, 0.88)))
+        colors[idx, :3] = _linear(rgb)
+    return colors
+
+
+# --------------------------------------------------------------------------
+# cameras and lights
+# --------------------------------------------------------------------------
+def _rotation(yaw: float, pitch: float) -> np.ndarray:
+    """Columns: the camera's right, up and back (it looks along -back) in world axes."""
+    y, p = math.radians(yaw), math.radians(pitch)
+    back = np.array([math.sin(y) * math.cos(p), math.sin(p), math.cos(y) * math.cos(p)])
+    right = np.cross([0.0, 1.0, 0.0], back)
+    right /= np.linalg.norm(right)
+    up = np.cross(back, right)
+    return np.stack([right, up, back], axis=1)
+
+
+# directions towards each light in the camera's axes (right, up, back), colour, intensity
+LIGHTS = (
+    ("key", (-0.65, 0.55, 0.75), (1.00, 0.96, 0.90), 3.2),
+    ("fill", (0.85, 0.05, 0.70), (0.85, 0.90, 1.00), 1.3),
+    ("rim", (0.35, 0.65, -0.90), (1.00, 1.00, 1.00), 2.6),
+)
+AMBIENT = 0.22
+
+
+def _light_basis(u) -> np.ndarray:
+    """Rotation whose +z is ``u`` (a directional light shines along its -z)."""
+    z = np.asarray(u, np.float64) / np.linalg.norm(u)
+    x = np.cross([0.0, 1.0, 0.0], z)
+    x = x / np.linalg.norm(x) if np.linalg.norm(x) > 1e-6 else np.array([1.0, 0.0, 0.0])
+    return np.stack([x, np.cross(z, x), z], axis=1)
+
+
+_LIGHT_BASES = [_light_basis(u) for _, u, _, _ in LIGHTS]
+
+
+@dataclass
+class _Shot:
+    pose: np.ndarray       # (4, 4) camera to world
+    mag: float             # orthographic half-height of the frame
+    znear: float
+    zfar: float
+
+
+def _frame(view: View, verts: np.ndarray, head: np.ndarray, *, perspective: bool, frame: str,
+           aspect: float, tan_half: float, world_height: float) -> _Shot:
+    """Place the camera for one view of one avatar (verts: (V, 3))."""
+    R = _rotation(view.yaw, view.pitch)
+    pts = verts[head] if view.target == "head" else verts
+    local = pts @ R                                     # (m, 3): right, up, back
+    lo, hi = local.min(axis=0), local.max(axis=0)
+    fill = 1.0 - view.margin
+    if frame == "auto":
+        cx, cy = (lo[:2] + hi[:2]) / 2
+        half = max((hi[1] - lo[1]) / 2, (hi[0] - lo[0]) / 2 / aspect) / fill
+        if perspective:
+            ty = tan_half * fill
+            dist = float(np.max(local[:, 2] + np.maximum(np.abs(local[:, 1] - cy) / ty,
+                                                         np.abs(local[:, 0] - cx) / (ty * aspect))))
+    elif frame == "fixed":
+        if view.target == "head":
+            centre_w = (pts.max(axis=0) + pts.min(axis=0)) / 2   # follows the head, fixed scale
+            half = HEAD_HEIGHT / 2
+        else:
+            centre_w = np.array([0.0, world_height / 2, 0.0])   # the world's vertical axis
+            half = world_height / 2
+        cx, cy, cz = centre_w @ R
+        if perspective:
+            dist = cz + half / tan_half
+    elif frame == "orbit":
+        wlo, whi = pts.min(axis=0), pts.max(axis=0)
+        axis = (wlo + whi) / 2
+        r = float(np.max(np.hypot(pts[:, 0] - axis[0], pts[:, 2] - axis[2])))
+        p = math.radians(view.pitch)
+        half_h = (whi[1] - wlo[1]) / 2 * math.cos(p) + r * abs(math.sin(p))
+        half = max(half_h, r / aspect) / fill
+        cx, cy, cz = axis @ R
+        if perspective:
+            dist = cz + r + max(half_h, r / aspect) / (tan_half * fill)
+    else:
+        raise ValueError(f"frame must be 'auto', 'fixed' or 'orbit', not {frame!r}")
+    if not perspective:
+        dist = float(hi[2]) + 1.0
+    dist = max(float(dist), float(hi[2]) + 0.05)
+    pose = np.eye(4)
+    pose[:3, :3] = R
+    pose[:3, 3] = R @ np.array([cx, cy, dist])
+    znear = max(0.01, 0.5 * (dist - float(hi[2]))) if perspective else 0.01
+    zfar = dist - float(lo[2]) + 1.0
+    return _Shot(pose, float(half), znear, zfar)
+
+
+# --------------------------------------------------------------------------
+# rendering
+# --------------------------------------------------------------------------
+def _size(size) -> tuple[int, int]:
+    w, h = (size, size) if np.isscalar(size) else size
+    w, h = int(w), int(h)
+    if w < 8 or h < 8 or w > 8192 or h > 8192:
+        raise ValueError(f"image size must be 8 to 8192 pixels, got {size!r}")
+    return w, h
+
+
+def _rgb(color) -> tuple[int, int, int]:
+    """(r, g, b) 0-255 from '#rrggbb', a colour name, 0-1 floats or 0-255 ints."""
+    if isinstance(color, str):
+        from PIL import ImageColor
+
+        try:
+            return ImageColor.getrgb(color)[:3]
+        except ValueError:
+            raise ValueError(f"unknown colour {color!r}; use a name or #rrggbb") from None
+    c = np.asarray(color, np.float64).ravel()[:3]
+    if len(c) != 3 or not np.all(np.isfinite(c)) or c.min() < 0 or c.max() > 255:
+        raise ValueError(f"a colour is '#rrggbb', a name, or three numbers, not {color!r}")
+    if c.max() <= 1.0 and np.issubdtype(np.asarray(color).dtype, np.floating):
+        c = c * 255
+    return tuple(int(round(x)) for x in c)
+
+
+def _slider_matrix(rig, S) -> np.ndarray:
+    if isinstance(S, Mapping):
+        return np.atleast_2d(rig.values(S))
+    if isinstance(S, (list, tuple)) and S and isinstance(S[0], Mapping):
+        return np.stack([rig.values(s) for s in S])
+    return np.atleast_2d(rig.values(S))
+
+
+def render_iter(rig, S, views: Sequence = ("front",), size=256, *, projection: str = "perspective",
+                background=BACKGROUND, frame: str = "auto", world_height: float = WORLD_HEIGHT,
+                fov: float = 30.0, textures: bool | None = None, texture_size: int = 512,
+                backend: str | None = None, chunk: int = 32) -> Iterator[np.ndarray]:
+    """Like :func:`render`, one avatar at a time: yields (n_views, H, W, 3) uint8 arrays."""
+    S = _slider_matrix(rig, S)
+    views = [as_view(v) for v in ([views] if isinstance(views, (str, View)) else views)]
+    if not views:
+        raise ValueError("views is empty")
+    width, height = _size(size)
+    proj = {"perspective": "perspective", "persp": "perspective",
+            "orthographic": "orthographic", "ortho": "orthographic"}.get(str(projection).lower())
+    if proj is None:
+        raise ValueError(f"projection must be 'perspective' or 'orthographic', not {projection!r}")
+    if frame not in ("auto", "fixed", "orbit"):
+        raise ValueError(f"frame must be 'auto', 'fixed' or 'orbit', not {frame!r}")
+    bg = _rgb(background)
+    use_tex = hasattr(rig, "textures") if textures is None else bool(textures)
+    if use_tex and not hasattr(rig, "textures"):
+        raise ValueError("this rig has no textures()")
+    return _stream(rig, S, views, width, height, proj == "perspective", bg, frame, float(world_height),
+                   float(fov), use_tex, int(texture_size), backend, max(1, int(chunk)))
+
+
+def _stream(rig, S, views, width, height, perspective, bg, frame, world_height, fov, use_tex,
+            texture_size, backend, chunk):
+    renderer = _renderer(width, height, backend)
+    import pyrender
+
+    geo = _geometry(rig.template)
+    aspect, tan_half = width / height, math.tan(math.radians(fov) / 2)
+    scene = pyrender.Scene(bg_color=np.array([*bg, 255]) / 255.0, ambient_light=np.full(3, AMBIENT))
+    camera = (pyrender.PerspectiveCamera(yfov=math.radians(fov), aspectRatio=aspect)
+              if perspective else pyrender.OrthographicCamera(xmag=1.0, ymag=1.0))
+    cam_node = scene.add(camera, pose=np.eye(4))
+    light_nodes = [scene.add(pyrender.DirectionalLight(color=np.array(c), intensity=i), pose=np.eye(4))
+                   for _, _, c, i in LIGHTS]
+    flat = pyrender.MetallicRoughnessMaterial(baseColorFactor=(1.0, 1.0, 1.0, 1.0), metallicFactor=0.0,
+                                              roughnessFactor=0.75)
+    for start in range(0, len(S), chunk):
+        block = S[start:start + chunk]
+        V = rig.vertices(block)
+        T = rig.textures(block, size=texture_size) if use_tex else None
+        for i in range(len(block)):
+            v = np.ascontiguousarray(V[i], dtype=np.float32)
+            normals = geo.normals(v)
+            if use_tex:
+                tex = pyrender.Texture(source=np.ascontiguousarray(T[i][..., :3]), source_channels="RGB")
+                material = pyrender.MetallicRoughnessMaterial(
+                    baseColorTexture=tex, baseColorFactor=(1.0, 1.0, 1.0, 1.0),
+                    metallicFactor=0.0, roughnessFactor=0.75)
+                e = geo.export_index
+                prim = pyrender.Primitive(positions=v[e], normals=normals[e], texcoord_0=geo.export_uv,
+                                          indices=geo.export_faces, material=material)
+            else:
+                prim = pyrender.Primitive(positions=v, normals=normals, color_0=geo.colors,
+                                          indices=geo.faces, material=flat)
+            node = scene.add(pyrender.Mesh([prim]))
+            out = np.empty((len(views), height, width, 3), np.uint8)
+            try:
+                for k, view in enumerate(views):
+                    shot = _frame(view, v, geo.head, perspective=perspective, frame=frame, aspect=aspect,
+                                  tan_half=tan_half, world_height=world_height)
+                    camera.znear, camera.zfar = shot.znear, shot.zfar
+                    if not perspective:
+                        camera.ymag, camera.xmag = shot.mag, shot.mag * aspect
+                    scene.set_pose(cam_node, shot.pose)
+                    for ln, basis in zip(light_nodes, _LIGHT_BASES):
+                        pose = np.eye(4)
+                        pose[:3, :3] = shot.pose[:3, :3] @ basis
+                        scene.set_pose(ln, pose)
+                    color, _ = renderer.render(scene)
+                    out[k] = color[..., :3]
+            finally:
+                scene.remove_node(node)
+            yield out
+
+
+def render(rig, S, views: Sequence = ("front",), size=256, **kw) -> np.ndarray:
+    """Render avatars: (n, n_views, H, W, 3) uint8.
+
+    Parameters
+    ----------
+    rig : Rig
+    S : (P,) or (n, P) slider values, a mapping of readable values (a preset), or a list of mappings.
+    views : names from :data:`VIEWS` (front, three_quarter, side, back, face, profile), yaw
+        angles in degrees, or :class:`View` objects.
+    size : int or (width, height) in pixels.
+    projection : "perspective" (default, 30 degree vertical field of view, ``fov=``) or "orthographic".
+    background : the colour behind the avatar: "#rrggbb", a name, 0-1 floats or 0-255 ints.
+    frame : "auto" (fit each view to the avatar's bounding box), "fixed" (a fixed scale:
+        ``world_height`` metres for body views, 0.36 m around the head for head views) or
+        "orbit" (a yaw-independent fit, for turntables).
+    textures : None (use ``rig.textures`` when the rig has it), True or False.
+    texture_size : pixels of the texture atlas asked of the rig.
+    backend : "egl" or "osmesa" (default: ``AVATAR_GL``, else EGL then OSMesa).
+    chunk : avatars computed per batch while streaming.
+    """
+    S = _slider_matrix(rig, S)
+    frames = render_iter(rig, S, views, size, **kw)
+    first = next(frames)
+    out = np.empty((len(S), *first.shape), np.uint8)
+    out[0] = first
+    for i, imgs in enumerate(frames, start=1):
+        out[i] = imgs
+    return out
+
+
+# --------------------------------------------------------------------------
+# pictures: contact sheets, traversal strips, turntables
+# --------------------------------------------------------------------------
+def _font(px: int):
+    from PIL import ImageFont
+
+    try:
+        return ImageFont.load_default(size=max(8, px))
+    except TypeError:  # Pillow < 10.1 or without FreeType: the fixed bitmap font
+        return ImageFont.load_default()
+
+
+def _label_height(cell_h: int) -> int:
+    return max(14, int(round(cell_h * 0.09)))
+
+
+def _draw_centred(draw, box, text, font, fill=(40, 40, 44)):
+    x0, y0, x1, y1 = box
+    l, t, r, b = draw.textbbox((0, 0), text, font=font)
+    draw.text((x0 + (x1 - x0 - (r - l)) / 2 - l, y0 + (y1 - y0 - (b - t)) / 2 - t), text, font=font, fill=fill)
+
+
+def contact_sheet(images: np.ndarray, labels: Sequence[str], cols: int | None = None,
+                  background=(255, 255, 255), title: str | None = None):
+    """A grid of images (k, H, W, 3), each with its label below: a PIL image.
+
+    ``cols`` defaults to a near-square grid. With ``title``, a title row on top.
+    """
+    from PIL import Image, ImageDraw
+
+    images = np.asarray(images)
+    k, h, w = images.shape[:3]
+    if len(labels) != k:
+        raise ValueError(f"{k} images but {len(labels)} labels")
+    cols = max(1, min(k, cols or math.ceil(math.sqrt(k * h / w))))
+    rows = math.ceil(k / cols)
+    lab = _label_height(h)
+    top = lab + 4 if title else 0
+    sheet = Image.new("RGB", (cols * w, top + rows * (h + lab)), _rgb(background))
+    draw = ImageDraw.Draw(sheet)
+    font = _font(int(lab * 0.72))
+    if title:
+        _draw_centred(draw, (0, 0, cols * w, top), title, _font(int(lab * 0.8)), fill=(20, 20, 24))
+    for i in range(k):
+        r, c = divmod(i, cols)
+        x, y = c * w, top + r * (h + lab)
+        sheet.paste(Image.fromarray(images[i]), (x, y))
+        _draw_centred(draw, (x, y + h, x + w, y + h + lab), str(labels[i]), font)
+    return sheet
+
+
+def format_value(slider, value) -> str:
+    """A slider value with its unit, for labels: '150 cm', '25%', '10°', 'true', 'round'."""
+    if slider.kind == "categorical":
+        return str(slider.categories[int(round(value))])
+    if slider.kind == "bool":
+        return "true" if value >= 0.5 else "false"
+    text = f"{int(round(value))}" if slider.kind == "integer" else f"{value:.4g}"
+    unit = {"none": "", "%": "%", "deg": "°"}.get(slider.unit, f" {slider.unit}")
+    return text + unit
+
+
+def traversal_values(slider, steps: int) -> np.ndarray:
+    """The values a traversal shows: ``steps`` from min to max (every category or bool value)."""
+    if slider.kind == "categorical":
+        return np.arange(len(slider.categories), dtype=np.float64)
+    if slider.kind == "bool":
+        return np.array([0.0, 1.0])
+    if steps < 2:
+        raise ValueError("a traversal needs at least 2 steps")
+    vals = np.linspace(slider.min, slider.max, steps)
+    return np.round(vals) if slider.kind == "integer" else vals
+
+
+def _slider(rig, name: str):
+    for s in rig.sliders:
+        if s.name == name:
+            return s
+    from .config import did_you_mean
+
+    raise KeyError(f"no slider {name!r}{did_you_mean(name, rig.slider_names)}")
+
+
+def traverse(rig, slider: str, steps: int = 7, base=None, views: Sequence | None = None, size=256, **kw):
+    """One slider from min to max, the others at ``base`` (default: defaults).
+
+    Returns ``(images (steps, n_views, H, W, 3), values (steps,), labels)``. ``views``
+    defaults to the face close-up for face sliders and the front view otherwise.
+    """
+    s = _slider(rig, slider)
+    j = rig.slider_names.index(slider)
+    x = rig.defaults() if base is None else np.asarray(rig.values(base), np.float64)
+    values = traversal_values(s, steps)
+    S = np.repeat(x[None], len(values), axis=0)
+    S[:, j] = values
+    if views is None:
+        views = ("face",) if s.group == "face" else ("front",)
+    kw.setdefault("frame", "auto")
+    imgs = render(rig, S, views=views, size=size, **kw)
+    return imgs, values, [format_value(s, v) for v in values]
+
+
+def traversal_strip(rig, slider: str, steps: int = 7, base=None, views: Sequence | None = None, size=256,
+                    base_name: str | None = None, **kw):
+    """A PIL image: one row per view of ``steps`` renders, labelled with the slider value."""
+    imgs, values, labels = traverse(rig, slider, steps, base, views, size, **kw)
+    n, nv = imgs.shape[:2]
+    s = _slider(rig, slider)
+    grid = imgs.transpose(1, 0, 2, 3, 4).reshape(n * nv, *imgs.shape[2:])
+    title = f"{s.name} ({s.label}): {format_value(s, s.min) if s.kind not in ('bool', 'categorical') else ''}"
+    if s.kind in ("bool", "categorical"):
+        title = f"{s.name} ({s.label})"
+    else:
+        title += f" to {format_value(s, s.max)}"
+    if base_name:
+        title += f", others as {base_name}"
+    return contact_sheet(grid, labels * nv, cols=n, title=title)
+
+
+def turntable(rig, values, frames: int = 36, size=384, pitch: float = 8.0, **kw) -> np.ndarray:
+    """(frames, H, W, 3) uint8: the camera circles the avatar once, framing fixed across frames."""
+    if frames < 1:
+        raise ValueError("frames must be >= 1")
+    views = [View(f"yaw{a:g}", yaw=float(a), pitch=pitch) for a in np.arange(frames) * 360.0 / frames]
+    kw.setdefault("frame", "orbit")
+    return render(rig, values, views=views, size=size, **kw)[0]
+
+
+def save_gif(path, frames: np.ndarray, fps: float = 12.0) -> None:
+    """Write frames (k, H, W, 3) uint8 as a looping GIF (atomically)."""
+    from PIL import Image
+
+    imgs = [Image.fromarray(f) for f in frames]
+    _atomic_save(path, lambda f: imgs[0].save(f, format="GIF", save_all=True, append_images=imgs[1:],
+                                               duration=max(20, int(round(1000 / fps))), loop=0,
+                                               optimize=False))
+
+
+def save_image(path, image) -> None:
+    """Write a PIL image or (H, W, 3) uint8 array; the format follows the suffix (atomically)."""
+    from pathlib import Path
+
+    from PIL import Image
+
+    img = image if hasattr(image, "save") else Image.fromarray(np.asarray(image))
+    fmt = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".gif": "GIF", ".webp": "WEBP"}.get(
+        Path(path).suffix.lower())
+    if fmt is None:
+        raise ValueError(f"{path}: unknown image format; use .png, .jpg, .webp or .gif")
+    _atomic_save(path, lambda f: img.save(f, format=fmt))
+
+
+def _atomic_save(path, write) -> None:
+    from pathlib import Path
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
