@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Install avatar and everything its tests need into .venv (Debian/Ubuntu, Python 3.11+).
-# System packages: the headless OpenGL libraries for rendering and venv support.
+# System packages: the headless OpenGL libraries for rendering, venv support, and
+# node (for the Khronos glTF validator the export tests run).
 set -euo pipefail
 cd "$(dirname "$0")"
 SUDO=""
@@ -8,6 +9,7 @@ SUDO=""
 if command -v apt-get >/dev/null; then
   pkgs="libegl1 libgl1-mesa-dri libosmesa6"
   python3 -m venv --help >/dev/null 2>&1 || pkgs="$pkgs python3-venv"
+  command -v npm >/dev/null || pkgs="$pkgs nodejs npm"
   missing=$(for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
   if [ -n "$missing" ]; then
     $SUDO apt-get update -qq
@@ -18,4 +20,7 @@ fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 .venv/bin/python -m pip install -q -e ".[test]"
+if command -v npm >/dev/null && [ ! -d .tools/node_modules/gltf-validator ]; then
+  npm install --silent --prefix .tools --no-audit --no-fund gltf-validator@2.0.0-dev.3.10 >/dev/null
+fi
 echo "installed: .venv/bin/avatar"

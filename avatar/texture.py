@@ -228,7 +228,8 @@ def _cylinder_chart(tm, support, core, bone) -> Chart:
     radial = rel - (rel @ axis)[:, None] * axis
     radius = float(np.median(np.linalg.norm(radial[core], axis=1)))
     angle = np.arctan2(radial @ side, radial @ front)  # 0 at the front of the limb
-    return _chart(support, core, angle * radius, -(rel @ axis), 2 * np.pi * radius)
+    up = np.sign(axis[1]) or 1.0  # v grows upwards whichever way the bone points
+    return _chart(support, core, angle * radius, up * (rel @ axis), 2 * np.pi * radius)
 
 
 def _chart(support, core, u, v, period) -> Chart:
@@ -347,9 +348,16 @@ def textures(template, spec, S: np.ndarray, size: int = 512, chunk: int = 32) ->
         texels = (np.ascontiguousarray(colours.transpose(0, 2, 1)).reshape(3 * c, k) @ masks).reshape(c, 3, -1)
         _paint_tattoos(texels, tm, values, cats)
         np.clip(texels, 0, 255, out=texels)
-        image = np.take(texels.astype(np.uint8), fill, axis=2)           # gutters copy neighbours
-        out[i:i + chunk] = np.moveaxis(image.reshape(c, 3, size, size), 1, -1)
+        rgb = np.ascontiguousarray(texels.astype(np.uint8).transpose(0, 2, 1))   # (c, N, 3)
+        # gather whole pixels (3 bytes each); gutter texels copy their neighbours
+        pixels = out[i:i + chunk].reshape(c, size * size, 3)
+        _as_pixels(pixels)[:] = np.take(_as_pixels(rgb), fill, axis=1)
     return out
+
+
+def _as_pixels(rgb: np.ndarray) -> np.ndarray:
+    """View (c, N, 3) uint8 as (c, N) opaque 3-byte pixels, so a gather moves whole pixels."""
+    return rgb.view(np.dtype((np.void, 3))).reshape(rgb.shape[:2])
 
 
 def _paint_tattoos(texels: np.ndarray, tm: TexelMap, v: dict, cats: dict) -> None:
@@ -369,6 +377,8 @@ def _paint_tattoos(texels: np.ndarray, tm: TexelMap, v: dict, cats: dict) -> Non
             alpha = tattoo_coverage(chart, design, v["tattoo.vertical"][who], v["tattoo.horizontal"][who],
                                     v["tattoo.angle"][who], v["tattoo.scale"][who], v["tattoo.flip"][who],
                                     texel_m) * opacity[who, None].astype(np.float32)
-            block = texels[who][:, :, chart.idx]                          # (m, 3, M)
-            block += alpha[:, None, :] * (ink[who, :, None] - block)
-            texels[who[:, None, None], np.arange(3)[None, :, None], chart.idx[None, None, :]] = block
+            # blend only the inked texels: a design covers a small part of its region
+            i, j = np.nonzero(alpha)
+            rows, cols, a = who[i], chart.idx[j], alpha[i, j][:, None]
+            skin = texels[rows, :, cols]                                      # (k, 3)
+            texels[rows, :, cols] = skin + a * (ink[rows] - skin)
