@@ -33,6 +33,26 @@ def smoothstep(x: np.ndarray) -> np.ndarray:
     return x * x * (3.0 - 2.0 * x)
 
 
+def diffuse(values: np.ndarray, faces: np.ndarray, iterations: int) -> np.ndarray:
+    """Average (V, k) per-vertex values with their mesh neighbours, ``iterations`` times.
+
+    Each step keeps half of a vertex's value and takes half from the mean of
+    its neighbours, which spreads a sharp step over roughly sqrt(iterations)
+    edges without moving smooth regions.
+    """
+    from scipy.sparse import coo_matrix
+
+    n = int(faces.max()) + 1
+    i = np.concatenate([faces[:, 0], faces[:, 1], faces[:, 2], faces[:, 1], faces[:, 2], faces[:, 0]])
+    j = np.concatenate([faces[:, 1], faces[:, 2], faces[:, 0], faces[:, 0], faces[:, 1], faces[:, 2]])
+    adj = coo_matrix((np.ones(len(i)), (i, j)), shape=(n, n)).tocsr()
+    adj.data[:] = 1.0  # duplicate edges count once
+    mean = adj.multiply(1.0 / np.asarray(adj.sum(axis=1))).tocsr()
+    for _ in range(iterations):
+        values = 0.5 * values + 0.5 * (mean @ values)
+    return values
+
+
 def falloff(vertices: np.ndarray, center: np.ndarray, radius) -> np.ndarray:
     """(V,) weight 1 at ``center`` easing to exactly 0 at the (ellipsoidal) ``radius``.
 
@@ -73,14 +93,16 @@ class Frame:
     def skin(self) -> np.ndarray:
         """(V, B) smooth skinning weights (rows sum to 1), from distance to each bone.
 
-        Weights fall off as distance^-8, so a vertex follows its own bone
-        rigidly and blends only near joints. Parts pin what geometry can't
-        tell apart (a finger tip is nearer the thigh than the hand in A-pose).
+        Weights fall off as distance^-6, so a vertex follows its own bone and
+        blends near joints; the head and face follow only the head and neck
+        (the chin is as near the collarbones as the neck). The weights are then
+        diffused over the mesh so that no deformer creases along a part border.
         """
         d = np.stack([self._bone_distance(b) for b in anatomy.BONE_NAMES], axis=1)
-        w = 1.0 / np.maximum(d, 0.004) ** 8
+        w = 1.0 / np.maximum(d, 0.004) ** 6
         w *= self._part_allows()
-        return w / w.sum(axis=1, keepdims=True)
+        w /= w.sum(axis=1, keepdims=True)
+        return diffuse(w, self.template.faces, iterations=30)
 
     def _bone_distance(self, bone: str) -> np.ndarray:
         start, unit, length = self.bone_axes[bone]
@@ -91,19 +113,11 @@ class Frame:
         """(V, B) 1 where a vertex's part may be skinned to a bone, else 0."""
         names = np.array(self.template.part_names)[self.template.parts]
         allow = np.ones((len(names), len(anatomy.BONE_NAMES)))
-        limb_bones = {"upper_arm": ("clavicle", "upper_arm", "forearm"),
-                      "forearm": ("upper_arm", "forearm", "hand"), "hand": ("forearm", "hand"),
-                      "thigh": ("thigh", "shin"), "shin": ("thigh", "shin", "foot"), "foot": ("shin", "foot")}
-        head = ("head", "forehead", "face", "nose", "mouth", "chin", "ear_l", "ear_r", "eye_l", "eye_r")
+        head = np.isin(names, ("head", "forehead", "face", "nose", "mouth", "chin",
+                               "ear_l", "ear_r", "eye_l", "eye_r"))
         for j, bone in enumerate(anatomy.BONE_NAMES):
-            stem, _, side = bone.rpartition("_")
-            for part_stem, bones in limb_bones.items():
-                for s in ("l", "r"):
-                    rows = names == f"{part_stem}_{s}"
-                    allow[rows, j] = float(stem in bones and side == s)
-            if bone in ("head", "neck"):
-                continue
-            allow[np.isin(names, head), j] = 0.0
+            if bone not in ("head", "neck"):
+                allow[head, j] = 0.0
         return allow
 
     @cached_property
@@ -140,7 +154,7 @@ def _girth(frame: Frame, e: dict, amount) -> np.ndarray:
     j = anatomy.BONE_NAMES.index(bone)
     t = frame.along[:, j]
     t0, t1 = e.get("span") or (0.0, 1.0)
-    ramp = 0.15  # ease in and out over 15% of the bone so the limb stays smooth
+    ramp = max(0.2, 0.06 / length)  # ease in and out over >= 6 cm so the body stays smooth
     window = smoothstep((t - t0 + ramp) / ramp) * smoothstep((t1 + ramp - t) / ramp)
     rel = frame.vertices - start
     radial = rel - (rel @ unit)[:, None] * unit

@@ -140,6 +140,7 @@ def build(step: float = 0.003, budgets: dict | None = None, name: str = "humanoi
     pieces = _half_surface(step)
     # 2. simplify each piece to its budget with its borders locked, and weld
     verts, faces = _weld([_decimate(v, f, budgets[k] // 2) for k, (v, f) in pieces.items()])
+    verts = _relax_slivers(verts, faces)
     # 3. mirror and weld: the right half is the left half's exact mirror image
     verts, faces = _mirror_weld(verts, faces)
     verts, faces = _check_solid(verts, faces)
@@ -201,6 +202,29 @@ def _weld(pieces):
     faces = np.vstack([f + o for (_, f), o in zip(pieces, offsets)])
     uniq, inverse = np.unique(verts, axis=0, return_inverse=True)
     return uniq, inverse.ravel()[faces]
+
+
+def _relax_slivers(verts, faces, min_area: float = 1e-8, rounds: int = 50):
+    """Move the corners of near-zero-area triangles halfway to their neighbours' mean.
+
+    Decimation leaves a few slivers (collinear or coincident corners), which
+    are degenerate faces. Only their own vertices move, by a fraction of an
+    edge; vertices on the midline (x = 0) stay on it so the mirror still welds.
+    """
+    from .deformers import diffuse
+
+    verts = verts.copy()
+    mid = verts[:, 0] <= 1e-9
+    for _ in range(rounds):
+        a, b, c = (verts[faces[:, i]] for i in range(3))
+        bad = 0.5 * np.linalg.norm(np.cross(b - a, c - a), axis=1) < min_area
+        if not bad.any():
+            return verts
+        move = np.unique(faces[bad])
+        target = diffuse(verts, faces, iterations=1)  # 0.5 own + 0.5 neighbours' mean
+        verts[move] = target[move]
+        verts[mid, 0] = 0.0
+    raise RuntimeError("template build: could not relax degenerate triangles")
 
 
 def _mirror_weld(verts, faces):
