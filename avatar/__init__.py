@@ -13,7 +13,7 @@ from pathlib import Path
 from .config import ConfigError
 from .rig import DEFAULT_RIG, Rig, load_rig
 
-__all__ = ["ConfigError", "Rig", "load_rig", "load_preset", "DEFAULT_RIG"]
+__all__ = ["ConfigError", "Rig", "load_rig", "load_preset", "render", "DEFAULT_RIG"]
 __version__ = "0.1.0"
 
 
@@ -28,6 +28,19 @@ def load_preset(path: str | Path, rig: Rig | None = None) -> dict[str, object]:
 
     spec = rig.spec if rig is not None else _default_spec()
     return _load(path, spec)
+
+
+def render(rig: Rig, S, views=("front",), size=256, **kw):
+    """Render avatars headless: (n, n_views, size, size, 3) uint8 images.
+
+    ``S``: (P,) or (n, P) slider values, or a preset mapping; ``views``: front,
+    three_quarter, side, back, face, profile or yaw degrees. Other options
+    (projection, background, frame, backend, ...) are those of
+    :func:`avatar.rendering.render`; pyrender is imported only on first use.
+    """
+    from .rendering import render as _render
+
+    return _render(rig, S, views=views, size=size, **kw)
 
 
 def _default_spec():

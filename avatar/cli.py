@@ -22,13 +22,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
     from .config import ConfigError
+    from .rendering import RenderBackendError
 
     try:
         return args.run(args) or 0
     except ConfigError as err:
         print(str(err), file=sys.stderr)
         return EXIT_USAGE
-    except (UsageError, FileNotFoundError, IsADirectoryError) as err:
+    except (UsageError, FileNotFoundError, IsADirectoryError, RenderBackendError) as err:
         print(f"avatar: error: {err}", file=sys.stderr)
         return EXIT_USAGE
 
@@ -64,6 +65,14 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--out", default="out")
     sp.add_argument("--n-random", type=int, default=4)
     sp.add_argument("--seed", type=int, default=0)
+
+    from .render_cli import register
+
+    register(sub, add)  # render, sheet, traverse, turntable
+
+    from .dataset_cli import register as register_dataset
+
+    register_dataset(sub, add)  # generate, verify, export
     return p
 
 
@@ -184,6 +193,12 @@ def cmd_demo(args) -> int:
     for i, values in enumerate(S):
         _write(rig, values, out / "random" / f"seed{args.seed}_{i:03d}.glb")
         write_preset(out / "random" / f"seed{args.seed}_{i:03d}.yaml", rig, values, f"random {i}")
+    from .render_cli import demo_pictures
+
+    demo_pictures(rig, presets, S, args.seed, out)  # gallery.png, traverse_<slider>.png
+    from .dataset_cli import demo_dataset
+
+    demo_dataset(out, args.rig)  # out/dataset.zarr: 2,000 avatars, vertices and 64^2 textures
     print(f"done: {len(presets)} presets and {len(S)} random avatars in {out}/")
     return 0
 

@@ -25,6 +25,7 @@ from .template import Template
 LINEAR = ("length", "girth", "scale", "move", "bump", "rotate")
 NONLINEAR = ("bend", "stature")
 MIRROR = np.array([-1.0, 1.0, 1.0])
+JOINT_SCALE = 0.04  # metres past a bone's end that count as one bone radius
 
 
 def smoothstep(x: np.ndarray) -> np.ndarray:
@@ -90,24 +91,52 @@ class Frame:
         return np.stack(cols, axis=1)
 
     @cached_property
-    def skin(self) -> np.ndarray:
-        """(V, B) smooth skinning weights (rows sum to 1), from distance to each bone.
+    def skin_smooth(self) -> np.ndarray:
+        """(V, B) smooth skinning weights (rows sum to 1), for carrying parts along.
 
-        Weights fall off as distance^-6, so a vertex follows its own bone and
-        blends near joints; the head and face follow only the head and neck
-        (the chin is as near the collarbones as the neck). The weights are then
-        diffused over the mesh so that no deformer creases along a part border.
+        Weights fall off as distance^-8, so a vertex follows its own bone and
+        blends near joints; the head and face start on the head bone alone
+        (the jaw is as near the neck and collarbones as the skull's axis).
+        Weights under 3% are cut (inverse distances never reach zero, and a
+        thick arm would nudge the hips), then diffused a little over the mesh
+        so that no deformer creases along a part border; that lets the jaw's
+        underside follow the neck a little, so the neck never folds into it.
         """
-        d = np.stack([self._bone_distance(b) for b in anatomy.BONE_NAMES], axis=1)
-        w = 1.0 / np.maximum(d, 0.004) ** 6
-        w *= self._part_allows()
+        radial, beyond = zip(*(self._bone_offsets(b) for b in anatomy.BONE_NAMES))
+        radial, beyond = np.stack(radial, axis=1), np.stack(beyond, axis=1)
+        # Distance around a bone counts in that bone's own radius (the front of
+        # the chest is nearer the thin upper arm's axis than the thick trunk's,
+        # yet belongs to the trunk); distance past a bone's end counts in
+        # JOINT_SCALE, so joints stay crisp whatever the bones' thickness.
+        d = np.hypot(radial, beyond)
+        nearest = d.argmin(axis=1)
+        radius = np.array([np.median(radial[nearest == j, j]) if (nearest == j).any() else 0.05
+                           for j in range(d.shape[1])])
+        # midline ties go to the left bone: give both sides the same radius
+        twin = [anatomy.BONE_NAMES.index(anatomy.mirror_name(b)) for b in anatomy.BONE_NAMES]
+        radius = 0.5 * (radius + radius[twin])
+        d = np.hypot(radial / radius, beyond / JOINT_SCALE)
+        w = self._part_allows() / np.maximum(d, 0.05) ** 8
         w /= w.sum(axis=1, keepdims=True)
-        return diffuse(w, self.template.faces, iterations=30)
+        w = np.maximum(w - 0.03, 0.0)
+        w = diffuse(w / w.sum(axis=1, keepdims=True), self.template.faces, iterations=6)
+        return w / w.sum(axis=1, keepdims=True)
 
-    def _bone_distance(self, bone: str) -> np.ndarray:
+    @cached_property
+    def skin(self) -> np.ndarray:
+        """(V, B) the smooth weights with the head held to the head bone, for girth.
+
+        Thickening the neck must not reshape the jaw.
+        """
+        w = self.skin_smooth * self._part_allows()
+        return w / w.sum(axis=1, keepdims=True)
+
+    def _bone_offsets(self, bone: str) -> tuple[np.ndarray, np.ndarray]:
+        """(V,) distance from the bone's axis, and (V,) distance past its ends."""
         start, unit, length = self.bone_axes[bone]
-        t = np.clip((self.vertices - start) @ unit, 0.0, length)
-        return np.linalg.norm(self.vertices - (start + t[:, None] * unit), axis=1)
+        axial = (self.vertices - start) @ unit
+        radial = np.linalg.norm(self.vertices - (start + axial[:, None] * unit), axis=1)
+        return radial, np.maximum(axial - length, 0.0) + np.maximum(-axial, 0.0)
 
     def _part_allows(self) -> np.ndarray:
         """(V, B) 1 where a vertex's part may be skinned to a bone, else 0."""
@@ -116,7 +145,7 @@ class Frame:
         head = np.isin(names, ("head", "forehead", "face", "nose", "mouth", "chin",
                                "ear_l", "ear_r", "eye_l", "eye_r"))
         for j, bone in enumerate(anatomy.BONE_NAMES):
-            if bone not in ("head", "neck"):
+            if bone != "head":
                 allow[head, j] = 0.0
         return allow
 
@@ -135,9 +164,9 @@ class Frame:
         its own vertices, 1 for everything it carries (its descendants).
         """
         j = anatomy.BONE_NAMES.index(bone)
-        own = self.skin[:, j] * smoothstep(self.along[:, j])
+        own = self.skin_smooth[:, j] * smoothstep(self.along[:, j])
         kids = [anatomy.BONE_NAMES.index(b) for b in anatomy.bone_descendants(bone)]
-        return own + self.skin[:, kids].sum(axis=1)
+        return own + self.skin_smooth[:, kids].sum(axis=1)
 
 
 # --------------------------------------------------------------------------
@@ -154,10 +183,20 @@ def _girth(frame: Frame, e: dict, amount) -> np.ndarray:
     j = anatomy.BONE_NAMES.index(bone)
     t = frame.along[:, j]
     t0, t1 = e.get("span") or (0.0, 1.0)
-    ramp = max(0.2, 0.06 / length)  # ease in and out over >= 6 cm so the body stays smooth
-    window = smoothstep((t - t0 + ramp) / ramp) * smoothstep((t1 + ramp - t) / ramp)
+    ramp = min(max(0.15, 0.04 / length), 0.35)  # ease in and out over ~4 cm so the body stays smooth
+    sided = anatomy.mirror_name(bone) != bone
+    # A span's inner ends ease in/out inside it (nothing moves beyond), a bone's
+    # own ends blend outwards into the neighbouring bone, except where a limb
+    # joins the trunk (armpit, groin): its swelling must not push into the body.
+    inner_start = sided or t0 > 0
+    ease_in = smoothstep((t - t0) / ramp if inner_start else (t - t0 + ramp) / ramp)
+    ease_out = smoothstep((t1 - t) / ramp if t1 < 1 else (t1 + ramp - t) / ramp)
+    window = ease_in * ease_out
     rel = frame.vertices - start
     radial = rel - (rel @ unit)[:, None] * unit
+    if sided:
+        # a limb swells outwards, never across the body's midline (crotch)
+        window = window * smoothstep(np.abs(frame.vertices[:, 0]) / 0.05)
     return (float(amount) * frame.skin[:, j] * window)[:, None] * radial
 
 

@@ -168,7 +168,7 @@ def osmesa():
     lib.OSMesaCreateContextAttribs.argtypes = [POINTER(c_int), c_void_p]
     lib.OSMesaMakeCurrent.argtypes = [c_void_p, c_void_p, c_uint, c_int, c_int]
     lib.OSMesaDestroyContext.argtypes = [c_void_p]
-    attrs = (c_int * 11)(0x22, 0x1908, 0x20, 24, 0x33, 0x34, 0x36, 3, 0x37, 3, 0)
+    attrs = (c_int * 11)(0x22, 0x1908, 0x30, 24, 0x33, 0x34, 0x36, 3, 0x37, 3, 0)
     ctx = lib.OSMesaCreateContextAttribs(attrs, None)
     if not ctx:
         return "no OSMesa OpenGL 3.3 core context"
@@ -240,7 +240,8 @@ def choose_backend(backend: str | None = None) -> str:
         forced = forced.strip().lower()
         if forced not in BACKENDS:
             source = "backend=" if backend else "AVATAR_GL="
-            raise RenderBackendError(f"{source}{forced!r} is not a rendering backend; use one of {', '.join(BACKENDS)}")
+            raise RenderBackendError(
+                f"{source}{forced!r} is not a rendering backend; use one of {', '.join(BACKENDS)}")
     with _lock:
         chosen = _state["backend"]
         if chosen is not None:
@@ -378,11 +379,11 @@ def _rotation(yaw: float, pitch: float) -> np.ndarray:
 
 # directions towards each light in the camera's axes (right, up, back), colour, intensity
 LIGHTS = (
-    ("key", (-0.65, 0.55, 0.75), (1.00, 0.96, 0.90), 3.2),
-    ("fill", (0.85, 0.05, 0.70), (0.85, 0.90, 1.00), 1.3),
-    ("rim", (0.35, 0.65, -0.90), (1.00, 1.00, 1.00), 2.6),
+    ("key", (-0.80, 0.60, 0.60), (1.00, 0.96, 0.90), 3.4),
+    ("fill", (0.90, 0.00, 0.50), (0.85, 0.90, 1.00), 0.9),
+    ("rim", (0.45, 0.50, -1.00), (1.00, 1.00, 1.00), 3.0),
 )
-AMBIENT = 0.22
+AMBIENT = 0.16
 
 
 def _light_basis(u) -> np.ndarray:
@@ -404,39 +405,42 @@ class _Shot:
     zfar: float
 
 
-def _frame(view: View, verts: np.ndarray, head: np.ndarray, *, perspective: bool, frame: str,
+def _frame(view: View, body: np.ndarray, head: np.ndarray, *, perspective: bool, frame: str,
            aspect: float, tan_half: float, world_height: float) -> _Shot:
-    """Place the camera for one view of one avatar (verts: (V, 3))."""
+    """Place the camera for one view of one avatar.
+
+    body, head : (3, m) float64 points (transposed, so reductions run along rows).
+    """
     R = _rotation(view.yaw, view.pitch)
-    pts = verts[head] if view.target == "head" else verts
-    local = pts @ R                                     # (m, 3): right, up, back
-    lo, hi = local.min(axis=0), local.max(axis=0)
+    pts = head if view.target == "head" else body
+    local = R.T @ pts                                   # (3, m): right, up, back
+    lo, hi = local.min(axis=1), local.max(axis=1)
     fill = 1.0 - view.margin
     if frame == "auto":
         cx, cy = (lo[:2] + hi[:2]) / 2
         half = max((hi[1] - lo[1]) / 2, (hi[0] - lo[0]) / 2 / aspect) / fill
         if perspective:
             ty = tan_half * fill
-            dist = float(np.max(local[:, 2] + np.maximum(np.abs(local[:, 1] - cy) / ty,
-                                                         np.abs(local[:, 0] - cx) / (ty * aspect))))
+            reach = np.maximum(np.abs(local[1] - cy) * (1 / ty), np.abs(local[0] - cx) * (1 / (ty * aspect)))
+            dist = float(np.max(local[2] + reach))
     elif frame == "fixed":
         if view.target == "head":
-            centre_w = (pts.max(axis=0) + pts.min(axis=0)) / 2   # follows the head, fixed scale
+            centre_w = (pts.max(axis=1) + pts.min(axis=1)) / 2   # follows the head, fixed scale
             half = HEAD_HEIGHT / 2
         else:
             centre_w = np.array([0.0, world_height / 2, 0.0])   # the world's vertical axis
             half = world_height / 2
-        cx, cy, cz = centre_w @ R
+        cx, cy, cz = R.T @ centre_w
         if perspective:
             dist = cz + half / tan_half
     elif frame == "orbit":
-        wlo, whi = pts.min(axis=0), pts.max(axis=0)
+        wlo, whi = pts.min(axis=1), pts.max(axis=1)
         axis = (wlo + whi) / 2
-        r = float(np.max(np.hypot(pts[:, 0] - axis[0], pts[:, 2] - axis[2])))
+        r = float(np.sqrt(np.max((pts[0] - axis[0]) ** 2 + (pts[2] - axis[2]) ** 2)))
         p = math.radians(view.pitch)
         half_h = (whi[1] - wlo[1]) / 2 * math.cos(p) + r * abs(math.sin(p))
         half = max(half_h, r / aspect) / fill
-        cx, cy, cz = axis @ R
+        cx, cy, cz = R.T @ axis
         if perspective:
             dist = cz + r + max(half_h, r / aspect) / (tan_half * fill)
     else:
@@ -480,6 +484,11 @@ def _rgb(color) -> tuple[int, int, int]:
     return tuple(int(round(x)) for x in c)
 
 
+def default_texture_size(width: int, height: int) -> int:
+    """Texture atlas pixels for an image size: enough for the face close-up, cheap for thumbnails."""
+    return 256 if max(width, height) <= 160 else 512 if max(width, height) <= 320 else 1024
+
+
 def _slider_matrix(rig, S) -> np.ndarray:
     if isinstance(S, Mapping):
         return np.atleast_2d(rig.values(S))
@@ -490,7 +499,7 @@ def _slider_matrix(rig, S) -> np.ndarray:
 
 def render_iter(rig, S, views: Sequence = ("front",), size=256, *, projection: str = "perspective",
                 background=BACKGROUND, frame: str = "auto", world_height: float = WORLD_HEIGHT,
-                fov: float = 30.0, textures: bool | None = None, texture_size: int = 512,
+                fov: float = 30.0, textures: bool | None = None, texture_size: int | None = None,
                 backend: str | None = None, chunk: int = 32) -> Iterator[np.ndarray]:
     """Like :func:`render`, one avatar at a time: yields (n_views, H, W, 3) uint8 arrays."""
     S = _slider_matrix(rig, S)
@@ -505,6 +514,8 @@ def render_iter(rig, S, views: Sequence = ("front",), size=256, *, projection: s
     if frame not in ("auto", "fixed", "orbit"):
         raise ValueError(f"frame must be 'auto', 'fixed' or 'orbit', not {frame!r}")
     bg = _rgb(background)
+    if texture_size is None:
+        texture_size = default_texture_size(width, height)
     use_tex = hasattr(rig, "textures") if textures is None else bool(textures)
     if use_tex and not hasattr(rig, "textures"):
         raise ValueError("this rig has no textures()")
@@ -529,8 +540,9 @@ def _stream(rig, S, views, width, height, perspective, bg, frame, world_height, 
                                               roughnessFactor=0.75)
     for start in range(0, len(S), chunk):
         block = S[start:start + chunk]
-        V = rig.vertices(block)
-        T = rig.textures(block, size=texture_size) if use_tex else None
+        with _one_blas_thread():
+            V = rig.vertices(block)
+            T = rig.textures(block, size=texture_size) if use_tex else None
         for i in range(len(block)):
             v = np.ascontiguousarray(V[i], dtype=np.float32)
             normals = geo.normals(v)
@@ -547,9 +559,11 @@ def _stream(rig, S, views, width, height, perspective, bg, frame, world_height, 
                                           indices=geo.faces, material=flat)
             node = scene.add(pyrender.Mesh([prim]))
             out = np.empty((len(views), height, width, 3), np.uint8)
+            body = v.T.astype(np.float64)
+            head = np.ascontiguousarray(body[:, geo.head])
             try:
                 for k, view in enumerate(views):
-                    shot = _frame(view, v, geo.head, perspective=perspective, frame=frame, aspect=aspect,
+                    shot = _frame(view, body, head, perspective=perspective, frame=frame, aspect=aspect,
                                   tan_half=tan_half, world_height=world_height)
                     camera.znear, camera.zfar = shot.znear, shot.zfar
                     if not perspective:
@@ -564,6 +578,25 @@ def _stream(rig, S, views, width, height, perspective, bg, frame, world_height, 
             finally:
                 scene.remove_node(node)
             yield out
+
+
+def _one_blas_thread():
+    """A context running BLAS on one thread: between frames its idle threads have gone to
+    sleep, and waking them for each of the rig's small block products costs more (on a
+    loaded machine 100 ms per chunk) than a chunk's whole product on one thread."""
+    if "controller" not in _state:
+        try:
+            from threadpoolctl import ThreadpoolController
+
+            _state["controller"] = ThreadpoolController()
+        except Exception:  # threadpoolctl missing or unable to inspect: leave BLAS alone
+            _state["controller"] = None
+    ctl = _state["controller"]
+    if ctl is None:
+        from contextlib import nullcontext
+
+        return nullcontext()
+    return ctl.limit(limits=1, user_api="blas")
 
 
 def render(rig, S, views: Sequence = ("front",), size=256, **kw) -> np.ndarray:
@@ -582,12 +615,17 @@ def render(rig, S, views: Sequence = ("front",), size=256, **kw) -> np.ndarray:
         ``world_height`` metres for body views, 0.36 m around the head for head views) or
         "orbit" (a yaw-independent fit, for turntables).
     textures : None (use ``rig.textures`` when the rig has it), True or False.
-    texture_size : pixels of the texture atlas asked of the rig.
+    texture_size : pixels of the texture atlas asked of the rig (default: 256 up to
+        160-pixel images, 512 up to 320, else 1024).
     backend : "egl" or "osmesa" (default: ``AVATAR_GL``, else EGL then OSMesa).
     chunk : avatars computed per batch while streaming.
     """
     S = _slider_matrix(rig, S)
-    frames = render_iter(rig, S, views, size, **kw)
+    frames = render_iter(rig, S, views, size, **kw)   # checks the arguments
+    if len(S) == 0:
+        n_views = 1 if isinstance(views, (str, View)) else len(views)
+        width, height = _size(size)
+        return np.empty((0, n_views, height, width, 3), np.uint8)
     first = next(frames)
     out = np.empty((len(S), *first.shape), np.uint8)
     out[0] = first
@@ -653,7 +691,7 @@ def format_value(slider, value) -> str:
         return str(slider.categories[int(round(value))])
     if slider.kind == "bool":
         return "true" if value >= 0.5 else "false"
-    text = f"{int(round(value))}" if slider.kind == "integer" else f"{value:.4g}"
+    text = f"{int(round(value))}" if slider.kind == "integer" else f"{value:.1f}".removesuffix(".0")
     unit = {"none": "", "%": "%", "deg": "°"}.get(slider.unit, f" {slider.unit}")
     return text + unit
 
@@ -683,7 +721,8 @@ def traverse(rig, slider: str, steps: int = 7, base=None, views: Sequence | None
     """One slider from min to max, the others at ``base`` (default: defaults).
 
     Returns ``(images (steps, n_views, H, W, 3), values (steps,), labels)``. ``views``
-    defaults to the face close-up for face sliders and the front view otherwise.
+    defaults to the face close-up and the head in profile for face sliders, and
+    to the front view otherwise.
     """
     s = _slider(rig, slider)
     j = rig.slider_names.index(slider)
@@ -692,7 +731,7 @@ def traverse(rig, slider: str, steps: int = 7, base=None, views: Sequence | None
     S = np.repeat(x[None], len(values), axis=0)
     S[:, j] = values
     if views is None:
-        views = ("face",) if s.group == "face" else ("front",)
+        views = ("face", "profile") if s.group == "face" else ("front",)
     kw.setdefault("frame", "auto")
     imgs = render(rig, S, views=views, size=size, **kw)
     return imgs, values, [format_value(s, v) for v in values]
@@ -705,11 +744,9 @@ def traversal_strip(rig, slider: str, steps: int = 7, base=None, views: Sequence
     n, nv = imgs.shape[:2]
     s = _slider(rig, slider)
     grid = imgs.transpose(1, 0, 2, 3, 4).reshape(n * nv, *imgs.shape[2:])
-    title = f"{s.name} ({s.label}): {format_value(s, s.min) if s.kind not in ('bool', 'categorical') else ''}"
-    if s.kind in ("bool", "categorical"):
-        title = f"{s.name} ({s.label})"
-    else:
-        title += f" to {format_value(s, s.max)}"
+    title = f"{s.name} ({s.label})"
+    if s.kind not in ("bool", "categorical"):
+        title += f": {format_value(s, s.min)} to {format_value(s, s.max)}"
     if base_name:
         title += f", others as {base_name}"
     return contact_sheet(grid, labels * nv, cols=n, title=title)

@@ -221,10 +221,10 @@ class Rig:
         D = np.stack(rows).reshape(len(rows), -1).astype(np.float32)
         self._fields = D[: self._n_features]
         self._blocks = self._block_sparse(D)
-        # the crown (top of the skull) and the soles give stature and floor
+        # the crown (top of the skull) and the feet give stature and floor
         y = self.template.vertices[:, 1]
         crown = int(np.argmax(np.where(self.template.part_mask("head"), y, -np.inf)))
-        soles = np.flatnonzero(self.template.part_mask("foot_l", "foot_r") & (y < 0.01))
+        soles = np.flatnonzero(self.template.part_mask("foot_l", "foot_r"))  # the lowest is one of them
         self._probe = D[:, 3 * np.concatenate([[crown], soles]) + 1]
 
     def _bend_setup(self, bend_rows) -> list[np.ndarray]:

@@ -140,6 +140,8 @@ def build(step: float = 0.003, budgets: dict | None = None, name: str = "humanoi
     pieces = _half_surface(step)
     # 2. simplify each piece to its budget with its borders locked, and weld
     verts, faces = _weld([_decimate(v, f, budgets[k] // 2) for k, (v, f) in pieces.items()])
+    verts, faces = collapse_short_edges(verts, faces)
+    faces = delaunay_flips(verts, faces)
     verts = _relax_slivers(verts, faces)
     # 3. mirror and weld: the right half is the left half's exact mirror image
     verts, faces = _mirror_weld(verts, faces)
@@ -204,27 +206,141 @@ def _weld(pieces):
     return uniq, inverse.ravel()[faces]
 
 
-def _relax_slivers(verts, faces, min_area: float = 1e-8, rounds: int = 50):
-    """Move the corners of near-zero-area triangles halfway to their neighbours' mean.
+def triangle_quality(verts, faces) -> np.ndarray:
+    """(F,) 4 sqrt(3) area / sum of squared edges: 1 equilateral, 0 degenerate."""
+    a, b, c = (verts[faces[:, i]] for i in range(3))
+    area = 0.5 * np.linalg.norm(np.cross(b - a, c - a), axis=1)
+    edges = ((b - a) ** 2).sum(1) + ((c - b) ** 2).sum(1) + ((a - c) ** 2).sum(1)
+    return 4.0 * np.sqrt(3.0) * area / np.maximum(edges, 1e-30)
 
-    Decimation leaves a few slivers (collinear or coincident corners), which
-    are degenerate faces. Only their own vertices move, by a fraction of an
-    edge; vertices on the midline (x = 0) stay on it so the mirror still welds.
+
+def collapse_short_edges(verts, faces, min_length: float = 0.0008):
+    """Merge the two ends of every edge shorter than ``min_length`` (metres).
+
+    Decimation leaves a few nearly coincident vertex pairs; the needle
+    triangles between them flip under any deformation. An edge collapses only
+    where that keeps the surface manifold (its ends share exactly the two
+    opposite vertices); a midline end keeps its place so the mirror welds.
+    """
+    faces = faces.copy()
+    mid = verts[:, 0] <= 1e-9
+    verts = verts.copy()
+    alive = np.ones(len(faces), bool)
+    while True:
+        f = faces[alive]
+        e = np.sort(np.vstack([f[:, [0, 1]], f[:, [1, 2]], f[:, [2, 0]]]), axis=1)
+        e = np.unique(e, axis=0)
+        length = np.linalg.norm(verts[e[:, 0]] - verts[e[:, 1]], axis=1)
+        short = e[length < min_length]
+        if not len(short):
+            break
+        ring: dict[int, set] = {}
+        for a, b, c in f:
+            for x, y, z in ((a, b, c), (b, c, a), (c, a, b)):
+                ring.setdefault(int(x), set()).update((int(y), int(z)))
+        done = False
+        for a, b in short:
+            a, b = int(a), int(b)
+            # a border (midline) edge has one opposite vertex, an inner edge two;
+            # any other shared neighbour means collapsing would pinch the surface
+            if len(ring[a] & ring[b]) != (1 if mid[a] and mid[b] else 2):
+                continue
+            keep, drop = (b, a) if mid[b] and not mid[a] else (a, b)
+            verts[keep] = verts[keep] if mid[keep] != mid[drop] else 0.5 * (verts[a] + verts[b])
+            faces[faces == drop] = keep
+            alive &= ~((faces[:, 0] == faces[:, 1]) | (faces[:, 1] == faces[:, 2]) | (faces[:, 2] == faces[:, 0]))
+            done = True
+            break  # rings changed: recompute
+        if not done:
+            break
+    faces = faces[alive]
+    used = np.unique(faces)
+    return verts[used], np.searchsorted(used, faces)
+
+
+def delaunay_flips(verts, faces, passes: int = 30) -> np.ndarray:
+    """Flip interior edges whose two opposite angles sum to more than 180 degrees.
+
+    Decimation leaves long thin triangles that fold under the smallest
+    deformation; flipping towards a Delaunay triangulation makes them
+    rounder without moving any vertex. Border edges (the midline) stay.
+    """
+    faces = faces.copy()
+    for _ in range(passes):
+        a, b, c = faces[:, 0], faces[:, 1], faces[:, 2]
+        # directed edges (u -> v) with their face and opposite corner
+        u = np.concatenate([a, b, c])
+        v = np.concatenate([b, c, a])
+        opp = np.concatenate([c, a, b])
+        face = np.tile(np.arange(len(faces)), 3)
+        n = len(verts)
+        key = u * n + v
+        order = np.argsort(key)
+        twin = np.searchsorted(key[order], v * n + u)
+        twin = np.clip(twin, 0, len(key) - 1)
+        has_twin = key[order][twin] == v * n + u
+        j = order[twin]                      # the directed edge v -> u of the neighbour
+        cand = np.flatnonzero(has_twin & (u < v))
+        i, j = cand, j[cand]
+        pc, pd = verts[opp[i]], verts[opp[j]]
+        pu, pv = verts[u[i]], verts[v[i]]
+
+        def angle(p, q, r):  # angle at p in triangle p, q, r
+            x, y = q - p, r - p
+            cos = (x * y).sum(1) / np.maximum(np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1), 1e-30)
+            return np.arccos(np.clip(cos, -1.0, 1.0))
+
+        excess = angle(pc, pu, pv) + angle(pd, pu, pv) - np.pi
+        # the flipped pair must face the same way as before (no fold)
+        n_old = np.cross(pv - pu, pc - pu) + np.cross(pu - pv, pd - pv)
+        n1 = np.cross(pd - pu, pc - pu)        # new face (u, d, c)
+        n2 = np.cross(pc - pv, pd - pv)        # new face (v, c, d)
+        ok = (excess > 1e-6) & ((n1 * n_old).sum(1) > 0) & ((n2 * n_old).sum(1) > 0)
+        if not ok.any():
+            break
+        existing = set((u * n + v).tolist())
+        used = np.zeros(len(faces), bool)
+        changed = False
+        for k in np.flatnonzero(ok)[np.argsort(-excess[ok])]:
+            f1, f2 = face[i[k]], face[j[k]]
+            cc, dd, uu, vv = opp[i[k]], opp[j[k]], u[i[k]], v[i[k]]
+            if used[f1] or used[f2] or cc == dd or cc * n + dd in existing:
+                continue
+            faces[f1] = (uu, dd, cc)
+            faces[f2] = (vv, cc, dd)
+            used[f1] = used[f2] = True
+            existing.update((cc * n + dd, dd * n + cc))
+            changed = True
+        if not changed:
+            break
+    return faces
+
+
+def _relax_slivers(verts, faces, min_quality: float = 0.05, rounds: int = 100):
+    """Move the corners of needle and sliver triangles halfway to their neighbours' mean.
+
+    Decimation leaves slivers (nearly collinear or coincident corners): some
+    are degenerate, and all fold under the slightest deformation. Only their
+    own vertices move, by a fraction of an edge; vertices on the midline
+    (x = 0) stay on it so the mirror still welds. Best effort for thin
+    triangles; a degenerate one left over is an error.
     """
     from .deformers import diffuse
 
     verts = verts.copy()
     mid = verts[:, 0] <= 1e-9
     for _ in range(rounds):
-        a, b, c = (verts[faces[:, i]] for i in range(3))
-        bad = 0.5 * np.linalg.norm(np.cross(b - a, c - a), axis=1) < min_area
+        bad = triangle_quality(verts, faces) < min_quality
         if not bad.any():
-            return verts
+            break
         move = np.unique(faces[bad])
         target = diffuse(verts, faces, iterations=1)  # 0.5 own + 0.5 neighbours' mean
         verts[move] = target[move]
         verts[mid, 0] = 0.0
-    raise RuntimeError("template build: could not relax degenerate triangles")
+    a, b, c = (verts[faces[:, i]] for i in range(3))
+    if (0.5 * np.linalg.norm(np.cross(b - a, c - a), axis=1)).min() < 1e-9:
+        raise RuntimeError("template build: could not relax degenerate triangles")
+    return verts
 
 
 def _mirror_weld(verts, faces):

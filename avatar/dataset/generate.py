@@ -1,0 +1,336 @@
+"""Generating a dataset: one task per shard, run locally in worker processes or on a Dask cluster.
+
+A task computes rows ``k*shard .. (k+1)*shard - 1`` from the config alone
+(sliders, then vertices, textures, renders), writes each output's whole
+shard, hashes the files it wrote and writes the shard's checksum row last.
+The parent only schedules tasks and counts: nothing per-avatar accumulates
+in it, so memory stays bounded as N grows.
+
+Determinism: the slider values of row i depend only on (config, i). The
+arrays are computed in micro-batches of 32 rows aligned on absolute row
+numbers, with BLAS on one thread, so a row's bytes do not depend on the
+worker count, the task order, or (for shards that are multiples of 32) the
+shard size. Renders come from OpenGL (Mesa llvmpipe), which is not guaranteed to be
+bit-reproducible: small runs matched, large ones differed by a few pixel levels.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from . import store as st
+from .config import DatasetConfig
+
+MICRO = 32  # rows per aligned micro-batch
+_CACHE: dict = {}  # per process: fingerprint -> (config, rig, sampler)
+
+
+class DatasetError(Exception):
+    """A problem with the user's request, reported without a traceback (exit 2)."""
+
+
+@dataclass
+class Summary:
+    avatars: int
+    shards: int
+    skipped: int
+    seconds: float
+    bytes_written: int
+    bytes_total: int
+    path: Path
+
+    @property
+    def rate(self) -> float:
+        return self.avatars / self.seconds if self.seconds > 0 else float("inf")
+
+    def __str__(self) -> str:
+        mb = self.bytes_total / 1e6
+        return (f"{self.path}: {self.avatars:,} avatars in {self.shards} shards ({self.skipped} already done) "
+                f"in {self.seconds:.1f} s, {self.rate:,.1f} avatars/s; "
+                f"{self.bytes_written / 1e6:,.1f} MB written, {mb:,.1f} MB in the store")
+
+
+def _version() -> str:
+    from .. import __version__
+
+    return __version__
+
+
+# -- the task (runs in a worker) -------------------------------------------------------
+def _state(payload: dict):
+    """(config, rig, sampler) for a payload, built once per process."""
+    key = payload["fingerprint"]
+    if key not in _CACHE:
+        from ..rig import Rig
+        from ..template import load as load_template
+        from .samplers import Sampler, spec_from_text
+
+        config = DatasetConfig.from_resolved(payload["config"], payload["rig_text"])
+        spec = spec_from_text(payload["rig_text"], config.rig)
+        rig = Rig(spec, load_template(spec.template))
+        _CACHE.clear()
+        _CACHE[key] = (config, rig, Sampler(config, spec))
+    return _CACHE[key]
+
+
+def _blas_one_thread():
+    try:
+        from threadpoolctl import threadpool_limits
+
+        return threadpool_limits(limits=1)
+    except Exception:  # noqa: BLE001 - threadpoolctl missing: env vars set by the pool instead
+        from contextlib import nullcontext
+
+        return nullcontext()
+
+
+def compute_shard(payload: dict, k: int) -> dict[str, np.ndarray]:
+    """Every output array of shard k (no I/O): name -> (rows, ...) array."""
+    config, rig, sampler = _state(payload)
+    a, b = config.shard_range(k)
+    S = sampler.rows(a, b)
+    lo, hi = rig.spec.lows(), rig.spec.highs()
+    out = {"sliders": S, "sliders_normalized": (S - lo) / np.where(hi > lo, hi - lo, 1.0)}
+    o = config.outputs
+    cuts = sorted({a, b, *range(-(-a // MICRO) * MICRO, b, MICRO)})
+    pieces = list(zip(cuts[:-1], cuts[1:]))
+    with _blas_one_thread():
+        if "vertices" in o:
+            dt = np.dtype(o["vertices"]["dtype"])
+            out["vertices"] = np.concatenate([rig.vertices(S[i - a:j - a]).astype(dt) for i, j in pieces])
+        if "textures" in o:
+            size = o["textures"]["size"]
+            out["textures"] = np.concatenate([rig.textures(S[i - a:j - a], size) for i, j in pieces])
+        if "renders" in o:
+            from ..rendering import render
+
+            r = o["renders"]
+            out["renders"] = np.concatenate([render(rig, S[i - a:j - a], views=r["views"], size=r["size"])
+                                             for i, j in pieces])
+    return out
+
+
+def write_shard(payload: dict, k: int, _fail_after: str | None = None) -> dict:
+    """Compute and write shard k whole, then record its checksums. Returns {shard, rows, bytes}.
+
+    ``_fail_after`` (tests): raise right after writing that output, as a crash mid-shard would.
+    """
+    import zarr
+
+    path = Path(payload["path"])
+    config, _, _ = _state(payload)
+    a, b = config.shard_range(k)
+    names = payload["outputs"]
+    data = compute_shard(payload, k)
+    g = zarr.open_group(str(path), mode="r+")
+    digests = np.zeros((len(names), 32), np.uint8)
+    nbytes = 0
+    for j, name in enumerate(names):
+        arr = g[name]
+        f = st.shard_file(path, name, k, arr.ndim)
+        f.unlink(missing_ok=True)  # a whole-shard write: never read (or trust) what a crash left
+        arr[a:b] = data[name]
+        raw = f.read_bytes()
+        digests[j] = np.frombuffer(__import__("hashlib").sha256(raw).digest(), np.uint8)
+        nbytes += len(raw)
+        if _fail_after == name:
+            raise RuntimeError(f"injected failure after writing {name} of shard {k}")
+    g[st.CHECKSUM][k:k + 1] = digests[None]
+    return {"shard": k, "rows": b - a, "bytes": nbytes}
+
+
+def _init_worker() -> None:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+# -- orchestration (the parent) ----------------------------------------------------------
+def prepare(config: DatasetConfig, overwrite: bool = False, rig=None) -> tuple[Path, object, dict]:
+    """Check the target, create or reopen the store; (path, rig, attrs). Raises DatasetError."""
+    from ..rig import Rig
+    from ..template import load as load_template
+    from .samplers import spec_from_text
+
+    version = _version()
+    path = Path(config.store).expanduser()
+    if rig is None:
+        spec = spec_from_text(config.rig_text, config.rig)
+        rig = Rig(spec, load_template(spec.template))
+    attrs = st.read_attrs(path) if path.exists() else None
+    fingerprint = config.fingerprint(version)
+    if path.exists() and not path.is_dir():
+        raise DatasetError(f"{path}: exists and is not a directory; choose another store path")
+    if attrs is None and path.exists() and any(path.iterdir()):
+        raise DatasetError(f"{path}: exists and is not an avatar dataset; refusing to write into it "
+                           "(choose another store path, or remove it yourself)")
+    if attrs is not None and attrs.get("fingerprint") != fingerprint:
+        if not overwrite:
+            raise DatasetError(f"{path}: holds a dataset made from a different config "
+                               f"({_differences(attrs, config, version)}); use --overwrite to replace it, "
+                               "or choose another store path")
+        shutil.rmtree(path)
+        attrs = None
+    if "renders" in config.outputs:
+        from ..rendering import choose_backend
+
+        choose_backend()  # RenderBackendError (exit 2) now, before anything is written; probes in a subprocess
+    _check_writable(path)
+    for stale in path.parent.glob(f".{path.name}.creating-*"):  # a creation killed before its rename
+        shutil.rmtree(stale, ignore_errors=True)
+    todo = config.n if attrs is None else int((~st.completed(path, config.n_shards)).sum()) * config.shard
+    _check_space(path, st.estimate_bytes(config.resolved(), rig.n_vertices, len(rig.sliders), min(todo, config.n)))
+    if attrs is None:
+        st.create(path, config, rig, version)
+        attrs = st.read_attrs(path)
+    else:
+        st.clean_partials(path)
+    return path, rig, attrs
+
+
+def _differences(attrs: dict, config: DatasetConfig, version: str) -> str:
+    old, new = attrs.get("config", {}), config.resolved()
+    keys = [k for k in sorted(set(old) | set(new)) if old.get(k) != new.get(k)]
+    if attrs.get("version") != version:
+        keys.append(f"avatar version {attrs.get('version')} -> {version}")
+    return "differs in " + ", ".join(keys) if keys else "different fingerprint"
+
+
+def _check_writable(path: Path) -> None:
+    parent = path.parent
+    try:
+        parent.mkdir(parents=True, exist_ok=True)
+        probe = parent / f".{path.name}.probe-{os.getpid()}"
+        probe.write_bytes(b"")
+        probe.unlink()
+    except OSError as err:
+        raise DatasetError(f"{path}: cannot write there ({err.strerror or err})") from None
+
+
+def _check_space(path: Path, needed: int) -> None:
+    free = shutil.disk_usage(path.parent).free
+    if needed > free:
+        raise DatasetError(f"{path}: not enough free disk space: the dataset needs about {needed / 1e9:,.2f} GB, "
+                           f"{free / 1e9:,.2f} GB are free (reduce n or the outputs, or write elsewhere)")
+
+
+def _du(path: Path) -> int:
+    return sum(f.stat().st_size for f in Path(path).rglob("*") if f.is_file())
+
+
+def generate(config: DatasetConfig, workers: int | None = None, scheduler: str | None = None,
+             overwrite: bool = False, progress: bool = True, rig=None) -> Summary:
+    """Generate (or resume) the dataset ``config`` describes; see the module docstring.
+
+    workers : local worker processes (default: one per core); 1 runs in this
+        process unless renders are asked for. scheduler : a Dask scheduler
+        address (``tcp://host:8786``); workers must see the store path.
+    """
+    t0 = time.perf_counter()
+    path, rig, attrs = prepare(config, overwrite, rig)
+    payload = {"path": str(path.resolve()), "config": config.resolved(), "rig_text": config.rig_text,
+               "fingerprint": attrs["fingerprint"], "outputs": attrs["outputs"]}
+    done = st.completed(path, config.n_shards)
+    todo = [int(k) for k in np.flatnonzero(~done)]
+    rows_done = sum(b - a for a, b in map(config.shard_range, np.flatnonzero(done)))
+    bar = _bar(config.n, rows_done, path.name, progress)
+    written = 0
+    try:
+        if scheduler:
+            results = _run_dask(payload, todo, scheduler)
+        elif (workers or os.cpu_count() or 1) == 1 and "renders" not in config.outputs:
+            _CACHE[payload["fingerprint"]] = (config, rig, _state_sampler(config, rig))
+            results = (write_shard(payload, k) for k in todo)
+        else:
+            results = _run_pool(payload, todo, workers or os.cpu_count() or 1)
+        for r in results:
+            written += r["bytes"]
+            bar.update(r["rows"])
+    finally:
+        bar.close()
+    return Summary(config.n - rows_done, len(todo), config.n_shards - len(todo), time.perf_counter() - t0,
+                   written, _du(path), path)
+
+
+def _state_sampler(config, rig):
+    from .samplers import Sampler
+
+    return Sampler(config, rig.spec)
+
+
+class _NoBar:
+    def update(self, n):
+        pass
+
+    def close(self):
+        pass
+
+
+def _bar(total: int, initial: int, desc: str, enabled: bool):
+    if not enabled:
+        return _NoBar()
+    from tqdm import tqdm
+
+    return tqdm(total=total, initial=initial, desc=desc, unit="avatar", dynamic_ncols=True,
+                file=sys.stderr, smoothing=0.1)
+
+
+def _run_pool(payload: dict, todo: list[int], workers: int):
+    """Local worker processes (spawned: no inherited threads or OpenGL state); a bounded window of tasks."""
+    import multiprocessing as mp
+    from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+    from concurrent.futures.process import BrokenProcessPool
+
+    env = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
+    os.environ.update({k: "1" for k in env})  # spawned children read these before importing numpy
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
+                                 initializer=_init_worker) as pool:
+            pending, queue = set(), list(reversed(todo))
+            while queue or pending:
+                while queue and len(pending) < 2 * workers:
+                    pending.add(pool.submit(write_shard, payload, queue.pop()))
+                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                for fut in finished:
+                    try:
+                        yield fut.result()
+                    except BrokenProcessPool:
+                        raise DatasetError("a worker process died (killed or out of memory); rerun the same "
+                                           "command to resume from the completed shards") from None
+    finally:
+        for k, v in env.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _run_dask(payload: dict, todo: list[int], address: str):
+    """An existing Dask cluster: one task per shard, a bounded window in flight."""
+    from distributed import Client, as_completed
+
+    try:
+        client = Client(address, timeout="20s")
+    except (OSError, TimeoutError) as err:
+        raise DatasetError(f"cannot reach the Dask scheduler at {address}: {err}") from None
+    try:
+        n_workers = max(1, len(client.scheduler_info().get("workers", {})))
+        window = 4 * n_workers
+        queue = list(reversed(todo))
+        fp = payload["fingerprint"][:12]
+
+        def submit(k):
+            return client.submit(write_shard, payload, k, key=f"avatar-shard-{fp}-{k}", pure=False, retries=2)
+
+        futures = as_completed([submit(queue.pop()) for _ in range(min(window, len(queue)))])
+        for fut in futures:
+            yield fut.result()
+            fut.release()
+            if queue:
+                futures.add(submit(queue.pop()))
+    finally:
+        client.close()

@@ -1,0 +1,200 @@
+"""The ``avatar`` dataset commands: generate, verify, export.
+
+    avatar generate configs/datasets/faces-10k.yaml --workers 2   # local worker processes (default: one per core)
+    avatar generate configs/datasets/body-1m.yaml --scheduler tcp://host:8786   # an existing Dask cluster
+    avatar verify data/faces-10k.zarr                             # completeness and checksums
+    avatar export data/faces-10k.zarr --index 0:5 -o samples/     # GLB files of chosen samples
+
+:func:`register` adds them to the main parser (``avatar/cli.py``). Bad input
+exits 2 with one line per problem; ``verify`` exits 1 when shards are missing
+or damaged, listing them.
+"""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+
+EXIT_DAMAGED = 1
+
+
+def register(sub, add) -> None:
+    """Add the dataset subcommands; ``add(name, func, help_)`` makes a subparser with ``--rig``."""
+    sp = add("generate", cmd_generate, "Generate (or resume) a dataset of avatars from a dataset YAML into a "
+                                       "Zarr store.")
+    sp.add_argument("config", help="dataset YAML (configs/datasets/*.yaml)")
+    sp.add_argument("--workers", type=int, help="local worker processes (default: one per core)")
+    sp.add_argument("--scheduler", metavar="ADDRESS", help="use an existing Dask cluster, e.g. tcp://host:8786 "
+                                                           "(its workers must see the store path)")
+    sp.add_argument("--store", help="write here instead of the config's store:")
+    sp.add_argument("--overwrite", action="store_true",
+                    help="replace a store made from a different config (default: refuse)")
+    sp.add_argument("--no-progress", action="store_true", help="no progress bar")
+
+    sp = add("verify", cmd_verify, "Check a dataset store: every shard present and matching its checksums. "
+                                   "Exit 0 if complete, 1 if shards are missing or damaged.")
+    sp.add_argument("store")
+    sp.add_argument("--repair", action="store_true",
+                    help="forget damaged shards so that rerunning `avatar generate` rewrites them")
+
+    sp = add("export", cmd_export, "Write chosen samples of a dataset as mesh files (GLB by default).")
+    sp.add_argument("store")
+    sp.add_argument("--index", required=True, help="samples: 0:5, 7, 3,9,12, -1 (Python slices, comma-separated)")
+    sp.add_argument("-o", "--output", required=True, help="output folder")
+    sp.add_argument("--format", choices=("glb", "obj", "ply"), default="glb")
+    sp.add_argument("--texture-size", type=int,
+                    help="texture pixels (default: the stored textures, else 512 computed from the sliders)")
+
+
+def _usage(msg: str):
+    from .cli import UsageError
+
+    return UsageError(msg)
+
+
+def cmd_generate(args) -> int:
+    from .dataset import DatasetError, generate, load_config
+
+    if args.workers is not None and args.workers < 1:
+        raise _usage("--workers must be at least 1")
+    if args.workers is not None and args.scheduler:
+        raise _usage("give --workers or --scheduler, not both")
+    config = load_config(args.config, store=args.store)
+    if args.rig:
+        raise _usage("a dataset's rig is set by `rig:` in its config, not by --rig")
+    try:
+        summary = generate(config, workers=args.workers, scheduler=args.scheduler, overwrite=args.overwrite,
+                           progress=not args.no_progress)
+    except DatasetError as err:
+        raise _usage(str(err)) from None
+    except KeyboardInterrupt:
+        print(f"\ninterrupted: completed shards are kept; rerun the same command to resume", file=sys.stderr)
+        return 130
+    print(summary)
+    return 0
+
+
+def cmd_verify(args) -> int:
+    from .dataset import store as st
+
+    path = Path(args.store)
+    if not path.exists():
+        raise _usage(f"{path}: no such store")
+    try:
+        report = st.verify(path)
+    except ValueError as err:
+        raise _usage(str(err)) from None
+    attrs = st.read_attrs(path)
+    n, shard = attrs["n"], attrs["shard"]
+
+    def rows(k):
+        return f"avatars {k * shard}-{min(n, (k + 1) * shard) - 1}"
+
+    total = report["n_shards"]
+    print(f"{path}: {len(report['ok'])} of {total} shards complete and intact ({n:,} avatars, "
+          f"{attrs['card']['sampler']} sampler, seed {attrs['seed']})")
+    for k, why in report["missing"].items():
+        print(f"  missing shard {k} ({rows(k)}): {why}")
+    for k, why in report["damaged"].items():
+        print(f"  damaged shard {k} ({rows(k)}): {why}")
+    for name, why in report["static"].items():
+        print(f"  damaged array {name}: {why}")
+    bad = list(report["missing"]) + list(report["damaged"])
+    if not bad and not report["static"]:
+        print("ok")
+        return 0
+    if bad:
+        print(f"bad shards: {' '.join(map(str, sorted(bad)))}")
+    if args.repair and report["damaged"]:
+        for k in report["damaged"]:
+            (path / st.CHECKSUM / "c" / str(k) / "0" / "0").unlink(missing_ok=True)
+        print(f"forgot {len(report['damaged'])} damaged shard(s); rerun `avatar generate` with the same "
+              "config to rewrite them")
+    elif bad:
+        print("rerun `avatar generate` with the same config to finish missing shards"
+              + ("; damaged ones need `avatar verify --repair` first" if report["damaged"] else ""))
+    return EXIT_DAMAGED
+
+
+def parse_index(text: str, n: int) -> list[int]:
+    """``"0:5,7,-1"`` -> [0, 1, 2, 3, 4, 7, n-1]; ValueError for bad items or out-of-range indices."""
+    out: list[int] = []
+    for item in text.split(","):
+        item = item.strip()
+        if not item:
+            continue
+        try:
+            if ":" in item:
+                parts = [int(p) if p.strip() else None for p in item.split(":")]
+                if len(parts) > 3:
+                    raise ValueError
+                out.extend(range(n)[slice(*parts)])
+            else:
+                i = int(item)
+                if not -n <= i < n:
+                    raise IndexError(i)
+                out.append(i % n)
+        except IndexError as err:
+            raise ValueError(f"index {err.args[0]} is outside the dataset (0 to {n - 1})") from None
+        except ValueError:
+            raise ValueError(f"bad index {item!r}: use 5, 0:10, 0:100:10 or -1, comma-separated") from None
+    if not out:
+        raise ValueError(f"--index {text!r} selects no samples (the dataset has {n})")
+    return out
+
+
+def cmd_export(args) -> int:
+    from .dataset import store as st
+    from .export import write_mesh
+
+    if args.rig:
+        raise _usage("export uses the rig stored in the dataset, not --rig")
+    path = Path(args.store)
+    if st.read_attrs(path) is None:
+        raise _usage(f"{path}: not an avatar dataset store")
+    ds = st.open(path, check=False)
+    try:
+        idx = parse_index(args.index, len(ds))
+    except ValueError as err:
+        raise _usage(str(err)) from None
+    missing = {i for i in idx if i // ds.attrs["shard"] in set(ds.missing_shards)}
+    if missing:
+        raise _usage(f"samples {', '.join(map(str, sorted(missing)[:10]))} are in shards that are not "
+                     "generated yet; finish the dataset first")
+    if args.texture_size is not None and not 8 <= args.texture_size <= 4096:
+        raise _usage("--texture-size must be 8 to 4096")
+    rig = ds.load_rig()
+    out = Path(args.output)
+    out.mkdir(parents=True, exist_ok=True)
+    S = ds.group["sliders"]
+    V = ds.group["vertices"] if "vertices" in ds.group else None
+    T = ds.group["textures"] if "textures" in ds.group and args.texture_size is None else None
+    for i in idx:
+        values = S[i]
+        verts = V[i] if V is not None else rig.vertices(values)
+        tex = None
+        if args.format != "ply":
+            tex = T[i] if T is not None else rig.textures(values, args.texture_size or 512)
+        readable = {s.name: s.readable(v) for s, v in zip(rig.sliders, values)}
+        readable["dataset_index"] = int(i)
+        for p in write_mesh(out / f"{i:06d}.{args.format}", np.asarray(verts, np.float64), rig.template,
+                            readable, tex):
+            print(f"wrote {p}")
+    return 0
+
+
+def demo_dataset(out: Path, rig_path=None, n: int = 2000, workers: int | None = None) -> None:
+    """The demo's small dataset: n avatars, vertices and 64^2 textures, in ``out/dataset.zarr``."""
+    from .dataset import DatasetError, config_from_text, generate
+
+    text = (f"name: demo\nrig: {rig_path or 'humanoid'}\nn: {n}\nseed: 0\nsampler: prior\nvary: ['*']\n"
+            f"correlate: {{body.weight: {{body.muscle: 0.5}}}}\n"
+            f"outputs: {{vertices: {{dtype: float32}}, textures: {{size: 64}}}}\nshard: 256\n"
+            f"store: {out / 'dataset.zarr'}\n")
+    config = config_from_text(text, "<demo dataset>", base_dir=Path("."))
+    try:
+        summary = generate(config, workers=workers, overwrite=True, progress=sys.stderr.isatty())
+    except DatasetError as err:
+        raise _usage(str(err)) from None
+    print(summary)

@@ -1,0 +1,249 @@
+"""The ``avatar`` rendering commands: render, sheet, traverse, turntable.
+
+    avatar render configs/avatars/knight.yaml -o knight.png --views front,three_quarter,side --size 512
+    avatar sheet --n 24 --seed 0 -o gallery.png
+    avatar traverse face.nose_width --steps 7 -o nose.png [--preset FILE]
+    avatar turntable configs/avatars/knight.yaml -o knight.gif
+
+:func:`register` adds them to the main parser (``avatar/cli.py``). When no
+OpenGL backend can start, :class:`avatar.rendering.RenderBackendError` gives
+one message naming the packages to install and the CLI exits 2.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp")
+
+
+def register(sub, add) -> None:
+    """Add the rendering subcommands; ``add(name, func, help_)`` makes a subparser with ``--rig``."""
+    sp = add("render", cmd_render, "Render an avatar (a preset YAML, or --seed for a random one) to an "
+                                   "image, its views side by side.")
+    sp.add_argument("preset", nargs="?", help="preset YAML (omit it and give --seed for a random avatar)")
+    sp.add_argument("-o", "--output", required=True, help="image file (.png, .jpg, .webp)")
+    sp.add_argument("--views", default="front,three_quarter,side",
+                    help="comma-separated: front, three_quarter, side, back, face, profile, or yaw degrees")
+    sp.add_argument("--size", type=int, default=512, help="pixels per view (square)")
+    sp.add_argument("--seed", type=int, help="render random avatar --index of this seed instead of a preset")
+    sp.add_argument("--index", type=int, default=0)
+    _options(sp)
+
+    sp = add("sheet", cmd_sheet, "Contact sheet: a grid of random avatars (and presets), each labelled.")
+    sp.add_argument("-o", "--output", required=True, help="image file (.png, .jpg, .webp)")
+    sp.add_argument("--n", type=int, default=24, help="random avatars")
+    sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--presets", nargs="*", default=[], metavar="FILE", help="preset YAMLs shown first")
+    sp.add_argument("--view", default="front", help="one view name or yaw angle")
+    sp.add_argument("--size", type=int, default=256, help="pixels per cell")
+    sp.add_argument("--cols", type=int, help="cells per row (default: near square)")
+    _options(sp)
+
+    sp = add("traverse", cmd_traverse, "One slider from min to max, the rest at default (or at --preset).")
+    sp.add_argument("slider", help="dotted slider name, e.g. face.nose_width")
+    sp.add_argument("-o", "--output", required=True, help="image file (.png, .jpg, .webp)")
+    sp.add_argument("--steps", type=int, default=7)
+    sp.add_argument("--preset", help="preset YAML holding the other sliders")
+    sp.add_argument("--views", help="comma-separated views, one row each (default: face,profile for "
+                                    "face sliders, front otherwise)")
+    sp.add_argument("--size", type=int, default=256, help="pixels per cell")
+    _options(sp, frame_default="auto")
+
+    sp = add("turntable", cmd_turntable, "A looping GIF of the camera circling an avatar.")
+    sp.add_argument("preset", nargs="?", help="preset YAML (omit it and give --seed for a random avatar)")
+    sp.add_argument("-o", "--output", required=True, help="GIF file")
+    sp.add_argument("--frames", type=int, default=36)
+    sp.add_argument("--fps", type=float, default=12.0)
+    sp.add_argument("--size", type=int, default=384)
+    sp.add_argument("--pitch", type=float, default=8.0, help="camera elevation in degrees")
+    sp.add_argument("--seed", type=int)
+    sp.add_argument("--index", type=int, default=0)
+    _options(sp, frame=False)
+
+
+def _options(sp, frame: bool = True, frame_default: str = "auto") -> None:
+    sp.add_argument("--projection", choices=("perspective", "orthographic"), default="perspective")
+    sp.add_argument("--background", default="#eceef1", help="colour name or #rrggbb")
+    sp.add_argument("--backend", choices=("egl", "osmesa"), help="OpenGL platform (default: $AVATAR_GL, "
+                                                                 "else EGL, then OSMesa)")
+    if frame:
+        sp.add_argument("--frame", choices=("auto", "fixed"), default=frame_default,
+                        help="auto: fit each avatar; fixed: one scale for all (sizes compare)")
+
+
+def _usage_error(msg: str):
+    from .cli import UsageError
+
+    return UsageError(msg)
+
+
+def _check(path: str, suffixes=IMAGE_SUFFIXES) -> Path:
+    out = Path(path)
+    if out.suffix.lower() not in suffixes:
+        raise _usage_error(f"{out}: unknown image format {out.suffix!r}; use one of {', '.join(suffixes)}")
+    return out
+
+
+def _check_size(size: int) -> None:
+    if not 16 <= size <= 4096:
+        raise _usage_error(f"--size must be 16 to 4096 pixels, got {size}")
+
+
+def _views(text: str) -> list:
+    from .rendering import as_view
+
+    names = [v.strip() for v in text.split(",") if v.strip()]
+    if not names:
+        raise _usage_error("no views given")
+    try:
+        return [as_view(v) for v in names]
+    except ValueError as err:
+        raise _usage_error(str(err)) from None
+
+
+def _kw(args) -> dict:
+    kw = {"projection": args.projection, "background": args.background, "backend": args.backend}
+    if getattr(args, "frame", None):
+        kw["frame"] = args.frame
+    from .rendering import _rgb, choose_backend
+
+    try:
+        _rgb(args.background)
+    except ValueError as err:
+        raise _usage_error(f"--background: {err}") from None
+    choose_backend(args.backend)  # no OpenGL: say so before any work is done
+    return kw
+
+
+def _rig(args):
+    from .rig import load_rig
+
+    return load_rig(args.rig)
+
+
+def _one_avatar(args, rig) -> tuple[np.ndarray, str]:
+    """(P,) values and a name from a preset path or --seed/--index."""
+    from .sliders import load_preset
+
+    if args.preset and args.seed is not None:
+        raise _usage_error("give a preset or --seed, not both")
+    if args.preset:
+        values = rig.spec.to_vector(load_preset(args.preset, rig.spec))
+        return values, Path(args.preset).stem
+    if args.seed is None:
+        raise _usage_error("give a preset YAML, or --seed (and --index) for a random avatar")
+    if args.seed < 0 or args.index < 0:
+        raise _usage_error("--seed and --index must be >= 0")
+    return rig.sample(1, seed=args.seed, start=args.index)[0], f"seed {args.seed} #{args.index}"
+
+
+def _save(out: Path, image) -> None:
+    from .rendering import save_image
+
+    save_image(out, image)
+    print(f"wrote {out}")
+
+
+# -- commands ----------------------------------------------------------------
+def cmd_render(args) -> int:
+    from .rendering import render
+
+    out = _check(args.output)
+    _check_size(args.size)
+    views, kw = _views(args.views), _kw(args)
+    rig = _rig(args)
+    values, _ = _one_avatar(args, rig)
+    imgs = render(rig, values, views=views, size=args.size, **kw)[0]
+    _save(out, np.concatenate(list(imgs), axis=1))
+    return 0
+
+
+def sheet_image(rig, items: list[tuple[str, np.ndarray]], view="front", size: int = 256,
+                cols: int | None = None, **kw):
+    """A labelled contact sheet (PIL image) of ``items``: (label, (P,) values) pairs."""
+    from .rendering import contact_sheet, render
+
+    S = np.stack([v for _, v in items])
+    imgs = render(rig, S, views=(view,), size=size, **kw)[:, 0]
+    return contact_sheet(imgs, [name for name, _ in items], cols=cols)
+
+
+def cmd_sheet(args) -> int:
+    from .sliders import load_preset
+
+    out = _check(args.output)
+    _check_size(args.size)
+    if args.n < 0 or args.seed < 0:
+        raise _usage_error("--n and --seed must be >= 0")
+    if args.cols is not None and args.cols < 1:
+        raise _usage_error("--cols must be >= 1")
+    view, kw = _views(args.view)[0], _kw(args)
+    rig = _rig(args)
+    items = [(Path(p).stem, rig.spec.to_vector(load_preset(p, rig.spec))) for p in args.presets]
+    items += [(f"seed {args.seed} #{i}", v) for i, v in enumerate(rig.sample(args.n, seed=args.seed))]
+    if not items:
+        raise _usage_error("nothing to show: give --n > 0 or --presets")
+    _save(out, sheet_image(rig, items, view, args.size, args.cols, **kw))
+    return 0
+
+
+def cmd_traverse(args) -> int:
+    from .rendering import traversal_strip
+    from .sliders import load_preset
+
+    out = _check(args.output)
+    _check_size(args.size)
+    kw = _kw(args)
+    views = _views(args.views) if args.views else None
+    rig = _rig(args)
+    if args.slider not in rig.slider_names:
+        from .config import did_you_mean
+
+        raise _usage_error(f"no slider {args.slider!r}{did_you_mean(args.slider, rig.slider_names)}")
+    s = rig.sliders[rig.slider_names.index(args.slider)]
+    if args.steps < 2 and s.kind not in ("bool", "categorical"):
+        raise _usage_error("--steps must be >= 2")
+    base = rig.spec.to_vector(load_preset(args.preset, rig.spec)) if args.preset else None
+    strip = traversal_strip(rig, args.slider, args.steps, base, views, args.size,
+                            base_name=Path(args.preset).stem if args.preset else None, **kw)
+    _save(out, strip)
+    return 0
+
+
+def cmd_turntable(args) -> int:
+    from .rendering import save_gif, turntable
+
+    out = _check(args.output, (".gif",))
+    _check_size(args.size)
+    if not 1 <= args.frames <= 720:
+        raise _usage_error("--frames must be 1 to 720")
+    if not 0 < args.fps <= 100:
+        raise _usage_error("--fps must be above 0 and at most 100")
+    kw = _kw(args)
+    rig = _rig(args)
+    values, _ = _one_avatar(args, rig)
+    frames = turntable(rig, values, frames=args.frames, size=args.size, pitch=args.pitch, **kw)
+    save_gif(out, frames, fps=args.fps)
+    print(f"wrote {out}")
+    return 0
+
+
+# -- the main job's pictures ---------------------------------------------------
+DEMO_TRAVERSALS = ("body.height", "body.weight", "face.nose_length", "face.ear_point")
+
+
+def demo_pictures(rig, presets: list, S: np.ndarray, seed: int, out: Path, size: int = 256) -> None:
+    """``out/gallery.png`` (presets, then random avatars) and ``out/traverse_<slider>.png``."""
+    from .rendering import traversal_strip
+    from .sliders import load_preset
+
+    items = [(Path(p).stem, rig.spec.to_vector(load_preset(p, rig.spec))) for p in presets]
+    items += [(f"seed {seed} #{i}", v) for i, v in enumerate(S)]
+    _save(out / "gallery.png", sheet_image(rig, items, "front", size))
+    for name in DEMO_TRAVERSALS:
+        if name in rig.slider_names:
+            # heights compare only at one scale; the rest fit each avatar
+            frame = "fixed" if name == "body.height" else "auto"
+            _save(out / f"traverse_{name}.png", traversal_strip(rig, name, 7, size=size, frame=frame))
