@@ -10,20 +10,11 @@ avatars carry a tattoo (the rig's default pattern weights).
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 
 import avatar
-
-
-def median_time(fn, repeats: int) -> float:
-    times = []
-    for _ in range(repeats):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return float(np.median(times))
+from timing import median_time  # benchmarks/timing.py
 
 
 def main() -> None:
