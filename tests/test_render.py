@@ -103,6 +103,26 @@ def test_texture_is_shown(rig):
     assert np.abs(tex.astype(int) - flat.astype(int)).sum(axis=-1).mean() > 1
 
 
+def test_chest_tattoo_appears_on_the_chest_in_the_front_view(rig):
+    """The mission's example (crescent, vertical 86, horizontal 61, scale 20) is visible where the chest is."""
+    marked = avatar.load_preset(ROOT / "configs" / "avatars" / "marked.yaml", rig)
+    bare = {**marked, "tattoo.pattern": "none"}
+    with_ink, without = (rendering.render(rig, v, views=("front",), size=256)[0, 0] for v in (marked, bare))
+    ink = np.abs(with_ink.astype(int) - without.astype(int)).sum(axis=-1) > 60
+    assert ink.sum() > 30, "no visible tattoo"
+    top, bottom, left, right = bbox(silhouette(without))
+    rows, cols = np.nonzero(ink)
+    height = bottom - top
+    # chest: between 15% and 35% of the figure's height from the crown (y 1.15-1.49 m
+    # of 1.75 m), within the torso's width around the image's vertical midline
+    frac = (rows - top) / height
+    assert frac.min() > 0.12 and frac.max() < 0.35, (frac.min(), frac.max())
+    centre = (left + right) / 2
+    assert np.abs(cols - centre).max() < 0.12 * (right - left)
+    # horizontal 61 (right of centre in chart terms) puts it on the figure's left: the image's right
+    assert cols.mean() > centre
+
+
 def test_missing_backend_gives_one_clear_message(tmp_path):
     out = tmp_path / "k.png"
     broken = "import avatar.rendering as r\nr._probe = lambda name: 'simulated: library not found'"
