@@ -183,8 +183,10 @@ def _girth(frame: Frame, e: dict, amount) -> np.ndarray:
     j = anatomy.BONE_NAMES.index(bone)
     t = frame.along[:, j]
     t0, t1 = e.get("span") or (0.0, 1.0)
-    ramp = min(max(0.15, 0.04 / length), 0.35)  # ease in and out over ~4 cm so the body stays smooth
     sided = anatomy.mirror_name(bone) != bone
+    # ease in and out over ~4 cm on a limb, ~9 cm on the short, wide trunk
+    # bones, whose sharper windows would ring the torso with bands
+    ramp = min(max(0.15, 0.04 / length), 0.35) if sided else min(0.09 / length, 0.7)
     # A span's inner ends ease in/out inside it (nothing moves beyond), a bone's
     # own ends blend outwards into the neighbouring bone, except where a limb
     # joins the trunk (armpit, groin): its swelling must not push into the body.
