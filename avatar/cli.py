@@ -204,4 +204,8 @@ def cmd_demo(args) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    # Run as ``python -m avatar.cli`` this file is ``__main__``; delegate to the
+    # imported module so every command raises and catches the same UsageError.
+    from avatar.cli import main as _main
+
+    sys.exit(_main())

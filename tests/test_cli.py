@@ -142,3 +142,13 @@ def test_python_api_raises_one_config_error_with_all_problems(rig):
     with pytest.raises(avatar.ConfigError) as err:
         rig.values({"body.height": 999, "face.nose_widht": 10})
     assert len(err.value.problems) == 2
+
+
+def test_every_command_reports_usage_errors_without_traceback(tmp_path):
+    # run as ``python -m avatar.cli`` (the module is then __main__) and as ``python -m avatar``
+    for runner in (run_cli, lambda *a: subprocess.run([sys.executable, "-m", "avatar", *a],
+                                                      capture_output=True, text=True, cwd=ROOT)):
+        r = runner("traverse", "face.nose_widht", "-o", str(tmp_path / "t.png"))
+        assert r.returncode == 2 and "Traceback" not in r.stderr
+        assert "did you mean 'face.nose_width'" in r.stderr
+    assert not (tmp_path / "t.png").exists()
