@@ -8,6 +8,7 @@
 """
 from __future__ import annotations
 
+from functools import lru_cache
 from pathlib import Path
 
 from .config import ConfigError
@@ -43,6 +44,7 @@ def render(rig: Rig, S, views=("front",), size=256, **kw):
     return _render(rig, S, views=views, size=size, **kw)
 
 
+@lru_cache(maxsize=1)
 def _default_spec():
     from .sliders import load_rig_spec
 

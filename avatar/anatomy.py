@@ -89,8 +89,6 @@ _LANDMARKS_LEFT = {
     "foot_l": (0.112, 0.04, 0.04),
 }
 
-BODY_HEIGHT = _JOINTS_LEFT["crown"][1]
-
 
 def mirror_name(name: str) -> str:
     """``"eye_l"`` -> ``"eye_r"``; midline names are their own mirror."""

@@ -118,11 +118,11 @@ def cmd_sliders(args) -> int:
 
 
 def cmd_make(args) -> int:
-    from .sliders import load_preset
+    from .sliders import preset_vector
 
     out = _check_output(args.output)
     rig = _rig(args)
-    values = rig.spec.to_vector(load_preset(args.preset, rig.spec))
+    values = preset_vector(rig.spec, args.preset)
     _write(rig, values, out)
     return 0
 
@@ -181,14 +181,13 @@ def _default_rig():
 def cmd_demo(args) -> int:
     """Every preset under configs/avatars and a few random avatars, as GLB + PLY."""
     from .rig import ROOT
-    from .sliders import load_preset
+    from .sliders import preset_vector
 
     rig = _rig(args)
     out = Path(args.out)
-    presets = sorted((ROOT / "configs" / "avatars").glob("*.yaml"))
-    for p in presets:
-        values = rig.spec.to_vector(load_preset(p, rig.spec))
-        _write(rig, values, out / "presets" / f"{p.stem}.glb")
+    presets = [(p.stem, preset_vector(rig.spec, p)) for p in sorted((ROOT / "configs" / "avatars").glob("*.yaml"))]
+    for name, values in presets:
+        _write(rig, values, out / "presets" / f"{name}.glb")
     S = rig.sample(args.n_random, seed=args.seed)
     for i, values in enumerate(S):
         _write(rig, values, out / "random" / f"seed{args.seed}_{i:03d}.glb")

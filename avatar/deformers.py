@@ -23,7 +23,6 @@ from . import anatomy
 from .template import Template
 
 LINEAR = ("length", "girth", "scale", "move", "bump", "rotate")
-NONLINEAR = ("bend", "stature")
 MIRROR = np.array([-1.0, 1.0, 1.0])
 JOINT_SCALE = 0.04  # metres past a bone's end that count as one bone radius
 
@@ -234,6 +233,14 @@ _FIELDS = {"length": _length, "girth": _girth, "scale": _scale, "move": _move,
            "bump": _bump, "rotate": _rotate}
 
 
+def effect_amount(effect: dict, at_min: bool = False):
+    """An effect's amount at the slider's max, or at its min (``amount_at_min``, default -amount)."""
+    if not at_min:
+        return effect["amount"]
+    low = effect.get("amount_at_min")
+    return -np.asarray(effect["amount"], float) if low is None else low
+
+
 def _sided_names(e: dict) -> tuple[str | None, bool]:
     """The effect's anchor name and whether it is on the right side."""
     name = e.get("bone") or e.get("at")
@@ -246,11 +253,7 @@ def displacement(frame: Frame, effect: dict, at_min: bool = False) -> np.ndarray
     ``side: both`` adds the exact mirror image (through the template's mirror
     map) when the effect sits on one side; ``left``/``right`` keep only that side.
     """
-    amount = effect["amount"]
-    if at_min:
-        amount = effect.get("amount_at_min")
-        amount = -np.asarray(effect["amount"], float) if amount is None else amount
-    field = _FIELDS[effect["deformer"]](frame, effect, amount)
+    field = _FIELDS[effect["deformer"]](frame, effect, effect_amount(effect, at_min))
     name, on_right = _sided_names(effect)
     mirrored = field[frame.mirror] * MIRROR
     side = effect.get("side", "both")

@@ -18,7 +18,7 @@ import numpy as np
 from .template import Template
 
 FORMATS = (".glb", ".obj", ".ply")
-SKIN_RGBA = (0.80, 0.64, 0.54, 1.0)  # a neutral base colour until textures exist
+SKIN_RGBA = (0.80, 0.64, 0.54, 1.0)  # base colour of a mesh exported without its texture
 
 
 def write_mesh(path: str | Path, vertices: np.ndarray, template: Template,
@@ -66,11 +66,25 @@ def textured_mesh(vertices: np.ndarray, template: Template, texture: np.ndarray 
     return mesh
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def atomic_write(path: str | Path, write) -> None:
+    """Write a file through ``write(f)`` under a temporary name, then rename it into place.
+
+    An interrupted or failing write leaves neither a half file nor the temporary one.
+    """
+    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "wb") as f:
+            write(f)
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def _atomic_write(path: Path, data: bytes) -> None:
+    atomic_write(path, lambda f: f.write(data))
 
 
 def _glb_bytes(vertices, template: Template, sliders, texture=None) -> bytes:

@@ -125,12 +125,12 @@ def _rig(args):
 
 def _one_avatar(args, rig) -> tuple[np.ndarray, str]:
     """(P,) values and a name from a preset path or --seed/--index."""
-    from .sliders import load_preset
+    from .sliders import preset_vector
 
     if args.preset and args.seed is not None:
         raise _usage_error("give a preset or --seed, not both")
     if args.preset:
-        values = rig.spec.to_vector(load_preset(args.preset, rig.spec))
+        values = preset_vector(rig.spec, args.preset)
         return values, Path(args.preset).stem
     if args.seed is None:
         raise _usage_error("give a preset YAML, or --seed (and --index) for a random avatar")
@@ -171,7 +171,7 @@ def sheet_image(rig, items: list[tuple[str, np.ndarray]], view="front", size: in
 
 
 def cmd_sheet(args) -> int:
-    from .sliders import load_preset
+    from .sliders import preset_vector
 
     out = _check(args.output)
     _check_size(args.size)
@@ -181,7 +181,7 @@ def cmd_sheet(args) -> int:
         raise _usage_error("--cols must be >= 1")
     view, kw = _views(args.view)[0], _kw(args)
     rig = _rig(args)
-    items = [(Path(p).stem, rig.spec.to_vector(load_preset(p, rig.spec))) for p in args.presets]
+    items = [(Path(p).stem, preset_vector(rig.spec, p)) for p in args.presets]
     items += [(f"seed {args.seed} #{i}", v) for i, v in enumerate(rig.sample(args.n, seed=args.seed))]
     if not items:
         raise _usage_error("nothing to show: give --n > 0 or --presets")
@@ -191,7 +191,7 @@ def cmd_sheet(args) -> int:
 
 def cmd_traverse(args) -> int:
     from .rendering import traversal_strip
-    from .sliders import load_preset
+    from .sliders import preset_vector
 
     out = _check(args.output)
     _check_size(args.size)
@@ -205,7 +205,7 @@ def cmd_traverse(args) -> int:
     s = rig.sliders[rig.slider_names.index(args.slider)]
     if args.steps < 2 and s.kind not in ("bool", "categorical"):
         raise _usage_error("--steps must be >= 2")
-    base = rig.spec.to_vector(load_preset(args.preset, rig.spec)) if args.preset else None
+    base = preset_vector(rig.spec, args.preset) if args.preset else None
     strip = traversal_strip(rig, args.slider, args.steps, base, views, args.size,
                             base_name=Path(args.preset).stem if args.preset else None, **kw)
     _save(out, strip)
@@ -235,12 +235,13 @@ DEMO_TRAVERSALS = ("body.height", "body.weight", "face.nose_length", "face.ear_p
 
 
 def demo_pictures(rig, presets: list, S: np.ndarray, seed: int, out: Path, size: int = 256) -> None:
-    """``out/gallery.png`` (presets, then random avatars) and ``out/traverse_<slider>.png``."""
-    from .rendering import traversal_strip
-    from .sliders import load_preset
+    """``out/gallery.png`` (presets, then random avatars) and ``out/traverse_<slider>.png``.
 
-    items = [(Path(p).stem, rig.spec.to_vector(load_preset(p, rig.spec))) for p in presets]
-    items += [(f"seed {seed} #{i}", v) for i, v in enumerate(S)]
+    presets : [(name, (P,) slider values)]; S : (n, P) random avatars.
+    """
+    from .rendering import traversal_strip
+
+    items = list(presets) + [(f"seed {seed} #{i}", v) for i, v in enumerate(S)]
     _save(out / "gallery.png", sheet_image(rig, items, "front", size))
     for name in DEMO_TRAVERSALS:
         if name in rig.slider_names:

@@ -38,9 +38,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from .export import atomic_write
+
 BACKENDS = ("egl", "osmesa")
 PACKAGES = "libegl1 libgl1-mesa-dri libosmesa6"
-SKIN = (0.80, 0.64, 0.54)          # display (sRGB) skin colour while the rig has no textures
+SKIN = (0.80, 0.64, 0.54)          # display (sRGB) skin colour of untextured renders
 BACKGROUND = (236, 238, 241)       # display colour behind the avatar
 HEAD_PARTS = ("head", "forehead", "face", "nose", "mouth", "chin", "ear_l", "ear_r", "eye_l", "eye_r")
 HEAD_HEIGHT = 0.36                 # metres shown by head views with frame="fixed"
@@ -516,9 +518,7 @@ def render_iter(rig, S, views: Sequence = ("front",), size=256, *, projection: s
     bg = _rgb(background)
     if texture_size is None:
         texture_size = default_texture_size(width, height)
-    use_tex = hasattr(rig, "textures") if textures is None else bool(textures)
-    if use_tex and not hasattr(rig, "textures"):
-        raise ValueError("this rig has no textures()")
+    use_tex = True if textures is None else bool(textures)
     return _stream(rig, S, views, width, height, proj == "perspective", bg, frame, float(world_height),
                    float(fov), use_tex, int(texture_size), backend, max(1, int(chunk)))
 
@@ -766,7 +766,7 @@ def save_gif(path, frames: np.ndarray, fps: float = 12.0) -> None:
     from PIL import Image
 
     imgs = [Image.fromarray(f) for f in frames]
-    _atomic_save(path, lambda f: imgs[0].save(f, format="GIF", save_all=True, append_images=imgs[1:],
+    atomic_write(path, lambda f: imgs[0].save(f, format="GIF", save_all=True, append_images=imgs[1:],
                                                duration=max(20, int(round(1000 / fps))), loop=0,
                                                optimize=False))
 
@@ -782,19 +782,6 @@ def save_image(path, image) -> None:
         Path(path).suffix.lower())
     if fmt is None:
         raise ValueError(f"{path}: unknown image format; use .png, .jpg, .webp or .gif")
-    _atomic_save(path, lambda f: img.save(f, format=fmt))
+    atomic_write(path, lambda f: img.save(f, format=fmt))
 
 
-def _atomic_save(path, write) -> None:
-    from pathlib import Path
-
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp{os.getpid()}")
-    try:
-        with open(tmp, "wb") as f:
-            write(f)
-        os.replace(tmp, path)
-    finally:
-        if tmp.exists():
-            tmp.unlink()

@@ -16,7 +16,6 @@ once when the rig is loaded.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -68,14 +67,27 @@ class Rig:
         return self.spec.sample(n, seed, start)
 
     def values(self, x) -> np.ndarray:
-        """(P,) or (n, P) slider values from an array, or a mapping of readable values."""
+        """(P,) or (n, P) slider values from an array, or a mapping of readable values.
+
+        Arrays are checked like presets: every value finite and inside its
+        slider's range, bools and categories whole numbers. ValueError names
+        the first offending slider.
+        """
         if isinstance(x, Mapping):
             return self.spec.to_vector(x)
         arr = np.asarray(x, dtype=np.float64)
-        if arr.shape[-1] != len(self.sliders):
-            raise ValueError(f"expected {len(self.sliders)} slider values per avatar, got shape {arr.shape}")
-        if not np.isfinite(arr).all():
-            raise ValueError("slider values must be finite")
+        if arr.ndim not in (1, 2) or arr.shape[-1] != len(self.sliders):
+            raise ValueError(f"expected (P,) or (n, P) slider values with P = {len(self.sliders)}, "
+                             f"got shape {arr.shape}")
+        rows = np.atleast_2d(arr)
+        bad = ~np.isfinite(rows) | (rows < self.spec.lows()) | (rows > self.spec.highs())
+        bad |= self._whole & (rows != np.round(rows))
+        if bad.any():
+            i, j = np.argwhere(bad)[0]
+            s = self.sliders[j]
+            raise ValueError(f"avatar {i}: {s.name} = {rows[i, j]:g} is not a valid value "
+                             f"(range {self.spec.lows()[j]:g} to {self.spec.highs()[j]:g}"
+                             f"{', whole numbers' if self._whole[j] else ''})")
         return arr
 
     # -- geometry --------------------------------------------------------
@@ -178,6 +190,7 @@ class Rig:
         self._span_down = np.array([max(sliders[j].default - sliders[j].min, 1e-12) for j in cont])
         has_up, has_down, col_up, col_down = [], [], [], []
         self._stature = None
+        self._whole = np.array([s.kind in ("integer", "bool", "categorical") for s in sliders])
 
         def add_feature(effects, at_min=False) -> int:
             field = np.zeros((self.n_vertices, 3))
@@ -186,9 +199,7 @@ class Rig:
                 if e["deformer"] in deformers.LINEAR:
                     field += deformers.displacement(frame, e, at_min)
                 elif e["deformer"] == "bend":
-                    degrees = e.get("amount_at_min") if at_min else e["amount"]
-                    degrees = -e["amount"] if degrees is None else degrees
-                    bends.append((e, float(degrees)))
+                    bends.append((e, float(deformers.effect_amount(e, at_min))))
             fields.append(field)
             bend_rows.append(bends)
             return len(fields) - 1
@@ -219,7 +230,6 @@ class Rig:
         floor_field[:, 1] = 1.0
         rows = fields + bend_fields + [self.template.vertices, floor_field]
         D = np.stack(rows).reshape(len(rows), -1).astype(np.float32)
-        self._fields = D[: self._n_features]
         self._blocks = self._block_sparse(D)
         # the crown (top of the skull) and the feet give stature and floor
         y = self.template.vertices[:, 1]
@@ -253,10 +263,6 @@ class Rig:
             blocks.append((cols, active, np.ascontiguousarray(D[active, cols])))
         return blocks
 
-    @cached_property
-    def displacement_fields(self) -> np.ndarray:
-        """(K, V, 3) float32 per-feature displacement fields (for inspection)."""
-        return self._fields.reshape(self._n_features, self.n_vertices, 3)
 
 
 def load_rig(path: str | Path | None = None) -> Rig:

@@ -38,10 +38,6 @@ class TexelMap:
     fill: np.ndarray
     texel_area: float
 
-    def image(self, values: np.ndarray) -> np.ndarray:
-        """Scatter per-covered-texel values (..., N, C) into images (..., size, size, C)."""
-        return values[..., self.fill, :]
-
 
 def rasterize(uv: np.ndarray, faces: np.ndarray, size: int):
     """Covered texels of UV triangles: (texel index, face, barycentrics (N, 3)).

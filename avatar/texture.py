@@ -47,13 +47,14 @@ REGIONS = ("chest", "back", "upper_arm", "forearm", "thigh", "neck", "cheek", "f
 SIZE_PER_SCALE = 0.0025  # metres of tattoo half-width per point of tattoo.scale (100 -> 25 cm)
 
 # default values of the appearance sliders, used where a rig leaves one out
+# (a test keeps them equal to configs/rigs/humanoid.yaml)
 DEFAULTS = {
     "skin.tone": 35.0, "skin.undertone": 50.0, "skin.freckles": 0.0, "skin.blush": 20.0,
     "skin.lip_colour": "rose", "skin.lipstick": 0.0, "skin.brow_colour": "dark_brown",
     "skin.brow_thickness": 50.0, "skin.iris_colour": "brown", "skin.eyeliner": 0.0,
     "skin.eyeshadow": 0.0, "skin.eyeshadow_colour": "smoky", "skin.stubble": 0.0,
     "tattoo.pattern": "none", "tattoo.region": "chest", "tattoo.vertical": 50.0,
-    "tattoo.horizontal": 50.0, "tattoo.angle": 0.0, "tattoo.scale": 50.0, "tattoo.flip": 0.0,
+    "tattoo.horizontal": 50.0, "tattoo.angle": 0.0, "tattoo.scale": 25.0, "tattoo.flip": 0.0,
     "tattoo.hue": 220.0, "tattoo.value": 15.0, "tattoo.opacity": 100.0,
 }
 

@@ -17,8 +17,6 @@ Parameter kinds:
 """
 from __future__ import annotations
 
-PARAM_KINDS = ("bone", "point", "number", "vec3", "number_or_vec3", "span", "side")
-
 COMMON = {
     "side": ("side", False, "both: the effect and its mirror image; left/right: one side only"),
     "amount_at_min": (None, False, "the effect at the slider's minimum (default -amount)"),

@@ -95,8 +95,6 @@ def test_same_input_same_bytes(rig):
 
 
 def test_texture_is_shown(rig):
-    if not hasattr(rig, "textures"):
-        pytest.skip("this rig has no textures() yet")
     x = rig.defaults()
     tex = rendering.render(rig, x, views=("face",), size=96)[0, 0]
     flat = rendering.render(rig, x, views=("face",), size=96, textures=False)[0, 0]

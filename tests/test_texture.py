@@ -203,3 +203,21 @@ def test_obj_export_writes_material_and_texture(rig, tmp_path):
     assert "map_Kd marked.png" in (tmp_path / "marked.mtl").read_text()
     assert out.read_text().count("mtllib marked.mtl") == 1
     assert Image.open(tmp_path / "marked.png").size == (1024, 1024)
+
+
+def test_fallback_defaults_match_the_humanoid_rig(rig):
+    """texture.DEFAULTS (used where a rig leaves an appearance slider out) mirror the YAML."""
+    for name, default in texture.DEFAULTS.items():
+        s = rig.sliders[rig.slider_names.index(name)]
+        assert s.readable(s.default) == default or s.default == default, name
+
+
+def test_array_inputs_are_range_checked(rig):
+    x = rig.defaults()
+    x[rig.slider_names.index("tattoo.pattern")] = 1.5
+    with pytest.raises(ValueError, match="tattoo.pattern"):
+        rig.textures(x, SIZE)
+    x = rig.defaults()
+    x[rig.slider_names.index("skin.lip_colour")] = 99
+    with pytest.raises(ValueError, match="skin.lip_colour"):
+        rig.textures(x, SIZE)
