@@ -108,7 +108,7 @@ def cmd_verify(args) -> int:
         print(f"bad shards: {' '.join(map(str, sorted(bad)))}")
     if args.repair and report["damaged"]:
         for k in report["damaged"]:
-            (path / st.CHECKSUM / "c" / str(k) / "0" / "0").unlink(missing_ok=True)
+            st.checksum_file(path, k).unlink(missing_ok=True)
         print(f"forgot {len(report['damaged'])} damaged shard(s); rerun `avatar generate` with the same "
               "config to rewrite them")
     elif bad:
@@ -158,7 +158,8 @@ def cmd_export(args) -> int:
         idx = parse_index(args.index, len(ds))
     except ValueError as err:
         raise _usage(str(err)) from None
-    missing = {i for i in idx if i // ds.attrs["shard"] in set(ds.missing_shards)}
+    not_done, shard = set(ds.missing_shards), ds.attrs["shard"]
+    missing = {i for i in idx if i // shard in not_done}
     if missing:
         raise _usage(f"samples {', '.join(map(str, sorted(missing)[:10]))} are in shards that are not "
                      "generated yet; finish the dataset first")
@@ -167,34 +168,59 @@ def cmd_export(args) -> int:
     rig = ds.load_rig()
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
-    S = ds.group["sliders"]
     V = ds.group["vertices"] if "vertices" in ds.group else None
-    T = ds.group["textures"] if "textures" in ds.group and args.texture_size is None else None
-    for i in idx:
-        values = S[i]
-        verts = V[i] if V is not None else rig.vertices(values)
-        tex = None
-        if args.format != "ply":
-            tex = T[i] if T is not None else rig.textures(values, args.texture_size or 512)
-        readable = {s.name: s.readable(v) for s, v in zip(rig.sliders, values)}
-        readable["dataset_index"] = int(i)
-        for p in write_mesh(out / f"{i:06d}.{args.format}", np.asarray(verts, np.float64), rig.template,
-                            readable, tex):
-            print(f"wrote {p}")
+    want_tex = args.format != "ply"
+    T = ds.group["textures"] if want_tex and "textures" in ds.group and args.texture_size is None else None
+    size = args.texture_size or 512
+    # batches bounded in memory (~256 MB of vertices and textures); each is read and computed at once
+    row_bytes = rig.n_vertices * 3 * 8 + (size * size * 3 if want_tex else 0)
+    batch = max(1, min(1024, (256 << 20) // row_bytes))
+    for start in range(0, len(idx), batch):
+        for i, values, verts, tex in _export_rows(ds, rig, idx[start:start + batch], V, T, want_tex, size):
+            readable = {s.name: s.readable(v) for s, v in zip(rig.sliders, values)}
+            readable["dataset_index"] = int(i)
+            for p in write_mesh(out / f"{i:06d}.{args.format}", np.asarray(verts, np.float64), rig.template,
+                                readable, tex):
+                print(f"wrote {p}")
     return 0
+
+
+def _export_rows(ds, rig, rows: list[int], V, T, want_tex: bool, size: int):
+    """(index, sliders, vertices, texture or None) of ``rows``, in their order: each stored array read
+    once for the whole batch (its distinct rows, sorted), the missing ones computed in one batched call."""
+    from .threads import one_blas_thread
+
+    uniq, inv = np.unique(np.asarray(rows, dtype=np.int64), return_inverse=True)
+    S = ds.group["sliders"].get_orthogonal_selection((uniq, slice(None)))
+    with one_blas_thread():
+        verts = V.get_orthogonal_selection(uniq) if V is not None else rig.vertices(S)
+        tex = None
+        if want_tex:
+            tex = T.get_orthogonal_selection(uniq) if T is not None else rig.textures(S, size)
+    for i, j in zip(rows, inv.ravel()):
+        yield i, S[j], verts[j], None if tex is None else tex[j]
 
 
 def demo_dataset(out: Path, rig_path=None, n: int = 2000, workers: int | None = None) -> None:
     """The demo's small dataset: n avatars, vertices and 64^2 textures, in ``out/dataset.zarr``."""
-    from .dataset import DatasetError, config_from_text, generate
+    from .dataset import DatasetError, generate
 
-    text = (f"name: demo\nrig: {rig_path or 'humanoid'}\nn: {n}\nseed: 0\nsampler: prior\nvary: ['*']\n"
-            f"correlate: {{body.weight: {{body.muscle: 0.5}}}}\n"
-            f"outputs: {{vertices: {{dtype: float32}}, textures: {{size: 64}}}}\nshard: 256\n"
-            f"store: {out / 'dataset.zarr'}\n")
-    config = config_from_text(text, "<demo dataset>", base_dir=Path("."))
+    config = demo_config(out, rig_path, n)
     try:
         summary = generate(config, workers=workers, overwrite=True, progress=sys.stderr.isatty())
     except DatasetError as err:
         raise _usage(str(err)) from None
     print(summary)
+
+
+def demo_config(out: Path, rig_path=None, n: int = 2000):
+    """The demo dataset's config. Paths never pass through YAML unquoted: the store is given
+    directly, and the rig as a JSON string (valid YAML), so ``#``, ``:`` or ``[`` in them stay literal."""
+    import json
+
+    from .dataset import config_from_text
+
+    text = (f"name: demo\nrig: {json.dumps(str(rig_path or 'humanoid'))}\nn: {n}\nseed: 0\nsampler: prior\n"
+            f"vary: ['*']\ncorrelate: {{body.weight: {{body.muscle: 0.5}}}}\n"
+            f"outputs: {{vertices: {{dtype: float32}}, textures: {{size: 64}}}}\nshard: 256\n")
+    return config_from_text(text, "<demo dataset>", store=str(Path(out) / "dataset.zarr"), base_dir=Path("."))

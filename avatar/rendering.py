@@ -39,6 +39,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .export import atomic_write
+from .threads import one_blas_thread
 
 BACKENDS = ("egl", "osmesa")
 PACKAGES = "libegl1 libgl1-mesa-dri libosmesa6"
@@ -540,7 +541,7 @@ def _stream(rig, S, views, width, height, perspective, bg, frame, world_height, 
                                               roughnessFactor=0.75)
     for start in range(0, len(S), chunk):
         block = S[start:start + chunk]
-        with _one_blas_thread():
+        with one_blas_thread():
             V = rig.vertices(block)
             T = rig.textures(block, size=texture_size) if use_tex else None
         for i in range(len(block)):
@@ -578,25 +579,6 @@ def _stream(rig, S, views, width, height, perspective, bg, frame, world_height, 
             finally:
                 scene.remove_node(node)
             yield out
-
-
-def _one_blas_thread():
-    """A context running BLAS on one thread: between frames its idle threads have gone to
-    sleep, and waking them for each of the rig's small block products costs more (on a
-    loaded machine 100 ms per chunk) than a chunk's whole product on one thread."""
-    if "controller" not in _state:
-        try:
-            from threadpoolctl import ThreadpoolController
-
-            _state["controller"] = ThreadpoolController()
-        except Exception:  # threadpoolctl missing or unable to inspect: leave BLAS alone
-            _state["controller"] = None
-    ctl = _state["controller"]
-    if ctl is None:
-        from contextlib import nullcontext
-
-        return nullcontext()
-    return ctl.limit(limits=1, user_api="blas")
 
 
 def render(rig, S, views: Sequence = ("front",), size=256, **kw) -> np.ndarray:

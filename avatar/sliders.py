@@ -149,18 +149,30 @@ class RigSpec:
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
                 raise ValueError(f"{arg} must be a non-negative integer, got {v!r}")
         n, seed, start = int(n), int(seed), int(start)
-        u = np.empty((n, len(self.sliders)), dtype=np.float64)
-        blocks = range(start // _BLOCK, (start + n - 1) // _BLOCK + 1) if n else range(0)
-        for k in blocks:
-            block = np.random.default_rng([seed, k]).random((_BLOCK, len(self.sliders)))
-            lo, hi = max(start, k * _BLOCK), min(start + n, (k + 1) * _BLOCK)
-            u[lo - start:hi - start] = block[lo - k * _BLOCK:hi - k * _BLOCK]
+        u = uniforms(seed, start, start + n, len(self.sliders))
         for j, s in enumerate(self.sliders):
             u[:, j] = _inverse_cdf(s, u[:, j])
         return u
 
 
 # sampling -----------------------------------------------------------------------
+def uniforms(seed: int, start: int, stop: int, width: int) -> np.ndarray:
+    """Rows ``start .. stop-1`` of the uniform stream ``seed``: (stop-start, width) float64 in [0, 1).
+
+    Row i comes from block i // 4096, drawn whole as
+    ``default_rng([seed, block]).random((4096, width))``; the sampling
+    contract of :meth:`RigSpec.sample` and the dataset samplers.
+    """
+    u = np.empty((max(stop - start, 0), width), dtype=np.float64)
+    if stop <= start:
+        return u
+    for k in range(start // _BLOCK, (stop - 1) // _BLOCK + 1):
+        block = np.random.default_rng([seed, k]).random((_BLOCK, width))
+        lo, hi = max(start, k * _BLOCK), min(stop, (k + 1) * _BLOCK)
+        u[lo - start:hi - start] = block[lo - k * _BLOCK:hi - k * _BLOCK]
+    return u
+
+
 def _truncnorm_ppf(u: np.ndarray, mean: float, std: float, lo: float, hi: float) -> np.ndarray:
     """Inverse CDF of a normal truncated to [lo, hi]; u (n,) in [0, 1) -> (n,)."""
     a, b = ndtr((lo - mean) / std), ndtr((hi - mean) / std)
@@ -564,4 +576,4 @@ def preset_from_text(text: str, spec: RigSpec, file: str = "<string>") -> dict[s
 
 
 __all__ = ["ConfigError", "DISTRIBUTIONS", "KINDS", "RigSpec", "SliderSpec", "UNITS", "load_preset",
-           "load_rig_spec", "preset_from_text", "preset_vector", "rig_spec_from_data"]
+           "load_rig_spec", "preset_from_text", "preset_vector", "rig_spec_from_data", "uniforms"]

@@ -383,3 +383,27 @@ def test_refuses_to_write_into_a_folder_that_is_not_a_dataset(tmp_path, capsys):
     assert "is not an avatar dataset" in capsys.readouterr().err
     assert (store / "notes.txt").read_text() == "precious"
     assert main(["verify", str(store)]) == 2
+
+
+def test_demo_dataset_paths_with_yaml_characters(tmp_path, capsys):
+    """`avatar demo --out "res #2: [x]"` writes into exactly that folder, never a store YAML cut the path to."""
+    from avatar.dataset_cli import demo_config, demo_dataset
+
+    out = tmp_path / "res #2: [x]"
+    rig_file = tmp_path / "rigs #1: [a]" / "my rig.yaml"
+    rig_file.parent.mkdir()
+    shutil.copy(ROOT / "configs" / "rigs" / "humanoid.yaml", rig_file)
+    cfg = demo_config(out, rig_file, n=2)
+    assert Path(cfg.store) == out / "dataset.zarr" and cfg.rig == str(rig_file)
+    assert demo_config(out).rig == "humanoid"
+    demo_dataset(out, rig_file, n=2, workers=1)
+    ds = dataset.open(out / "dataset.zarr")
+    assert len(ds) == 2 and ds.complete and ds.config["rig"] == str(rig_file)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["res #2: [x]", "rigs #1: [a]"]
+    assert [p.name for p in out.iterdir()] == ["dataset.zarr"]
+    # export, rows out of order and repeated: stored vertices, textures recomputed at another size
+    samples = tmp_path / "res #2: [x]" / "samples"
+    assert main(["export", str(out / "dataset.zarr"), "--index", "1,0,1", "--texture-size", "16",
+                 "-o", str(samples)]) == 0
+    assert capsys.readouterr().out.count("wrote") >= 3
+    assert sorted(p.name for p in samples.glob("*.glb")) == ["000000.glb", "000001.glb"]

@@ -158,7 +158,9 @@ def _whole(problems: Problems, path: tuple, value: object, lo: int, hi: int, wha
 
 
 def _from_data(data: dict, problems: Problems, text: str, base_dir: Path, store_override) -> DatasetConfig:
-    from ..sliders import ConfigError as _CE, load_preset, load_rig_spec, _check_values
+    from ..config import _read_text
+    from ..sliders import ConfigError as _CE, load_preset, _check_values
+    from .samplers import spec_from_text
 
     check_keys(problems, (), data, _KEYS)
     for key in ("name", "description"):
@@ -171,8 +173,8 @@ def _from_data(data: dict, problems: Problems, text: str, base_dir: Path, store_
     if found:
         rig_name, rig_path = found
         try:
-            spec = load_rig_spec(rig_path)
-            rig_text = Path(rig_path).read_text(encoding="utf-8")
+            rig_text = _read_text(rig_path)  # read once: the spec and the stored text are the same bytes
+            spec = spec_from_text(rig_text, str(rig_path))
         except _CE as err:
             for p in err.problems:
                 problems.add(("rig",), f"the rig is invalid: {p}")

@@ -15,6 +15,7 @@ bit-reproducible: small runs matched, large ones differed by a few pixel levels.
 """
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import sys
@@ -24,6 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
+from ..threads import one_blas_thread
 from . import store as st
 from .config import DatasetConfig
 
@@ -79,28 +81,16 @@ def _state(payload: dict):
     return _CACHE[key]
 
 
-def _blas_one_thread():
-    try:
-        from threadpoolctl import threadpool_limits
-
-        return threadpool_limits(limits=1)
-    except Exception:  # noqa: BLE001 - threadpoolctl missing: env vars set by the pool instead
-        from contextlib import nullcontext
-
-        return nullcontext()
-
-
 def compute_shard(payload: dict, k: int) -> dict[str, np.ndarray]:
     """Every output array of shard k (no I/O): name -> (rows, ...) array."""
     config, rig, sampler = _state(payload)
     a, b = config.shard_range(k)
     S = sampler.rows(a, b)
-    lo, hi = rig.spec.lows(), rig.spec.highs()
-    out = {"sliders": S, "sliders_normalized": (S - lo) / np.where(hi > lo, hi - lo, 1.0)}
+    out = {"sliders": S, "sliders_normalized": rig.spec.normalize(S)}  # every slider has min < max
     o = config.outputs
     cuts = sorted({a, b, *range(-(-a // MICRO) * MICRO, b, MICRO)})
     pieces = list(zip(cuts[:-1], cuts[1:]))
-    with _blas_one_thread():
+    with one_blas_thread():
         if "vertices" in o:
             dt = np.dtype(o["vertices"]["dtype"])
             out["vertices"] = np.concatenate([rig.vertices(S[i - a:j - a]).astype(dt) for i, j in pieces])
@@ -137,7 +127,7 @@ def write_shard(payload: dict, k: int, _fail_after: str | None = None) -> dict:
         f.unlink(missing_ok=True)  # a whole-shard write: never read (or trust) what a crash left
         arr[a:b] = data[name]
         raw = f.read_bytes()
-        digests[j] = np.frombuffer(__import__("hashlib").sha256(raw).digest(), np.uint8)
+        digests[j] = np.frombuffer(hashlib.sha256(raw).digest(), np.uint8)
         nbytes += len(raw)
         if _fail_after == name:
             raise RuntimeError(f"injected failure after writing {name} of shard {k}")
@@ -243,7 +233,10 @@ def generate(config: DatasetConfig, workers: int | None = None, scheduler: str |
         if scheduler:
             results = _run_dask(payload, todo, scheduler)
         elif (workers or os.cpu_count() or 1) == 1 and "renders" not in config.outputs:
-            _CACHE[payload["fingerprint"]] = (config, rig, _state_sampler(config, rig))
+            from .samplers import Sampler
+
+            _CACHE.clear()  # one rig per process, as _state keeps it
+            _CACHE[payload["fingerprint"]] = (config, rig, Sampler(config, rig.spec))
             results = (write_shard(payload, k) for k in todo)
         else:
             results = _run_pool(payload, todo, workers or os.cpu_count() or 1)
@@ -254,12 +247,6 @@ def generate(config: DatasetConfig, workers: int | None = None, scheduler: str |
         bar.close()
     return Summary(config.n - rows_done, len(todo), config.n_shards - len(todo), time.perf_counter() - t0,
                    written, _du(path), path)
-
-
-def _state_sampler(config, rig):
-    from .samplers import Sampler
-
-    return Sampler(config, rig.spec)
 
 
 class _NoBar:

@@ -23,7 +23,7 @@ never on how the rows are split into shards or workers:
 
 Random uniforms come in fixed blocks of 4096 rows, block k from
 ``numpy.random.default_rng([seed, k])`` over all P sliders, as
-:meth:`avatar.sliders.RigSpec.sample` draws them.
+:meth:`avatar.sliders.RigSpec.sample` draws them (:func:`avatar.sliders.uniforms`).
 
 ``correlate`` applies a Gaussian copula to the varied continuous sliders:
 uniforms -> normal scores -> times the Cholesky factor -> back to uniforms ->
@@ -40,25 +40,12 @@ from functools import lru_cache
 import numpy as np
 from scipy.special import ndtr, ndtri
 
-from ..sliders import _inverse_cdf
+from ..sliders import _inverse_cdf, uniforms
 
-BLOCK = 4096  # rows per random block, as in avatar.sliders; never change it
 _TINY = 2.0 ** -53
 
 
 # -- building blocks ------------------------------------------------------------
-def uniforms(seed: int, start: int, stop: int, width: int) -> np.ndarray:
-    """(stop-start, width) float64 in [0, 1): row i from block i // 4096 of ``default_rng([seed, block])``."""
-    u = np.empty((stop - start, width))
-    if stop <= start:
-        return u
-    for k in range(start // BLOCK, (stop - 1) // BLOCK + 1):
-        block = np.random.default_rng([seed, k]).random((BLOCK, width))
-        lo, hi = max(start, k * BLOCK), min(stop, (k + 1) * BLOCK)
-        u[lo - start:hi - start] = block[lo - k * BLOCK:hi - k * BLOCK]
-    return u
-
-
 def sobol_points(seed: int, d: int, start: int, stop: int) -> np.ndarray:
     """Rows ``start..stop-1`` of the scrambled Sobol sequence in d dimensions seeded with ``seed``."""
     from scipy.stats import qmc

@@ -31,7 +31,6 @@ import numpy as np
 
 FORMAT = "avatar-dataset/1"
 CHECKSUM = "shard_sha256"
-STATIC = ("faces", "uv", "uv_faces", "parts", "export_index")
 
 
 def outputs_of(resolved: dict) -> list[str]:
@@ -185,12 +184,16 @@ def file_sha256(path: Path) -> bytes | None:
         return None
 
 
+def checksum_file(path: Path, k: int) -> Path:
+    """The file holding shard k's row of ``shard_sha256`` (deleting it forgets the shard)."""
+    return shard_file(path, CHECKSUM, k, 3)
+
+
 def completed(path: Path, n_shards: int) -> np.ndarray:
     """(n_shards,) bool: shards whose checksum row is written."""
     done = np.zeros(n_shards, bool)
-    base = Path(path) / CHECKSUM / "c"
     for k in range(n_shards):
-        f = base / str(k) / "0" / "0"
+        f = checksum_file(path, k)
         try:
             done[k] = f.stat().st_size > 0
         except OSError:
@@ -200,9 +203,8 @@ def completed(path: Path, n_shards: int) -> np.ndarray:
 
 def read_checksums(path: Path, k: int, n_outputs: int) -> np.ndarray | None:
     """(outputs, 32) uint8 digests recorded for shard k, or None if not written / unreadable."""
-    f = Path(path) / CHECKSUM / "c" / str(k) / "0" / "0"
     try:
-        raw = f.read_bytes()
+        raw = checksum_file(path, k).read_bytes()
     except OSError:
         return None
     if len(raw) != n_outputs * 32:
