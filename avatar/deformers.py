@@ -201,12 +201,17 @@ def _girth(frame: Frame, e: dict, amount) -> np.ndarray:
     return (float(amount) * frame.skin[:, j] * window)[:, None] * radial
 
 
+def plateau(points: np.ndarray, center, radius) -> np.ndarray:
+    """(N,) weight 1 over the inner half of an (ellipsoidal) radius, easing to 0 at its edge."""
+    q = np.sqrt((((points - center) / np.asarray(radius, np.float32)) ** 2).sum(axis=1))
+    return smoothstep(2.0 * (1.0 - q))
+
+
 def _scale(frame: Frame, e: dict, amount) -> np.ndarray:
     # A plateau (full strength over the inner half of the radius) scales a
     # feature as a whole instead of bulging its middle.
     c = anatomy.point(e["at"])
-    q = np.sqrt((((frame.vertices - c) / np.asarray(e["radius"], float)) ** 2).sum(axis=1))
-    w = smoothstep(2.0 * (1.0 - q))
+    w = plateau(frame.vertices, c, e["radius"])
     return w[:, None] * (frame.vertices - c) * np.asarray(amount, float)
 
 

@@ -680,23 +680,14 @@ def format_value(slider, value) -> str:
 
 def traversal_values(slider, steps: int) -> np.ndarray:
     """The values a traversal shows: ``steps`` from min to max (every category or bool value)."""
-    if slider.kind == "categorical":
-        return np.arange(len(slider.categories), dtype=np.float64)
-    if slider.kind == "bool":
-        return np.array([0.0, 1.0])
-    if steps < 2:
+    if steps < 2 and slider.kind not in ("bool", "categorical"):
         raise ValueError("a traversal needs at least 2 steps")
-    vals = np.linspace(slider.min, slider.max, steps)
-    return np.round(vals) if slider.kind == "integer" else vals
+    return slider.sweep(steps)
 
 
 def _slider(rig, name: str):
-    for s in rig.sliders:
-        if s.name == name:
-            return s
-    from .config import did_you_mean
-
-    raise KeyError(f"no slider {name!r}{did_you_mean(name, rig.slider_names)}")
+    """The spec of slider ``name`` (KeyError with a did-you-mean)."""
+    return rig.sliders[rig.spec.index(name)]
 
 
 def traverse(rig, slider: str, steps: int = 7, base=None, views: Sequence | None = None, size=256, **kw):

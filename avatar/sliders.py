@@ -68,6 +68,15 @@ class SliderSpec:
     effects: tuple | dict
     line: int | None = None
 
+    def sweep(self, steps: int) -> np.ndarray:
+        """Values from min to max in ``steps`` (whole numbers for integers); every value of a bool or category."""
+        if self.kind == "bool":
+            return np.array([0.0, 1.0])
+        if self.kind == "categorical":
+            return np.arange(len(self.categories), dtype=np.float64)
+        vals = np.linspace(self.min, self.max, steps)
+        return np.round(vals) if self.kind == "integer" else vals
+
     def readable(self, x: float) -> object:
         """An array-unit value the way a preset writes it (category name, bool, int)."""
         if self.kind == "categorical":

@@ -22,6 +22,7 @@ from functools import lru_cache
 import numpy as np
 
 from . import anatomy, patterns
+from .deformers import plateau
 from .texels import TexelMap, texel_map
 
 L = anatomy.LANDMARKS
@@ -64,9 +65,7 @@ DEFAULTS = {
 # --------------------------------------------------------------------------
 def _ellipse(points, center, radii) -> np.ndarray:
     """Smooth 0..1 membership of an ellipsoid (1 inside the inner half, 0 outside)."""
-    q = np.sqrt((((points - center) / np.asarray(radii, np.float32)) ** 2).sum(1))
-    x = np.clip(2.0 * (1.0 - q), 0.0, 1.0)
-    return x * x * (3 - 2 * x)
+    return plateau(points, center, radii).astype(np.float32)
 
 
 def _both_sides(points, name, radii) -> np.ndarray:

@@ -116,12 +116,7 @@ def box_value(s, u: np.ndarray) -> np.ndarray:
 
 def grid_values(s, levels: int) -> np.ndarray:
     """The values a grid takes on slider ``s``: ``levels`` from min to max; every value of bools/categories."""
-    if s.kind == "bool":
-        return np.array([0.0, 1.0])
-    if s.kind == "categorical":
-        return np.arange(len(s.categories), dtype=np.float64)
-    vals = np.linspace(s.min, s.max, levels)
-    return np.round(vals) if s.kind == "integer" else vals
+    return s.sweep(levels)
 
 
 def traversal_counts(spec, varied: list[str], steps: int) -> list[int]:
