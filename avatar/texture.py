@@ -83,6 +83,28 @@ def _noise(points, wavelength: float, seed: int, waves: int = 12) -> np.ndarray:
     return (np.sin(points @ (k * dirs.T) + phase).sum(1) / np.sqrt(waves / 2)).clip(-1, 1)
 
 
+def _spots(points, spacing: float, radius: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """Round spots scattered over 3D points: (coverage (N,), each spot's random rank (N,)).
+
+    One spot per cell of a ``spacing`` grid, jittered inside its cell (a
+    Worley pattern), so spots never clump or stripe. The rank (uniform 0..1,
+    per spot) lets a density slider keep the spots whose rank is below it.
+    """
+    rng = np.random.default_rng(seed)
+    table = rng.random((4096, 4))  # per-cell jitter (3) and rank (1), hashed by cell index
+    cell = np.floor(points / spacing).astype(np.int64)
+    best = np.full(len(points), np.inf)
+    rank = np.zeros(len(points))
+    for off in np.stack(np.meshgrid(*[[-1, 0, 1]] * 3, indexing="ij"), -1).reshape(-1, 3):
+        c = cell + off
+        h = (c[:, 0] * 73856093 ^ c[:, 1] * 19349663 ^ c[:, 2] * 83492791) % 4096
+        centre = (c + table[h, :3]) * spacing
+        d = np.linalg.norm(points - centre, axis=1)
+        closer = d < best
+        best, rank = np.where(closer, d, best), np.where(closer, table[h, 3], rank)
+    return np.clip((radius - best) / (0.35 * radius), 0.0, 1.0), rank
+
+
 MASK_NAMES = ("skin", "variation", "freckles_1", "freckles_2", "freckles_3", "blush", "lips",
               "brow_thin", "brow_thick", "eyeliner", "eyeshadow", "stubble", "sclera", "iris")
 
@@ -97,10 +119,10 @@ def _masks(tm: TexelMap) -> np.ndarray:
     front = np.clip(tm.normals[:, 2] * 2.0, 0.0, 1.0)  # faces forward
     face = np.isin(names, ["face", "nose", "forehead", "chin", "mouth", "head"])
     # freckles: nested spot sets (more spots at higher density) over nose and cheeks
-    spots = _noise(P, 0.006, 1, 16)
+    spots, rank = _spots(P, 0.0045, 0.0016, 1)
     zone = np.maximum(_ellipse(P, L["nose_bridge"] - (0, 0.02, 0), (0.09, 0.05, 0.08)),
                       _ellipse(P, np.array([0, 1.40, 0.0]), (0.3, 0.08, 0.3)) * 0.6)
-    freckles = [zone * skin * np.clip((spots - t) * 4, 0, 1) for t in (0.75, 0.55, 0.3)]
+    freckles = [zone * skin * spots * ((rank >= lo) & (rank < hi)) for lo, hi in ((0, 0.34), (0.34, 0.67), (0.67, 1.01))]
     blush = _both_sides(P, "cheek_l", (0.035, 0.03, 0.04)) * skin
     lips = _ellipse(P, (L["lip_upper"] + L["lip_lower"]) / 2 + (0, 0, 0.003), (0.03, 0.02, 0.03))
     lips = lips * np.clip((P[:, 2] - 0.088) / 0.006, 0, 1) * skin
@@ -116,7 +138,7 @@ def _masks(tm: TexelMap) -> np.ndarray:
     shadow *= front * skin * (1 - brow[0])
     stubble_zone = np.maximum(_ellipse(P, L["chin"] + (0, 0.01, -0.03), (0.075, 0.055, 0.09)),
                               _ellipse(P, L["lip_upper"] + (0, 0.008, 0), (0.026, 0.01, 0.02)))
-    stubble = stubble_zone * (1 - lips) * skin * np.clip(_noise(P, 0.002, 2, 24) + 0.4, 0, 1)
+    stubble = stubble_zone * (1 - lips) * skin * (0.8 + 0.2 * _noise(P, 0.03, 2, 8))  # a soft shadow
     # eyes: iris disc facing forward, sclera elsewhere on the eyeball
     ecenter = np.where(P[:, :1] > 0, L["eye_l"], L["eye_l"] * (-1, 1, 1))
     d = P - ecenter
