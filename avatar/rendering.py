@@ -299,6 +299,17 @@ def _renderer(width: int, height: int, backend: str | None):
     return r
 
 
+def reset() -> None:
+    """Close the process's renderer; the next render starts a fresh OpenGL context.
+
+    Mesa's llvmpipe compiles shader variants as it meets them, and which variant
+    draws a frame can change its last bit. Images are therefore reproducible
+    byte for byte only from the same history: a fresh context (for example at
+    the start of every dataset shard) gives every batch the same one.
+    """
+    _close()
+
+
 def _close() -> None:
     r, _state["renderer"] = _state["renderer"], None
     if r is not None:

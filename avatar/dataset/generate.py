@@ -98,8 +98,9 @@ def compute_shard(payload: dict, k: int) -> dict[str, np.ndarray]:
             size = o["textures"]["size"]
             out["textures"] = np.concatenate([rig.textures(S[i - a:j - a], size) for i, j in pieces])
         if "renders" in o:
-            from ..rendering import render
+            from ..rendering import render, reset
 
+            reset()  # a fresh GL context per shard: renders then don't depend on which worker ran what
             r = o["renders"]
             out["renders"] = np.concatenate([render(rig, S[i - a:j - a], views=r["views"], size=r["size"])
                                              for i, j in pieces])
