@@ -3,7 +3,7 @@
 Every shape is placed on a joint or landmark from :mod:`avatar.anatomy` and
 mirrored to the right side, so the body is symmetric by construction.
 :func:`body_program` returns ``[(op, shape, blend_radius), ...]`` for
-:func:`avatar.sdf.evaluate`; :func:`eyeballs` gives the separate eye spheres.
+:func:`avatar.sdf.evaluate`; :func:`left_eye_centre` places the separate eye spheres.
 """
 from __future__ import annotations
 
@@ -133,9 +133,9 @@ def body_program() -> list:
     return trunk + sides + carve
 
 
-def eyeballs() -> list[tuple[np.ndarray, float]]:
-    """Centres and radius of the two eyeballs (separate closed spheres)."""
-    return [(L["eye_l"] + (0.0, 0.0, 0.0), EYE_RADIUS), (L["eye_r"] + (0.0, 0.0, 0.0), EYE_RADIUS)]
+def left_eye_centre() -> np.ndarray:
+    """Centre of the left eyeball, a separate closed sphere of EYE_RADIUS (the right one mirrors it)."""
+    return L["eye_l"]
 
 
 def bounds() -> tuple[np.ndarray, np.ndarray]:

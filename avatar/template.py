@@ -380,7 +380,7 @@ def _add_eyeballs(verts, faces):
 
     eye_ids = np.zeros(len(verts), dtype=np.int64)  # 0 = body, 1 = left eye, 2 = right eye
     ball = trimesh.creation.icosphere(subdivisions=3, radius=body_shapes.EYE_RADIUS)
-    left = np.asarray(ball.vertices) + body_shapes.eyeballs()[0][0]
+    left = np.asarray(ball.vertices) + body_shapes.left_eye_centre()
     # the right eye is the left one mirrored, vertex for vertex
     for k, (eye, winding) in enumerate(((left, ball.faces), (left * (-1.0, 1.0, 1.0), ball.faces[:, ::-1])), 1):
         faces = np.vstack([faces, np.asarray(winding) + len(verts)])
