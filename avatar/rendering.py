@@ -27,6 +27,7 @@ images; ``frame="orbit"`` fits a yaw-independent cylinder (turntables).
 from __future__ import annotations
 
 import atexit
+import functools
 import math
 import os
 import subprocess
@@ -48,6 +49,7 @@ BACKGROUND = (236, 238, 241)       # display colour behind the avatar
 HEAD_PARTS = ("head", "forehead", "face", "nose", "mouth", "chin", "ear_l", "ear_r", "eye_l", "eye_r")
 HEAD_HEIGHT = 0.36                 # metres shown by head views with frame="fixed"
 WORLD_HEIGHT = 2.2                 # metres shown by body views with frame="fixed"
+LOD_PIXEL_ERROR = 0.25             # simplification error allowed, in pixels (see _Geometry.lod)
 
 
 class RenderBackendError(RuntimeError):
@@ -302,10 +304,9 @@ def _renderer(width: int, height: int, backend: str | None):
 def reset() -> None:
     """Close the process's renderer; the next render starts a fresh OpenGL context.
 
-    Mesa's llvmpipe compiles shader variants as it meets them, and which variant
-    draws a frame can change its last bit. Images are therefore reproducible
-    byte for byte only from the same history: a fresh context (for example at
-    the start of every dataset shard) gives every batch the same one.
+    Images do not depend on it (lights are summed in a fixed order, and llvmpipe's
+    output does not depend on its thread count), but a long-lived process can call
+    it to free the context's memory; dataset workers do at the start of every shard.
     """
     _close()
 
@@ -339,6 +340,42 @@ class _Geometry:
         self.export_uv = np.asarray(template.export_uv, np.float32)
         self.export_faces = np.asarray(template.export_faces, np.uint32)
         self.colors = _flat_colors(template)
+        self.template_vertices = np.asarray(template.vertices, np.float32)
+        self.extent = float(np.ptp(np.asarray(template.vertices), axis=0).max())
+        self._lods: dict[int, tuple[np.ndarray, np.ndarray] | None] = {}
+
+    def lod(self, pixel: float) -> tuple[tuple, tuple] | None:
+        """Fewer triangles for small images, or None for the full mesh.
+
+        Returns ((export vertices used, their faces), (template vertices used, their faces)):
+        the textured (seam-split) and solid versions, each over only the vertices it uses.
+
+        ``pixel`` is the size of one pixel on the avatar, in metres. llvmpipe's cost grows
+        with triangle count (about 0.5 us each), and at 128 pixels most of the 50k faces
+        are smaller than a pixel; an edge-collapse simplification (meshoptimizer) whose
+        error stays under a quarter pixel looks the same and draws several times faster.
+        Its vertices are a subset of the template's, so every avatar's deformed vertices
+        (and full-resolution normals) carry over unchanged; UV seams are locked.
+        """
+        level = int(math.floor(math.log2(max(LOD_PIXEL_ERROR * pixel / self.extent, 1e-9) / 1e-4)))
+        if level < 0:
+            return None
+        if level not in self._lods:
+            self._lods[level] = self._simplify(1e-4 * 2.0 ** level)
+        return self._lods[level]
+
+    def _simplify(self, error: float):
+        import meshoptimizer as mo
+
+        positions = np.ascontiguousarray(self.template_vertices[self.export_index], np.float32)
+        indices = np.ascontiguousarray(self.export_faces.ravel())
+        out = np.zeros_like(indices)
+        n = mo.simplify(out, indices, positions, target_index_count=len(indices) // 50,
+                        target_error=error, options=mo.SIMPLIFY_LOCK_BORDER)
+        if n > 0.6 * len(indices):  # not worth a second mesh
+            return None
+        textured = out[:n].reshape(-1, 3)
+        return _compact(textured), _compact(self.export_index[textured])
 
     def normals(self, v: np.ndarray) -> np.ndarray:
         a, b, c = (v[self.faces[:, i]] for i in range(3))
@@ -514,9 +551,22 @@ def _slider_matrix(rig, S) -> np.ndarray:
 def render_iter(rig, S, views: Sequence = ("front",), size=256, *, projection: str = "perspective",
                 background=BACKGROUND, frame: str = "auto", world_height: float = WORLD_HEIGHT,
                 fov: float = 30.0, textures: bool | None = None, texture_size: int | None = None,
-                backend: str | None = None, chunk: int = 32) -> Iterator[np.ndarray]:
-    """Like :func:`render`, one avatar at a time: yields (n_views, H, W, 3) uint8 arrays."""
-    S = _slider_matrix(rig, S)
+                backend: str | None = None, chunk: int = 32, vertices=None,
+                texture_maps=None, lod: bool = True) -> Iterator[np.ndarray]:
+    """Like :func:`render`, one avatar at a time: yields (n_views, H, W, 3) uint8 arrays.
+
+    With ``vertices`` (n, V, 3) given (a decoded latent point, say), those meshes are drawn
+    instead of ``rig.vertices(S)``; ``texture_maps`` (n, s, s, 3) uint8 then paints them,
+    else ``S`` (when not None) supplies the textures.
+    """
+    S = None if S is None else _slider_matrix(rig, S)
+    if vertices is not None:
+        vertices = np.asarray(vertices, np.float32).reshape(-1, rig.n_vertices, 3)
+        for name, other in (("S", S), ("texture_maps", texture_maps)):
+            if other is not None and len(other) != len(vertices):
+                raise ValueError(f"{name} has {len(other)} rows but vertices has {len(vertices)}")
+    elif S is None:
+        raise ValueError("give slider values S or vertices")
     views = [as_view(v) for v in ([views] if isinstance(views, (str, View)) else views)]
     if not views:
         raise ValueError("views is empty")
@@ -530,13 +580,29 @@ def render_iter(rig, S, views: Sequence = ("front",), size=256, *, projection: s
     bg = _rgb(background)
     if texture_size is None:
         texture_size = default_texture_size(width, height)
-    use_tex = True if textures is None else bool(textures)
-    return _stream(rig, S, views, width, height, proj == "perspective", bg, frame, float(world_height),
-                   float(fov), use_tex, int(texture_size), backend, max(1, int(chunk)))
+    use_tex = (texture_maps is not None or S is not None) if textures is None else bool(textures)
+    if use_tex and texture_maps is None and S is None:
+        raise ValueError("textures=True needs texture_maps or slider values S")
+    blocks = _blocks(rig, S, vertices, texture_maps, use_tex, int(texture_size), max(1, int(chunk)))
+    return _stream(rig, blocks, views, width, height, proj == "perspective", bg, frame,
+                   float(world_height), float(fov), use_tex, backend, bool(lod))
 
 
-def _stream(rig, S, views, width, height, perspective, bg, frame, world_height, fov, use_tex,
-            texture_size, backend, chunk):
+def _blocks(rig, S, vertices, texture_maps, use_tex, texture_size, chunk):
+    """Yield (vertices (b, V, 3), textures (b, s, s, 3) or None) in chunks of avatars."""
+    n = len(vertices) if vertices is not None else len(S)
+    for start in range(0, n, chunk):
+        rows = slice(start, start + chunk)
+        with one_blas_thread():
+            V = vertices[rows] if vertices is not None else rig.vertices(S[rows])
+            T = None
+            if use_tex:
+                T = texture_maps[rows] if texture_maps is not None else rig.textures(S[rows], size=texture_size)
+        yield V, T
+
+
+def _stream(rig, blocks, views, width, height, perspective, bg, frame, world_height, fov, use_tex, backend,
+            use_lod):
     renderer = _renderer(width, height, backend)
     import pyrender
 
@@ -546,50 +612,102 @@ def _stream(rig, S, views, width, height, perspective, bg, frame, world_height, 
     camera = (pyrender.PerspectiveCamera(yfov=math.radians(fov), aspectRatio=aspect)
               if perspective else pyrender.OrthographicCamera(xmag=1.0, ymag=1.0))
     cam_node = scene.add(camera, pose=np.eye(4))
-    light_nodes = [scene.add(pyrender.DirectionalLight(color=np.array(c), intensity=i), pose=np.eye(4))
-                   for _, _, c, i in LIGHTS]
+    light_nodes = [_ordered_node(k + 1, light=pyrender.DirectionalLight(color=np.array(c), intensity=i))
+                   for k, (_, _, c, i) in enumerate(LIGHTS)]
+    for node in light_nodes:
+        scene.add_node(node)
     flat = pyrender.MetallicRoughnessMaterial(baseColorFactor=(1.0, 1.0, 1.0, 1.0), metallicFactor=0.0,
                                               roughnessFactor=0.75)
-    for start in range(0, len(S), chunk):
-        block = S[start:start + chunk]
-        with one_blas_thread():
-            V = rig.vertices(block)
-            T = rig.textures(block, size=texture_size) if use_tex else None
-        for i in range(len(block)):
+    for V, T in blocks:
+        for i in range(len(V)):
             v = np.ascontiguousarray(V[i], dtype=np.float32)
             normals = geo.normals(v)
+            material = flat
             if use_tex:
                 tex = pyrender.Texture(source=np.ascontiguousarray(T[i][..., :3]), source_channels="RGB")
                 material = pyrender.MetallicRoughnessMaterial(
                     baseColorTexture=tex, baseColorFactor=(1.0, 1.0, 1.0, 1.0),
                     metallicFactor=0.0, roughnessFactor=0.75)
-                e = geo.export_index
-                prim = pyrender.Primitive(positions=v[e], normals=normals[e], texcoord_0=geo.export_uv,
-                                          indices=geo.export_faces, material=material)
-            else:
-                prim = pyrender.Primitive(positions=v, normals=normals, color_0=geo.colors,
-                                          indices=geo.faces, material=flat)
-            node = scene.add(pyrender.Mesh([prim]))
-            out = np.empty((len(views), height, width, 3), np.uint8)
             body = v.T.astype(np.float64)
             head = np.ascontiguousarray(body[:, geo.head])
-            try:
-                for k, view in enumerate(views):
-                    shot = _frame(view, body, head, perspective=perspective, frame=frame, aspect=aspect,
-                                  tan_half=tan_half, world_height=world_height)
-                    camera.znear, camera.zfar = shot.znear, shot.zfar
-                    if not perspective:
-                        camera.ymag, camera.xmag = shot.mag, shot.mag * aspect
-                    scene.set_pose(cam_node, shot.pose)
-                    for ln, basis in zip(light_nodes, _LIGHT_BASES):
-                        pose = np.eye(4)
-                        pose[:3, :3] = shot.pose[:3, :3] @ basis
-                        scene.set_pose(ln, pose)
-                    color, _ = renderer.render(scene)
-                    out[k] = color[..., :3]
-            finally:
-                scene.remove_node(node)
+            shots = [_frame(view, body, head, perspective=perspective, frame=frame, aspect=aspect,
+                            tan_half=tan_half, world_height=world_height) for view in views]
+            lods = [geo.lod(2 * shot.mag / height) if use_lod else None for shot in shots]
+            out = np.empty((len(views), height, width, 3), np.uint8)
+            for lod in {id(x): x for x in lods}.values():   # usually one mesh for every view
+                node = scene.add(pyrender.Mesh([_primitive(geo, v, normals, lod, material, use_tex)]))
+                try:
+                    for k, shot in enumerate(shots):
+                        if lods[k] is lod:
+                            out[k] = _shoot(renderer, scene, camera, cam_node, light_nodes, shot, perspective,
+                                            aspect)
+                finally:
+                    scene.remove_node(node)
             yield out
+
+
+def _compact(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(used vertex indices (m,), faces renumbered over them (f, 3) uint32)."""
+    used, inverse = np.unique(faces, return_inverse=True)
+    return used, inverse.reshape(faces.shape).astype(np.uint32)
+
+
+def _ordered_node(order: int, **kw):
+    """A pyrender node whose hash is ``order``.
+
+    pyrender keeps lights in a set and sums their contributions in the set's
+    iteration order, which for plain nodes follows their memory addresses: the same
+    scene then differs by a level in the odd pixel from one process to the next.
+    Small fixed hashes fix that order, and the images become reproducible byte for byte.
+    """
+    node = _ordered_node_class()(**kw)
+    node.order = order
+    return node
+
+
+@functools.lru_cache(maxsize=1)
+def _ordered_node_class():
+    import pyrender
+
+    class OrderedNode(pyrender.Node):
+        def __hash__(self):
+            return self.order
+
+    return OrderedNode
+
+
+def _primitive(geo: _Geometry, v, normals, lod, material, textured: bool):
+    """The avatar as one pyrender primitive: seam-split and UV-mapped, or solid with part colours."""
+    import pyrender
+
+    if textured:
+        if lod is None:
+            e, uv, faces = geo.export_index, geo.export_uv, geo.export_faces
+        else:
+            used, faces = lod[0]
+            e, uv = geo.export_index[used], geo.export_uv[used]
+        return pyrender.Primitive(positions=v[e], normals=normals[e], texcoord_0=uv, indices=faces,
+                                  material=material)
+    if lod is None:
+        return pyrender.Primitive(positions=v, normals=normals, color_0=geo.colors, indices=geo.faces,
+                                  material=material)
+    used, faces = lod[1]
+    return pyrender.Primitive(positions=v[used], normals=normals[used], color_0=geo.colors[used],
+                              indices=faces, material=material)
+
+
+def _shoot(renderer, scene, camera, cam_node, light_nodes, shot: _Shot, perspective: bool, aspect: float):
+    """Render the scene from one shot: (H, W, 3) uint8."""
+    camera.znear, camera.zfar = shot.znear, shot.zfar
+    if not perspective:
+        camera.ymag, camera.xmag = shot.mag, shot.mag * aspect
+    scene.set_pose(cam_node, shot.pose)
+    for ln, basis in zip(light_nodes, _LIGHT_BASES):
+        pose = np.eye(4)
+        pose[:3, :3] = shot.pose[:3, :3] @ basis
+        scene.set_pose(ln, pose)
+    color, _ = renderer.render(scene)
+    return color[..., :3]
 
 
 def render(rig, S, views: Sequence = ("front",), size=256, **kw) -> np.ndarray:
@@ -598,7 +716,10 @@ def render(rig, S, views: Sequence = ("front",), size=256, **kw) -> np.ndarray:
     Parameters
     ----------
     rig : Rig
-    S : (P,) or (n, P) slider values, a mapping of readable values (a preset), or a list of mappings.
+    S : (P,) or (n, P) slider values, a mapping of readable values (a preset), or a list of mappings;
+        None when ``vertices`` is given.
+    vertices : optional (n, V, 3) meshes to draw instead of the rig's (decoded latent points, say).
+    texture_maps : optional (n, s, s, 3) uint8 atlases painting ``vertices``.
     views : names from :data:`VIEWS` (front, three_quarter, side, back, face, profile), yaw
         angles in degrees, or :class:`View` objects.
     size : int or (width, height) in pixels.
@@ -612,15 +733,19 @@ def render(rig, S, views: Sequence = ("front",), size=256, **kw) -> np.ndarray:
         160-pixel images, 512 up to 320, else 1024).
     backend : "egl" or "osmesa" (default: ``AVATAR_GL``, else EGL then OSMesa).
     chunk : avatars computed per batch while streaming.
+    lod : draw a simplified mesh where its error stays under a quarter pixel (default True;
+        same picture, several times faster for thumbnails).
     """
-    S = _slider_matrix(rig, S)
+    S = None if S is None else _slider_matrix(rig, S)
     frames = render_iter(rig, S, views, size, **kw)   # checks the arguments
-    if len(S) == 0:
+    n = (np.asarray(kw["vertices"]).size // (3 * rig.n_vertices) if kw.get("vertices") is not None
+         else len(S))
+    if n == 0:
         n_views = 1 if isinstance(views, (str, View)) else len(views)
         width, height = _size(size)
         return np.empty((0, n_views, height, width, 3), np.uint8)
     first = next(frames)
-    out = np.empty((len(S), *first.shape), np.uint8)
+    out = np.empty((n, *first.shape), np.uint8)
     out[0] = first
     for i, imgs in enumerate(frames, start=1):
         out[i] = imgs

@@ -173,6 +173,25 @@ def test_two_workers_write_the_same_bytes_as_one(tmp_path, reference):
     same_bytes(reference, store)
 
 
+def test_renders_are_byte_identical_across_worker_counts(tmp_path, rig):
+    """Renders too: lights are summed in a fixed order, so llvmpipe's images don't depend on the process."""
+    pytest.importorskip("pyrender")
+    from avatar.rendering import RenderBackendError, choose_backend
+
+    try:
+        choose_backend()
+    except RenderBackendError as err:
+        pytest.skip(f"no OpenGL backend: {err}")
+    outputs = {"vertices": {"dtype": "float32"}, "textures": {"size": 32},
+               "renders": {"views": ["front", "face"], "size": 48}}
+    stores = [tmp_path / f"r{w}.zarr" for w in (1, 2)]
+    for w, store in zip((1, 2), stores):
+        dataset.generate(config(store, n=64, outputs=outputs), workers=w, progress=False)
+    same_bytes(*stores)
+    R = dataset.open(stores[0]).renders.compute()
+    assert R.shape == (64, 2, 48, 48, 3) and R.std(axis=0).mean() > 1  # real, differing pictures
+
+
 def test_shard_size_does_not_change_the_arrays(tmp_path, reference, rig):
     import zarr
 

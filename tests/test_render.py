@@ -94,6 +94,37 @@ def test_same_input_same_bytes(rig):
     assert a.tobytes() == b.tobytes()
 
 
+def test_same_bytes_in_another_process(rig, tmp_path):
+    """No hidden dependence on memory addresses or llvmpipe threads: a fresh process draws the same bytes."""
+    S = rig.sample(6, seed=11)
+    here = rendering.render(rig, S, views=("front", "face"), size=64)
+    code = ("import numpy as np, sys, avatar\nfrom avatar import rendering\nrig = avatar.load_rig()\n"
+            "np.save(sys.argv[1], rendering.render(rig, rig.sample(6, seed=11), views=('front', 'face'), size=64))")
+    for threads in ("1", "2"):
+        out = tmp_path / f"r{threads}.npy"
+        import os
+
+        subprocess.run([sys.executable, "-c", code, str(out)], check=True, cwd=ROOT, timeout=120,
+                       env={**os.environ, "LP_NUM_THREADS": threads})
+        assert np.load(out).tobytes() == here.tobytes(), f"LP_NUM_THREADS={threads}"
+
+
+def test_small_images_draw_a_simplified_mesh_that_looks_the_same(rig):
+    geo = rendering._geometry(rig.template)
+    S = rig.sample(4, seed=2)
+    full = rendering.render(rig, S, views=("front",), size=128, lod=False)
+    lod = rendering.render(rig, S, views=("front",), size=128)
+    level = geo.lod(2 * 1.0 / 128)  # a 2 m frame over 128 pixels
+    assert level is not None and len(level[0][1]) < 0.25 * len(rig.template.export_faces)
+    # every simplified vertex is a template vertex, so deformations carry over exactly
+    assert level[1][0].max() < rig.n_vertices and level[0][0].max() < len(rig.template.export_index)
+    diff = np.abs(full.astype(int) - lod)
+    assert diff.mean() < 1.5, diff.mean()
+    a, b = silhouette(full[:, 0]), silhouette(lod[:, 0])
+    assert (a & b).sum() / (a | b).sum() > 0.97
+    assert geo.lod(0.36 / 512) is None  # a face close-up at 512 pixels draws every face
+
+
 def test_texture_is_shown(rig):
     x = rig.defaults()
     tex = rendering.render(rig, x, views=("face",), size=96)[0, 0]

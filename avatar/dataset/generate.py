@@ -10,8 +10,9 @@ Determinism: the slider values of row i depend only on (config, i). The
 arrays are computed in micro-batches of 32 rows aligned on absolute row
 numbers, with BLAS on one thread, so a row's bytes do not depend on the
 worker count, the task order, or (for shards that are multiples of 32) the
-shard size. Renders come from OpenGL (Mesa llvmpipe), which is not guaranteed to be
-bit-reproducible: small runs matched, large ones differed by a few pixel levels.
+shard size. Renders come from OpenGL (Mesa llvmpipe) with one rasterizer thread
+and a fresh context per shard: llvmpipe's output depends on its thread count, so
+every worker uses one, and workers scale across cores as processes.
 """
 from __future__ import annotations
 
@@ -98,13 +99,22 @@ def compute_shard(payload: dict, k: int) -> dict[str, np.ndarray]:
             size = o["textures"]["size"]
             out["textures"] = np.concatenate([rig.textures(S[i - a:j - a], size) for i, j in pieces])
         if "renders" in o:
-            from ..rendering import render, reset
-
-            reset()  # a fresh GL context per shard: renders then don't depend on which worker ran what
-            r = o["renders"]
-            out["renders"] = np.concatenate([render(rig, S[i - a:j - a], views=r["views"], size=r["size"])
-                                             for i, j in pieces])
+            out["renders"] = _renders(rig, S, a, pieces, o["renders"], out.get("vertices"), out.get("textures"))
     return out
+
+
+def _renders(rig, S, a: int, pieces, r: dict, V, T) -> np.ndarray:
+    """The shard's renders, drawing the vertices and textures already computed where they fit."""
+    from ..rendering import default_texture_size, render, reset
+
+    os.environ["LP_NUM_THREADS"] = "1"  # one llvmpipe thread: its images then don't depend on scheduling
+    reset()  # a fresh GL context per shard: renders then don't depend on which worker ran what
+    reuse_t = T is not None and T.shape[1] == default_texture_size(r["size"], r["size"])
+    reuse_v = V is not None and V.dtype == np.float32
+    return np.concatenate([
+        render(rig, S[i - a:j - a], views=r["views"], size=r["size"],
+               vertices=V[i - a:j - a] if reuse_v else None, texture_maps=T[i - a:j - a] if reuse_t else None)
+        for i, j in pieces])
 
 
 def write_shard(payload: dict, k: int, _fail_after: str | None = None) -> dict:
@@ -138,6 +148,7 @@ def write_shard(payload: dict, k: int, _fail_after: str | None = None) -> dict:
 
 def _init_worker() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    os.environ["LP_NUM_THREADS"] = "1"  # workers scale over cores as processes, not llvmpipe threads
 
 
 # -- orchestration (the parent) ----------------------------------------------------------
