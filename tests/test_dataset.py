@@ -241,6 +241,24 @@ def test_plain_zarr_and_dask_read_it_without_avatar(reference):
     assert out.stdout.strip() == "ok"
 
 
+def test_xarray_reads_it_without_avatar(reference):
+    pytest.importorskip("xarray")
+    code = (
+        "import sys, xarray as xr, numpy as np\n"
+        f"ds = xr.open_zarr({str(reference)!r}, consolidated=False)\n"
+        "V, S = ds['vertices'], ds['sliders']\n"
+        f"assert V.dims == ('sample', 'vertex', 'xyz') and V.sizes['sample'] == {N}\n"
+        "assert S.dims[0] == 'sample' and ds['textures'].dtype == np.uint8\n"
+        "assert np.isfinite(V.isel(sample=5).values).all()\n"
+        "assert float(V.isel(sample=slice(0, 10)).mean()) != 0\n"
+        "assert ds.attrs['slider_names'][0] == 'body.height'\n"
+        "assert not any(m == 'avatar' or m.startswith('avatar.') for m in sys.modules)\n"
+        "print('ok')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
+
+
 def test_resume_after_a_crash_mid_shard(tmp_path, reference, rig):
     store = tmp_path / "crash.zarr"
     cfg = config(store)
