@@ -7,7 +7,7 @@ cd "$(dirname "$0")"
 SUDO=""
 [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null && SUDO="sudo"
 if command -v apt-get >/dev/null; then
-  pkgs="libegl1 libgl1-mesa-dri libosmesa6"
+  pkgs="libegl1 libgl1-mesa-dri libosmesa6 chromium"
   python3 -m venv --help >/dev/null 2>&1 || pkgs="$pkgs python3-venv"
   command -v npm >/dev/null || pkgs="$pkgs nodejs npm"
   missing=$(for p in $pkgs; do dpkg -s "$p" >/dev/null 2>&1 || echo "$p"; done)
