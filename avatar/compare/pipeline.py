@@ -1,0 +1,393 @@
+"""``avatar compare``: an experiment's learned latents against the designer sliders, as a report.
+
+The steps, each a function of arrays from the one before:
+
+1. the experiment's model file (fitted first when missing) and its train/test split;
+2. factors: the dataset's slider values, only the sliders the dataset varies;
+3. codes: each model's encoding of the same rows;
+4. metrics: :func:`avatar.compare.compare_codes` per model, and the baselines once
+   (the sliders themselves, a random projection, permuted codes);
+5. pictures: explained variance, DCI importance, correlation and MI maps, visibility
+   and purity bars, latent traversals beside their best-matching sliders;
+6. ``report.html`` (one self-contained file), ``metrics.json``, ``figures/*.png`` and a
+   terminal summary.
+"""
+from __future__ import annotations
+
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import figures as fig
+from .report import Report
+from .scorecard import baselines, compare_codes, to_json
+
+HEADLINE = (  # (key in summary, label, what it says)
+    ("mig", "MIG", "gap in information between the best and second-best code for each slider"),
+    ("dci_disentanglement", "DCI disentanglement", "does each code depend on one slider?"),
+    ("dci_completeness", "DCI completeness", "is each slider captured by one code?"),
+    ("dci_informativeness_test", "DCI informativeness", "test accuracy predicting sliders from codes"),
+    ("sap", "SAP", "gap in how well the best and second-best single code predict a slider"),
+    ("modularity", "modularity", "does each code carry information about one slider only?"),
+    ("explicitness_test", "explicitness", "how well a linear classifier recovers each slider"),
+    ("matching_score", "matching", "mean |Spearman| of a one-to-one code-slider pairing"),
+    ("visibility_mean", "visibility", "mean share of each slider the latent recovers (R^2)"),
+)
+VISIBLE = 0.5  # a slider whose best R^2 from the codes is under this is "not seen" by the latent
+
+
+def compare_experiment(config, out_dir, *, fit: bool = True, dci_model: str = "forest",
+                       max_train: int | None = 2000, max_test: int | None = 2000, n_traversals: int = 4,
+                       steps: int = 7, size: int = 128, seed: int = 0, renders: bool = True,
+                       log=print) -> dict:
+    """Compare every model of an experiment with the sliders; write the report into ``out_dir``.
+
+    Parameters
+    ----------
+    config : experiment YAML path (or an ``ExperimentConfig``); its model file is fitted
+        first when it does not exist and ``fit`` is true.
+    out_dir : folder for report.html, metrics.json and figures/.
+    dci_model : "forest" (seconds) or "gbt" (disentanglement_lib's GradientBoostingClassifier).
+    max_train, max_test : rows for the fitted-classifier metrics (DCI, SAP, explicitness).
+    n_traversals : latent components drawn per model, each beside its best-matching slider.
+    renders : False skips the traversal pictures (no OpenGL needed).
+
+    Returns the metrics dict written to metrics.json.
+    """
+    from ..latent.experiment import ExperimentConfig, load_config, load_experiment, run
+
+    cfg = config if isinstance(config, ExperimentConfig) else load_config(config)
+    out = Path(out_dir)
+    (out / "figures").mkdir(parents=True, exist_ok=True)
+    timings: dict[str, float] = {}
+    clock = [time.perf_counter()]
+
+    def lap(name):
+        now = time.perf_counter()
+        timings[name] = round(timings.get(name, 0.0) + now - clock[0], 3)
+        clock[0] = now
+
+    model_file = Path(cfg.output)
+    if not model_file.exists():
+        if not fit:
+            raise FileNotFoundError(f"{model_file}: no model file; run `avatar fit {cfg.source}` first")
+        log(f"{model_file} does not exist yet: fitting the experiment first")
+        run(cfg, log=log)
+    exp = load_experiment(model_file)
+    lap("fit_or_load")
+
+    # 2. factors: the sliders this dataset varies
+    ds = exp.dataset
+    S = np.asarray(ds.sliders, np.float64)
+    names_all = list(ds.slider_names)
+    varied = np.flatnonzero(S[exp.train].std(axis=0) > 0)
+    names = [names_all[j] for j in varied]
+    F_train, F_test = S[exp.train][:, varied], S[exp.test][:, varied]
+    groups = [n.split(".", 1)[0] for n in names]
+    log(f"{ds.path}: {len(ds):,} avatars, {len(names)} of {len(names_all)} sliders varied; "
+        f"{len(exp.train):,} train / {len(exp.test):,} test rows")
+
+    # 3-4. codes and metrics
+    kw = dict(seed=seed, max_train=max_train, max_test=max_test, dci_model=dci_model)
+    codes = encode_split(exp, ds)
+    lap("encode")
+    results = {}
+    for name in exp.models:
+        Z_train, Z_test = codes[name]
+        code_names = [f"{name}.{i + 1}" for i in range(Z_train.shape[1])]
+        results[name] = compare_codes(Z_train, F_train, Z_test, F_test, names, code_names, **kw)
+        lap(f"metrics_{name}")
+        log(f"  {name}: " + ", ".join(f"{label} {results[name]['summary'][key]:.3f}"
+                                      for key, label, _ in HEADLINE[:3]))
+    first = next(iter(exp.models))
+    base = baselines(*_interleave(codes[first], F_train, F_test), names, **kw)
+    lap("baselines")
+
+    metrics = {
+        "experiment": {"name": cfg.name, "config": str(cfg.source), "model_file": str(model_file),
+                       "dataset": str(ds.path), "n_avatars": len(ds), "n_train": len(exp.train),
+                       "n_test": len(exp.test)},
+        "sliders": {"compared": names, "fixed": [n for j, n in enumerate(names_all) if j not in set(varied)]},
+        "intrinsic_dimensionality": exp.metadata.get("intrinsic_dimensionality", {}),
+        "reconstruction": _reconstruction(exp.metadata.get("models") or []),
+        "models": results,
+        "baselines": base,
+        "baseline_codes": f"random projection and permuted codes have the dimension of '{first}'",
+        "settings": {"dci_model": dci_model, "max_train": max_train, "max_test": max_test, "seed": seed,
+                     "visible_threshold": VISIBLE},
+    }
+
+    metrics = to_json(metrics)
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+
+    # 5-6. pictures and report
+    report = _report(cfg, exp, metrics, groups, out / "figures", n_traversals if renders else 0, steps, size, log)
+    lap("figures")
+    metrics["timings"] = timings
+    (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
+    report.write(out / "report.html")
+    log(summary_text(metrics))
+    log(f"wrote {out / 'report.html'}, {out / 'metrics.json'} and {out / 'figures'}/")
+    return metrics
+
+
+def encode_split(exp, ds, batch: int = 256) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """{model: (train codes, test codes)}, reading each feature transform's rows from the store once."""
+    from ..latent.features import iter_features
+
+    rows = np.concatenate([exp.train, exp.test])
+    order = np.argsort(rows, kind="stable")
+    out = {}
+    by_features: dict[int, list[str]] = {}
+    for name, model in exp.models.items():
+        by_features.setdefault(id(model.features_), []).append(name)
+    for names in by_features.values():
+        ft = exp.models[names[0]].features_
+        Z = {n: np.empty((len(rows), exp.models[n].n_components)) for n in names}
+        at = 0
+        for idx, B in iter_features(ds, ft, rows[order], batch):   # sorted rows: shard-aligned reads
+            for n in names:
+                Z[n][order[at:at + len(idx)]] = exp.models[n].transform(B)
+            at += len(idx)
+        for n in names:
+            out[n] = (Z[n][:len(exp.train)], Z[n][len(exp.train):])
+    return {n: out[n] for n in exp.models}
+
+
+def _reconstruction(entries) -> dict:
+    """{model: {"vertex_error_mm mean": ..., "texture_psnr_db": ...}} from the model file's metadata."""
+    items = entries.items() if isinstance(entries, dict) else ((e.get("name"), e) for e in entries)
+    out = {}
+    for name, entry in items:
+        flat = {}
+        for key, value in (entry.get("test") or {}).items():
+            if isinstance(value, dict):
+                flat.update({f"{key} {k}": v for k, v in value.items()})
+            else:
+                flat[key] = value
+        out[name] = flat
+    return out
+
+
+def _interleave(codes_pair, F_train, F_test):
+    return codes_pair[0], F_train, codes_pair[1], F_test
+
+
+def summary_text(metrics: dict) -> str:
+    """The terminal summary: one line per model and baseline, then what the latent misses."""
+    rows = {**metrics["models"], **{f"[{k}]": v for k, v in metrics["baselines"].items()}}
+    short = {"mig": "MIG", "dci_disentanglement": "DCI-D", "dci_completeness": "DCI-C",
+             "dci_informativeness_test": "DCI-I", "sap": "SAP", "matching_score": "matching",
+             "visibility_mean": "visibility"}
+    width = max(len(k) for k in rows) + 2
+    lines = [f"{'':<{width}}" + "".join(f"{label:>11}" for label in short.values())]
+    for name, res in rows.items():
+        lines.append(f"{name:<{width}}" + "".join(f"{_fmt(res['summary'][k]):>11}" for k in short))
+    for name, res in metrics["models"].items():
+        blind = _unseen(res)
+        mixed = [c for c, n in zip(res["code_names"], res["purity"]["n_sliders_mixed"]) if n >= 3]
+        lines.append(f"{name}: {len(blind)} of {res['n_factors']} sliders unseen (R^2 < {VISIBLE})"
+                     + (f": {', '.join(blind[:6])}{' ...' if len(blind) > 6 else ''}" if blind else "")
+                     + f"; {len(mixed)} of {res['n_codes']} codes mix 3 or more sliders")
+    return "\n".join(lines)
+
+
+def _unseen(res: dict) -> list[str]:
+    vis = np.asarray(res["visibility"]["per_slider"], np.float64)
+    return [res["factor_names"][j] for j in np.argsort(vis) if vis[j] < VISIBLE]
+
+
+# -- the report ---------------------------------------------------------------------------
+INTRO = ("A character creator's sliders are designed to be disentangled: each one changes one readable "
+         "thing (nose width, tattoo angle). A latent learned from avatars alone (PCA, ICA, an autoencoder) "
+         "usually is not: one learned axis may move several sliders at once (entangled), and some sliders "
+         "may not show up in it at all. This report measures both, with numbers comparable to published "
+         "work and with pictures.")
+
+GLOSSARY = (
+    ("slider (factor)", "one of the designer's controls; here the ground truth that made each avatar"),
+    ("code (latent axis)", "one coordinate of the learned representation of an avatar"),
+    ("disentangled", "each code follows one slider, and each slider is carried by one code"),
+    ("entangled", "a code mixes several sliders, or a slider is spread over several codes"),
+    ("MIG", "Mutual Information Gap: for each slider, how much more the best code knows about it than the "
+            "second best, as a share of the slider's information; 0 to 1, higher is more disentangled"),
+    ("DCI", "Disentanglement, Completeness, Informativeness: from a classifier's feature importances, does "
+            "each code matter for one slider (D), is each slider explained by one code (C), and how well "
+            "can sliders be predicted at all (I)"),
+    ("SAP", "Separated Attribute Predictability: for each slider, how much better the best single code "
+            "predicts it than the second best; 0 to 1"),
+    ("modularity", "does each code carry information about only one slider? 0 to 1"),
+    ("explicitness", "how well a simple linear classifier reads each slider off the codes (ROC-AUC)"),
+    ("visibility", "per slider: the share of its variation the codes recover (test R^2, linear or "
+                   "nonlinear); near 0 means the latent does not see that slider"),
+    ("purity", "per code: 1 when one slider explains it, 0 when it mixes all sliders evenly"),
+    ("baselines", "the sliders themselves (the best possible), a random projection of them (information "
+                  "without alignment) and codes shuffled against the avatars (the noise floor)"),
+)
+
+
+def _report(cfg, exp, metrics, groups, fig_dir: Path, n_traversals, steps, size, log) -> Report:
+    r = Report(f"How the learned latent lines up with the sliders: {cfg.name}",
+               subtitle=f"{metrics['experiment']['n_avatars']:,} avatars from {metrics['experiment']['dataset']}; "
+                        f"models {', '.join(exp.models)}", intro=INTRO)
+    r.section("Reading this report", "The words used below, each in one sentence.")
+    r.definitions(GLOSSARY)
+    _summary_section(r, metrics)
+    _dimension_section(r, exp, metrics, fig_dir)
+    for name, res in metrics["models"].items():
+        _model_section(r, name, res, groups, fig_dir, exp, n_traversals, steps, size, log)
+    r.section("Settings", "Every estimator setting behind the numbers, so they can be reproduced.")
+    r.table([[k, json.dumps(v) if not isinstance(v, str) else v]
+             for k, v in next(iter(metrics["models"].values()))["estimators"].items()],
+            ["estimator", "setting"], collapsed="show the estimator settings")
+    return r
+
+
+def _summary_section(r: Report, metrics: dict) -> None:
+    r.section("Summary", "One row per learned model, with the baselines below them for scale: the sliders "
+                         "themselves score near the top, shuffled codes near zero.")
+    keys = [k for k, _, _ in HEADLINE]
+    rows = [[name] + [_num(res["summary"][k]) for k in keys] for name, res in metrics["models"].items()]
+    labels = {"sliders": "sliders themselves (upper bound)", "random_projection": "random projection",
+              "permuted_codes": "permuted codes (noise floor)"}
+    rows += [[f"baseline: {labels[k]}"] + [_num(v["summary"][key]) for key in keys]
+             for k, v in metrics["baselines"].items()]
+    r.table(rows, ["representation"] + [label for _, label, _ in HEADLINE])
+    r.bullets([f"{label}: {what}" for _, label, what in HEADLINE])
+    rec = {n: v for n, v in (metrics.get("reconstruction") or {}).items() if v}
+    if rec:
+        cols = sorted({k for v in rec.values() for k in v})
+        r.table([[n] + [_num(v.get(c)) for c in cols] for n, v in rec.items()], ["model"] + cols,
+                caption="Reconstruction on the test avatars (vertex error in millimetres; PSNR in dB).",
+                numeric=range(1, len(cols) + 1))
+
+
+def _dimension_section(r: Report, exp, metrics: dict, fig_dir: Path) -> None:
+    intr = metrics.get("intrinsic_dimensionality") or {}
+    ratio = np.asarray(intr.get("explained_variance_ratio") or [], np.float64)
+    n_sliders = len(metrics["sliders"]["compared"])
+    r.section("How many dimensions the avatars need",
+              f"The avatars were made by {n_sliders} varied sliders; principal components show how many "
+              "directions their shapes (and skins) really spread along.")
+    if len(ratio):
+        curve = np.cumsum(ratio)
+        counts = intr.get("components_for_variance") or {}
+        marks = {float(k): v for k, v in counts.items() if v is not None}
+        png = fig.explained_variance(curve, marks or None, as_png=True, save=fig_dir / "explained_variance.png")
+        r.figure(png, "Cumulative share of the variance explained by the first k principal components, with "
+                      "the 90/95/99 % marks.")
+        r.paragraph("Components needed: " + ", ".join(
+            f"{float(k):.0%} of the variance: {v if v is not None else f'more than {len(ratio)}'}"
+            for k, v in counts.items()) + f" (for {n_sliders} sliders).")
+
+
+def _model_section(r: Report, name: str, res: dict, groups, fig_dir: Path, exp, n_traversals, steps, size,
+                   log) -> None:
+    s = res["summary"]
+    r.section(f"Model: {name}",
+              f"{name} has {res['n_codes']} codes; here is which sliders each of them follows.")
+    r.metric_cards([(label, _fmt(s[key]), what) for key, label, what in HEADLINE[:4]]
+                   + [("matching", _fmt(s["matching_score"]), "mean |Spearman| of the best one-to-one pairing"),
+                      ("visibility", _fmt(s["visibility_mean"]), "mean share of a slider the codes recover")])
+    codes, sliders = res["code_names"], res["factor_names"]
+    stem = f"{name}_"
+    r.subsection("Which slider each code follows",
+                 "Each code paired one-to-one with the slider it tracks most closely (Hungarian matching on "
+                 "|Spearman|), with how pure the code is.")
+    purity, mixed = res["purity"]["per_code"], res["purity"]["n_sliders_mixed"]
+    pairs = {p["code"]: p for p in res["matching"]["pairs"]}
+    rows = []
+    for i, c in enumerate(codes):
+        p = pairs.get(c)
+        rows.append([c, p["slider"] if p else "-", _num(p["abs_spearman"]) if p else "-",
+                     res["purity"]["top_slider"][i], _num(purity[i]), _num(mixed[i])])
+    r.table(rows, ["code", "matched slider", "|Spearman|", "most important slider (DCI)", "purity",
+                   "sliders mixed"], numeric=(2, 4, 5))
+    imp = np.asarray(res["dci"]["importance"], np.float64)
+    r.subsection("Importance: which codes predict which sliders",
+                 "A disentangled latent shows one big square per row and per column; squares spread along a "
+                 "row mean that code is entangled.")
+    r.figure(fig.hinton(imp, codes, sliders, title=f"{name}: DCI importance (codes x sliders)", as_png=True,
+                        save=fig_dir / f"{stem}dci_importance.png"),
+             "Square area: how much a gradient-boosted (or forest) classifier relies on the code to predict the "
+             "slider.")
+    r.subsection("Correlation and mutual information",
+                 "Strong colour in one cell per row means a code follows one slider; several cells mean it mixes "
+                 "them.")
+    r.figure(fig.heatmap(np.asarray(res["spearman"], np.float64), codes, sliders, diverging=True,
+                         title=f"{name}: Spearman correlation", colorbar_label="rank correlation", as_png=True,
+                         save=fig_dir / f"{stem}spearman.png"), "Rank correlation of each code with each slider.")
+    r.figure(fig.heatmap(np.asarray(res["normalized_mutual_information"], np.float64), codes, sliders,
+                         vmin=0, title=f"{name}: normalised mutual information", colorbar_label="MI / H(slider)",
+                         as_png=True, save=fig_dir / f"{stem}mutual_information.png"),
+             "Mutual information between each binned code and each slider, as a share of the slider's entropy.")
+    vis = np.asarray(res["visibility"]["per_slider"], np.float64)
+    r.subsection("Which sliders the latent sees",
+                 "For each slider, the share of its variation that can be read back from the codes; short bars "
+                 "are sliders this latent does not see.")
+    r.figure(fig.bar_chart(vis, sliders, groups=groups, title=f"{name}: visibility per slider",
+                           xlabel="test R^2 (codes -> slider)", threshold=VISIBLE, threshold_label="seen",
+                           xlim=(0, 1), as_png=True, save=fig_dir / f"{stem}visibility.png"),
+             f"Sliders under {VISIBLE} are listed below.")
+    blind = _unseen(res)
+    r.paragraph(("Not seen: " + ", ".join(blind)) if blind else "Every varied slider is seen.",
+                tone="note" if blind else None)
+    r.figure(fig.bar_chart(purity, codes, title=f"{name}: purity per code", xlabel="purity (1 = one slider)",
+                           sort=False, xlim=(0, 1), as_png=True, save=fig_dir / f"{stem}purity.png"),
+             "Codes with low purity mix several sliders.")
+    if n_traversals > 0:
+        _traversals(r, name, res, exp, fig_dir, n_traversals, steps, size, log)
+
+
+def _traversals(r: Report, name, res, exp, fig_dir: Path, n, steps, size, log) -> None:
+    from ..rendering import RenderBackendError
+
+    r.subsection("Latent traversals",
+                 "Each learned axis swept from -2 to +2 standard deviations (top row), above the slider it "
+                 "matches best swept over its range (bottom row).")
+    model = exp.model(name)
+    rig = exp.dataset.load_rig()
+    spearman = np.abs(np.asarray(res["spearman"], np.float64))
+    order = _traversal_order(model, res, n)
+    for i in order:
+        j = int(np.nanargmax(spearman[i])) if np.isfinite(spearman[i]).any() else None
+        slider = res["factor_names"][j] if j is not None else None
+        match = f"|Spearman| {spearman[i, j]:.2f}" if j is not None else ""
+        try:
+            png = fig.traversal_comparison(rig, model, i, slider, steps=steps, size=size, match=match,
+                                           as_png=True, save=fig_dir / f"{name}_traversal_{i + 1}.png")
+        except RenderBackendError as err:
+            r.paragraph(f"No traversal pictures: {err}", tone="note")
+            log(f"  traversals skipped: {err}")
+            return
+        r.figure(png, f"{res['code_names'][i]} and its best-matching slider {slider} ({match}).")
+
+
+def _traversal_order(model, res, n: int) -> list[int]:
+    """The components to draw: by explained variance when the model has it, else by code spread."""
+    k = res["n_codes"]
+    ev = getattr(model, "explained_variance_", None)
+    if ev is not None and len(ev) == k:
+        return [int(i) for i in np.argsort(-np.asarray(ev))[:n]]
+    return list(range(min(n, k)))
+
+
+def _num(x):
+    """A table cell: the number itself (the report formats it), or "-" for a missing one."""
+    if x is None or (isinstance(x, float) and not np.isfinite(x)):
+        return "-"
+    return float(x) if not isinstance(x, (int, np.integer)) else int(x)
+
+
+def _fmt(x) -> str:
+    if x is None:
+        return "-"
+    if isinstance(x, (int, np.integer)):
+        return str(int(x))
+    try:
+        x = float(x)
+    except (TypeError, ValueError):
+        return str(x)
+    return "nan" if not np.isfinite(x) else f"{x:.3f}"
