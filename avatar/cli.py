@@ -73,6 +73,16 @@ def _parser() -> argparse.ArgumentParser:
     from .dataset_cli import register as register_dataset
 
     register_dataset(sub, add)  # generate, verify, export
+    from .latent_cli import register as register_latent
+
+    register_latent(sub, add)  # fit, encode, decode
+    from .compare_cli import register as register_audit, register_compare
+
+    register_audit(sub, add)  # audit
+    register_compare(sub, add)  # compare
+    from .explorer_cli import register as register_explorer
+
+    register_explorer(sub, add)  # explore
     return p
 
 
