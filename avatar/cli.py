@@ -207,9 +207,25 @@ def cmd_demo(args) -> int:
     demo_pictures(rig, presets, S, args.seed, out)  # gallery.png, traverse_<slider>.png
     from .dataset_cli import demo_dataset
 
-    demo_dataset(out, args.rig)  # out/dataset.zarr: 2,000 avatars, vertices and 64^2 textures
-    print(f"done: {len(presets)} presets and {len(S)} random avatars in {out}/")
+    demo_dataset(out, args.rig)  # out/dataset.zarr: 2,000 avatars, vertices, 64^2 textures, 128^2 renders
+    demo_report(out)  # out/models/demo.npz and out/report/report.html
+    print(f"done: {len(presets)} presets and {len(S)} random avatars, a 2,000-avatar dataset, its latent "
+          f"models and the comparison report in {out}/ (open {out}/report/report.html)")
     return 0
+
+
+def demo_report(out: Path) -> None:
+    """Fit the demo experiment on out/dataset.zarr and compare it with the sliders into out/report/."""
+    from dataclasses import replace
+
+    from .compare.pipeline import compare_experiment
+    from .latent.experiment import load_config
+    from .rig import ROOT
+
+    cfg = load_config(ROOT / "configs" / "experiments" / "demo.yaml")
+    cfg = replace(cfg, dataset=str(out / "dataset.zarr"), output=str(out / "models" / "demo.npz"))
+    Path(cfg.output).unlink(missing_ok=True)  # the dataset was just regenerated: refit
+    compare_experiment(cfg, out / "report", n_traversals=3)
 
 
 if __name__ == "__main__":

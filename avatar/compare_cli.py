@@ -11,7 +11,6 @@ from Python on any :class:`avatar.compare.audit.Audit`.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import numpy as np
@@ -107,11 +106,10 @@ def check_output_dir(path) -> Path:
     out = Path(path)
     if out.exists() and not out.is_dir():
         raise _usage(f"{out}: exists and is not a folder")
+    from .export import probe_writable
+
     try:
-        out.mkdir(parents=True, exist_ok=True)
-        probe = out / f".avatar-write-test-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
+        probe_writable(out, "write-test")
     except OSError as err:
         raise _usage(f"cannot write to the output folder {out}: {err.strerror or err}") from None
     return out

@@ -69,7 +69,7 @@ def cmd_generate(args) -> int:
     except DatasetError as err:
         raise _usage(str(err)) from None
     except KeyboardInterrupt:
-        print(f"\ninterrupted: completed shards are kept; rerun the same command to resume", file=sys.stderr)
+        print("\ninterrupted: completed shards are kept; rerun the same command to resume", file=sys.stderr)
         return 130
     print(summary)
     return 0

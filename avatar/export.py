@@ -143,3 +143,15 @@ def _ply_bytes(vertices, template: Template, sliders) -> bytes:
 def _plain(sliders: dict) -> dict:
     """JSON-safe readable slider values."""
     return json.loads(json.dumps({k: (v.item() if hasattr(v, "item") else v) for k, v in sliders.items()}))
+
+
+def probe_writable(folder: str | Path, tag: str = "probe") -> None:
+    """Create ``folder`` if needed and write and remove one empty file there; OSError if that fails.
+
+    Called before long jobs, so a read-only or missing target fails at once, not after the work.
+    """
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    probe = folder / f".avatar-{tag}-{os.getpid()}"
+    probe.write_bytes(b"")
+    probe.unlink()

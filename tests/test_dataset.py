@@ -1,7 +1,6 @@
 """Dataset generation: samplers, determinism, crash safety, verification, plain-zarr reading, config errors."""
 from __future__ import annotations
 
-import os
 import shutil
 import signal
 import subprocess

@@ -256,12 +256,33 @@ def _summary_section(r: Report, metrics: dict) -> None:
              for k, v in metrics["baselines"].items()]
     r.table(rows, ["representation"] + [label for _, label, _ in HEADLINE])
     r.bullets([f"{label}: {what}" for _, label, what in HEADLINE])
+    r.subsection("Findings", "What the numbers say, in words.")
+    r.bullets(findings(metrics))
     rec = {n: v for n, v in (metrics.get("reconstruction") or {}).items() if v}
     if rec:
         cols = sorted({k for v in rec.values() for k in v})
         r.table([[n] + [_num(v.get(c)) for c in cols] for n, v in rec.items()], ["model"] + cols,
                 caption="Reconstruction on the test avatars (vertex error in millimetres; PSNR in dB).",
                 numeric=range(1, len(cols) + 1))
+
+
+def findings(metrics: dict) -> list[str]:
+    """Plain sentences: per model, its clean codes, its mixed codes and the sliders it misses."""
+    out = []
+    rp = metrics["baselines"]["random_projection"]["summary"]["visibility_mean"]
+    for name, res in metrics["models"].items():
+        purity = np.asarray(res["purity"]["per_code"], np.float64)
+        tops, mixed = res["purity"]["top_slider"], np.asarray(res["purity"]["n_sliders_mixed"], np.float64)
+        clean = [f"{res['code_names'][i]} ~ {tops[i]}" for i in np.argsort(-purity) if purity[i] > 0.85]
+        blind = _unseen(res)
+        vis = res["summary"]["visibility_mean"]
+        text = (f"{name}: {len(clean)} of {res['n_codes']} codes follow one slider cleanly"
+                + (f" ({', '.join(clean[:5])}{', ...' if len(clean) > 5 else ''})" if clean else "")
+                + f"; {int((mixed >= 3).sum())} codes move with 3 or more sliders; the latent misses "
+                  f"{len(blind)} of {res['n_factors']} sliders (R^2 < {VISIBLE}). Mean visibility {vis:.2f}, "
+                  f"against {rp:.2f} for a random projection of the sliders to as many dimensions.")
+        out.append(text)
+    return out
 
 
 def _dimension_section(r: Report, exp, metrics: dict, fig_dir: Path) -> None:
@@ -295,7 +316,8 @@ def _model_section(r: Report, name: str, res: dict, groups, fig_dir: Path, exp, 
     stem = f"{name}_"
     r.subsection("Which slider each code follows",
                  "Each code paired one-to-one with the slider it tracks most closely (Hungarian matching on "
-                 "|Spearman|), with how pure the code is.")
+                 "|Spearman|); then the slider that dominates a linear fit of the code on all sliders, its "
+                 "purity, and the effective number of sliders it moves with.")
     purity, mixed = res["purity"]["per_code"], res["purity"]["n_sliders_mixed"]
     pairs = {p["code"]: p for p in res["matching"]["pairs"]}
     rows = []
@@ -303,7 +325,7 @@ def _model_section(r: Report, name: str, res: dict, groups, fig_dir: Path, exp, 
         p = pairs.get(c)
         rows.append([c, p["slider"] if p else "-", _num(p["abs_spearman"]) if p else "-",
                      res["purity"]["top_slider"][i], _num(purity[i]), _num(mixed[i])])
-    r.table(rows, ["code", "matched slider", "|Spearman|", "most important slider (DCI)", "purity",
+    r.table(rows, ["code", "matched slider", "|Spearman|", "strongest slider (linear fit)", "purity",
                    "sliders mixed"], numeric=(2, 4, 5))
     imp = np.asarray(res["dci"]["importance"], np.float64)
     r.subsection("Importance: which codes predict which sliders",

@@ -32,10 +32,9 @@ import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 
-from ..config import (ConfigError, Problem, Problems, check_choice, check_keys, check_number, check_str,
-                      describe, did_you_mean, load_yaml_lenient, parse_yaml)
+from ..config import (ConfigError, Problems, check_choice, check_keys, check_number, check_str,
+                      describe, did_you_mean)
 
 SAMPLERS = ("uniform", "prior", "sobol", "latin_hypercube", "grid", "traversal")
 RANDOM_SAMPLERS = ("uniform", "prior", "sobol", "latin_hypercube")

@@ -203,12 +203,10 @@ def _differences(attrs: dict, config: DatasetConfig, version: str) -> str:
 
 
 def _check_writable(path: Path) -> None:
-    parent = path.parent
+    from ..export import probe_writable
+
     try:
-        parent.mkdir(parents=True, exist_ok=True)
-        probe = parent / f".{path.name}.probe-{os.getpid()}"
-        probe.write_bytes(b"")
-        probe.unlink()
+        probe_writable(path.parent, f"{path.name}.probe")
     except OSError as err:
         raise DatasetError(f"{path}: cannot write there ({err.strerror or err})") from None
 

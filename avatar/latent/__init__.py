@@ -36,7 +36,7 @@ def make_model(kind: str, n_components: int, random_state=0, **params) -> Latent
     fitting a VAE needs PyTorch)."""
     try:
         cls = model_class(kind)
-    except KeyError as err:
+    except KeyError:
         from ..config import did_you_mean
 
         raise ValueError(f"unknown model kind {kind!r}{did_you_mean(kind, KINDS)}; kinds: {', '.join(KINDS)}") \

@@ -30,7 +30,7 @@ import numpy as np
 from ..config import (ConfigError, Problems, check_choice, check_keys, check_number, check_str, describe,
                       did_you_mean)
 from .features import BLOCKS, DEFAULT_SIZE, FeatureTransform, iter_features, load_features
-from .models import KINDS, IncrementalPCA, PCA, model_class
+from .models import PCA, model_class
 
 _KEYS = ("name", "description", "dataset", "features", "models", "split", "output", "batch_size",
          "spectrum_components")

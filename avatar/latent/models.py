@@ -488,7 +488,40 @@ class FactorAnalysis(LatentModel):
 
 
 # -- autoencoder -----------------------------------------------------------------------
-class Autoencoder(LatentModel):
+class MLPWeights:
+    """Dense tanh layers stored as ``weights_`` / ``biases_`` lists, saved as arrays ``w0, b0, w1, ...``.
+
+    Shared by the autoencoder and the VAE: decoding runs the layers from ``start`` on
+    (tanh between them, linear at the end) and maps back through the PCA basis.
+    """
+
+    def _decode_from(self, Z, start: int):
+        H = Z
+        layers = list(zip(self.weights_[start:], self.biases_[start:]))
+        for i, (W, b) in enumerate(layers):
+            H = H @ W + b
+            if i < len(layers) - 1:
+                H = np.tanh(H)
+        return (H * self.scale_) @ self.basis_ + self.mean_
+
+    def learned(self):
+        out = super().learned()
+        for i, (W, b) in enumerate(zip(self.weights_, self.biases_)):
+            out[f"w{i}"], out[f"b{i}"] = W, b
+        return out
+
+    def set_learned(self, arrays):
+        arrays = dict(arrays)
+        n_layers = len([k for k in arrays if k.startswith("w") and k[1:].isdigit()])
+        try:
+            self.weights_ = [arrays.pop(f"w{i}") for i in range(n_layers)]
+            self.biases_ = [arrays.pop(f"b{i}") for i in range(n_layers)]
+        except KeyError as err:
+            raise ValueError(f"missing array {err.args[0]}") from None
+        return super().set_learned(arrays)
+
+
+class Autoencoder(MLPWeights, LatentModel):
     """A nonlinear autoencoder (scikit-learn's MLPRegressor trained to copy its input).
 
     The input is first projected on its first ``input_components`` principal
@@ -549,29 +582,7 @@ class Autoencoder(LatentModel):
         return H
 
     def _decode(self, Z):
-        H = Z
-        layers = list(zip(self.weights_[self._n_encoder:], self.biases_[self._n_encoder:]))
-        for i, (W, b) in enumerate(layers):
-            H = H @ W + b
-            if i < len(layers) - 1:
-                H = np.tanh(H)
-        return (H * self.scale_) @ self.basis_ + self.mean_
-
-    def learned(self):
-        out = super().learned()
-        for i, (W, b) in enumerate(zip(self.weights_, self.biases_)):
-            out[f"w{i}"], out[f"b{i}"] = W, b
-        return out
-
-    def set_learned(self, arrays):
-        arrays = dict(arrays)
-        n_layers = len([k for k in arrays if k.startswith("w") and k[1:].isdigit()])
-        self.weights_ = [arrays.pop(f"w{i}") for i in range(n_layers)]
-        try:
-            self.biases_ = [arrays.pop(f"b{i}") for i in range(n_layers)]
-        except KeyError as err:
-            raise ValueError(f"missing array {err.args[0]}") from None
-        return super().set_learned(arrays)
+        return self._decode_from(Z, self._n_encoder)
 
     def _check_state(self):
         r = self.basis_.shape[0]

@@ -278,7 +278,7 @@ def _build(path: Path, entry: dict, arrays: dict, features) -> LatentModel:
     kind, name = entry["kind"], entry["name"]
     try:
         cls = model_class(kind)
-    except KeyError as err:
+    except KeyError:
         raise LatentFileError(f"{path}: model {name!r}: unknown model kind {kind!r}"
                               f"{did_you_mean(kind, KINDS)}") from None
     allowed = set(inspect.signature(cls.__init__).parameters) - {"self"}

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .models import KINDS, LatentModel, _project, _rng_int
+from .models import KINDS, LatentModel, MLPWeights, _project, _rng_int
 
 __all__ = ["VAE", "torch_available"]
 
@@ -21,7 +21,7 @@ def torch_available() -> bool:
     return True
 
 
-class VAE(LatentModel):
+class VAE(MLPWeights, LatentModel):
     """A beta-VAE on the first ``input_components`` principal components (scaled like :class:`Autoencoder`).
 
     Encoder ``hidden`` (tanh) -> mean and log-variance of a k-dimensional
@@ -117,29 +117,7 @@ class VAE(LatentModel):
         return H @ self.weights_[self._n_enc] + self.biases_[self._n_enc]   # the posterior mean
 
     def _decode(self, Z):
-        H = Z
-        layers = list(zip(self.weights_[self._n_enc + 2:], self.biases_[self._n_enc + 2:]))
-        for i, (W, b) in enumerate(layers):
-            H = H @ W + b
-            if i < len(layers) - 1:
-                H = np.tanh(H)
-        return (H * self.scale_) @ self.basis_ + self.mean_
-
-    def learned(self):
-        out = super().learned()
-        for i, (W, b) in enumerate(zip(self.weights_, self.biases_)):
-            out[f"w{i}"], out[f"b{i}"] = W, b
-        return out
-
-    def set_learned(self, arrays):
-        arrays = dict(arrays)
-        n_layers = len([k for k in arrays if k.startswith("w") and k[1:].isdigit()])
-        try:
-            self.weights_ = [arrays.pop(f"w{i}") for i in range(n_layers)]
-            self.biases_ = [arrays.pop(f"b{i}") for i in range(n_layers)]
-        except KeyError as err:
-            raise ValueError(f"missing array {err.args[0]}") from None
-        return super().set_learned(arrays)
+        return self._decode_from(Z, self._n_enc + 2)  # after the encoder and its mean / log-variance heads
 
     def _check_state(self):
         r, k = self.basis_.shape[0], self.n_components

@@ -1,0 +1,70 @@
+"""Benchmark: the full comparison (avatar compare) for 10,000 avatars and 3 models.
+
+1. A dataset of n avatars from the priors, every slider varied, vertices only (in a
+   temporary folder unless --keep names one; reused when it is already there).
+2. An experiment of three models over the vertices: PCA (32), FastICA (16) and an
+   autoencoder (16), fitted once (the fit is timed but is not part of the aim).
+3. ``compare_experiment``: encoding, the metrics for each model, the baselines,
+   figures and the report (latent traversals included). Prints seconds per section
+   and the total. Aim: under 2 minutes on 2 cores.
+
+    python benchmarks/bench_compare.py [--n 10000] [--traversals 4] [--keep DIR]
+"""
+from __future__ import annotations
+
+import argparse
+import shutil
+import tempfile
+import time
+from pathlib import Path
+
+import yaml
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--n", type=int, default=10_000)
+    ap.add_argument("--traversals", type=int, default=4)
+    ap.add_argument("--keep", help="folder for the dataset, models and report (kept)")
+    args = ap.parse_args()
+
+    import avatar
+    from avatar.compare.pipeline import compare_experiment
+    from avatar.dataset import config_from_text, generate
+    from avatar.latent.experiment import config_from_text as experiment_from_text
+    from avatar.latent.experiment import run
+
+    root = Path(args.keep) if args.keep else Path(tempfile.mkdtemp(prefix="bench_compare_"))
+    root.mkdir(parents=True, exist_ok=True)
+    try:
+        store = root / f"prior-{args.n}.zarr"
+        t = time.perf_counter()
+        text = (f"n: {args.n}\nseed: 0\nsampler: prior\nvary: ['*']\noutputs: {{vertices: {{dtype: float32}}}}\n"
+                f"shard: 1000\n")
+        generate(config_from_text(text, "<bench>", store=str(store)), workers=2, progress=False)
+        print(f"avatar {avatar.__version__}: dataset of {args.n:,} avatars ready in {time.perf_counter() - t:.1f} s")
+        exp = {"name": "bench", "dataset": str(store), "features": ["vertices"],
+               "output": str(root / "models" / "bench.npz"),
+               "models": [{"name": "pca", "kind": "pca", "n_components": 32},
+                          {"name": "ica", "kind": "ica", "n_components": 16},
+                          {"name": "ae", "kind": "autoencoder", "n_components": 16, "hidden": [128, 64],
+                           "epochs": 30, "input_components": 96}],
+               "split": {"test_fraction": 0.2, "seed": 0}, "spectrum_components": 96}
+        cfg = experiment_from_text(yaml.safe_dump(exp, sort_keys=False), "<bench>")
+        if not Path(cfg.output).exists():
+            t = time.perf_counter()
+            run(cfg, log=lambda *a: None)
+            print(f"  fit (not part of the aim): {time.perf_counter() - t:.1f} s")
+        t = time.perf_counter()
+        metrics = compare_experiment(cfg, root / "report", n_traversals=args.traversals, log=lambda *a: None)
+        total = time.perf_counter() - t
+        for name, seconds in metrics["timings"].items():
+            print(f"  {name:<16} {seconds:7.1f} s")
+        print(f"  total            {total:7.1f} s  (aim: under 120 s)")
+    finally:
+        if not args.keep:
+            shutil.rmtree(root, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
