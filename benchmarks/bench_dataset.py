@@ -7,6 +7,11 @@ folder. Prints avatars/s per worker count, the 2-worker speed-up, the bytes
 written and the peak resident memory of the parent and of the largest worker.
 
     python benchmarks/bench_dataset.py [--n 10000] [--workers 1,2] [--no-renders] [--keep DIR]
+    python benchmarks/bench_dataset.py --memory 10000,40000    # peak RSS against N (2 workers)
+
+``--memory`` runs each N in a fresh process (vertices + 64^2 textures, no renders, 2
+workers) and prints the peak RSS of the parent and of the largest worker, and the
+ratio of the largest N to the smallest (aim: at most 1.10).
 """
 from __future__ import annotations
 
@@ -41,7 +46,10 @@ def main() -> None:
     ap.add_argument("--shard", type=int, default=256)
     ap.add_argument("--no-renders", action="store_true")
     ap.add_argument("--keep", help="write the stores under this folder and keep them")
+    ap.add_argument("--memory", help="comma-separated N: peak RSS of whole runs against N")
     args = ap.parse_args()
+    if args.memory:
+        return memory([int(x) for x in args.memory.split(",")], args.shard)
 
     ok, why = (False, "--no-renders") if args.no_renders else renders_available()
     outputs = "  vertices: {dtype: float32}\n  textures: {size: 256}\n"
@@ -75,6 +83,39 @@ def main() -> None:
     me = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     kids = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
     print(f"  peak RSS: parent {me:.0f} MB, largest worker {kids:.0f} MB")
+
+
+_ONE_RUN = """
+import resource, sys, tempfile, shutil
+from pathlib import Path
+from avatar.dataset import config_from_text, generate
+n, shard = int(sys.argv[1]), int(sys.argv[2])
+root = Path(tempfile.mkdtemp(prefix="bench_memory_"))
+try:
+    text = (f"n: {n}\\nseed: 0\\nsampler: prior\\nvary: ['*']\\n"
+            f"outputs: {{vertices: {{dtype: float32}}, textures: {{size: 64}}}}\\nshard: {shard}\\n")
+    generate(config_from_text(text, "<bench>", store=str(root / "m.zarr")), workers=2, progress=False)
+finally:
+    shutil.rmtree(root, ignore_errors=True)
+print(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024)
+"""
+
+
+def memory(ns: list[int], shard: int) -> None:
+    """Peak RSS of whole 2-worker runs of each N, each in a fresh process."""
+    import subprocess
+
+    peaks = {}
+    for n in ns:
+        t = time.perf_counter()
+        out = subprocess.run([sys.executable, "-c", _ONE_RUN, str(n), str(shard)], capture_output=True, text=True,
+                             check=True).stdout.split()
+        parent, worker = float(out[-2]), float(out[-1])
+        peaks[n] = max(parent, worker)
+        print(f"  n = {n:>7,}: peak RSS parent {parent:6.0f} MB, largest worker {worker:6.0f} MB "
+              f"({time.perf_counter() - t:.0f} s)")
+    lo, hi = min(ns), max(ns)
+    print(f"  peak RSS at n = {hi:,} / at n = {lo:,}: {peaks[hi] / peaks[lo]:.3f} (aim: at most 1.10)")
 
 
 if __name__ == "__main__":
