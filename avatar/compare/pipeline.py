@@ -15,6 +15,7 @@ The steps, each a function of arrays from the one before:
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -41,7 +42,7 @@ VISIBLE = 0.5  # a slider whose best R^2 from the codes is under this is "not se
 def compare_experiment(config, out_dir, *, fit: bool = True, dci_model: str = "forest",
                        max_train: int | None = 2000, max_test: int | None = 2000, n_traversals: int = 4,
                        steps: int = 7, size: int = 128, seed: int = 0, renders: bool = True,
-                       log=print) -> dict:
+                       n_jobs: int | None = None, log=print) -> dict:
     """Compare every model of an experiment with the sliders; write the report into ``out_dir``.
 
     Parameters
@@ -53,6 +54,7 @@ def compare_experiment(config, out_dir, *, fit: bool = True, dci_model: str = "f
     max_train, max_test : rows for the fitted-classifier metrics (DCI, SAP, explicitness).
     n_traversals : latent components drawn per model, each beside its best-matching slider.
     renders : False skips the traversal pictures (no OpenGL needed).
+    n_jobs : threads for the per-slider classifier fits (default: one per core, at most 4).
 
     Returns the metrics dict written to metrics.json.
     """
@@ -90,7 +92,8 @@ def compare_experiment(config, out_dir, *, fit: bool = True, dci_model: str = "f
         f"{len(exp.train):,} train / {len(exp.test):,} test rows")
 
     # 3-4. codes and metrics
-    kw = dict(seed=seed, max_train=max_train, max_test=max_test, dci_model=dci_model)
+    n_jobs = n_jobs or min(os.cpu_count() or 1, 4)
+    kw = dict(seed=seed, max_train=max_train, max_test=max_test, dci_model=dci_model, n_jobs=n_jobs)
     codes = encode_split(exp, ds)
     lap("encode")
     results = {}
@@ -116,7 +119,7 @@ def compare_experiment(config, out_dir, *, fit: bool = True, dci_model: str = "f
         "baselines": base,
         "baseline_codes": f"random projection and permuted codes have the dimension of '{first}'",
         "settings": {"dci_model": dci_model, "max_train": max_train, "max_test": max_test, "seed": seed,
-                     "visible_threshold": VISIBLE},
+                     "visible_threshold": VISIBLE, "n_jobs": n_jobs},
     }
 
     metrics = to_json(metrics)
