@@ -1,7 +1,6 @@
 """The explorer: its state and math (designer <-> latent), validation, presets, and the page in a real browser."""
 from __future__ import annotations
 
-import argparse
 import io
 import time
 import warnings
@@ -266,19 +265,9 @@ def test_model_for_another_mesh_is_refused(rig):
 
 # -- command line --------------------------------------------------------------------------------------
 def _parser():
-    from avatar.explorer_cli import register
+    from avatar.cli import _parser as avatar_parser
 
-    p = argparse.ArgumentParser(prog="avatar")
-    sub = p.add_subparsers(dest="command", required=True)
-
-    def add(name, func, help_):
-        sp = sub.add_parser(name, help=help_)
-        sp.set_defaults(run=func)
-        sp.add_argument("--rig", default=None)
-        return sp
-
-    register(sub, add)
-    return p
+    return avatar_parser()
 
 
 def test_cli_defaults_bind_localhost():

@@ -1,10 +1,8 @@
 """The latent lab: known answers (PCA variance, ICA recovers sliders), persistence, features, experiments, CLI."""
 from __future__ import annotations
 
-import argparse
 import json
 import pickle
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -328,34 +326,9 @@ def store(tmp_path_factory, rig):
 
 
 def _cli(argv) -> int:
-    """avatar.cli.main once the lead wires `fit`; until then the same parser setup around our register."""
     from avatar import cli
 
-    parser = cli._parser()
-    names = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction)).choices
-    if "fit" in names:
-        return cli.main(argv)
-    p = argparse.ArgumentParser(prog="avatar")
-    sub = p.add_subparsers(dest="command", required=True)
-
-    def add(name, func, help_):
-        sp = sub.add_parser(name, help=help_)
-        sp.set_defaults(run=func)
-        sp.add_argument("--rig", default=None)
-        return sp
-
-    from avatar.latent_cli import register
-
-    register(sub, add)
-    args = p.parse_args(argv)
-    try:
-        return args.run(args) or 0
-    except ConfigError as err:
-        print(str(err), file=sys.stderr)
-        return 2
-    except (cli.UsageError, FileNotFoundError) as err:
-        print(f"avatar: error: {err}", file=sys.stderr)
-        return 2
+    return cli.main(argv)
 
 
 def _experiment(tmp_path, store, **over) -> Path:
