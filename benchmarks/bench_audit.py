@@ -21,7 +21,7 @@ import numpy as np
 
 import avatar
 from avatar.compare import audit as A
-from avatar.compare_cli import write_audit
+from avatar.compare.audit_page import write_audit
 from timing import median_time  # benchmarks/timing.py
 
 

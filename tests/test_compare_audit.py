@@ -234,7 +234,7 @@ class _Page(HTMLParser):
 
 
 def test_report_is_one_self_contained_escaped_file(tiny, tmp_path):
-    from avatar.compare_cli import audit_figures, audit_report
+    from avatar.compare.audit_page import audit_figures, audit_report
 
     _, _, a = tiny
     pngs = audit_figures(a)
