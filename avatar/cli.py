@@ -225,7 +225,7 @@ def demo_report(out: Path) -> None:
     cfg = load_config(ROOT / "configs" / "experiments" / "demo.yaml")
     cfg = replace(cfg, dataset=str(out / "dataset.zarr"), output=str(out / "models" / "demo.npz"))
     Path(cfg.output).unlink(missing_ok=True)  # the dataset was just regenerated: refit
-    compare_experiment(cfg, out / "report", n_traversals=3)
+    compare_experiment(cfg, out / "report", n_traversals=2)
 
 
 if __name__ == "__main__":

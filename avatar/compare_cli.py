@@ -1,7 +1,7 @@
 """The ``avatar audit`` and ``avatar compare`` commands: thin layers over avatar.compare.
 
     avatar audit configs/rigs/humanoid.yaml -o reports/rig-audit/ [--samples 32 --seed 0 --texture-size 128]
-    avatar compare configs/experiments/faces-pca.yaml -o reports/faces-pca/ [--dci gbt --traversals 4]
+    avatar compare configs/experiments/faces-pca.yaml -o reports/faces-pca/ [--dci gbt --traversals 2]
 
 Each writes ``report.html`` (one self-contained page), its numbers as JSON and
 ``figures/*.png``, and prints a short summary. The pages are built by
@@ -41,7 +41,9 @@ def register_compare(sub, add) -> None:
                          "GradientBoostingClassifier, minutes)")
     sp.add_argument("--max-train", type=int, default=2000, help="training rows for DCI, SAP and explicitness")
     sp.add_argument("--max-test", type=int, default=2000, help="test rows for DCI, SAP and explicitness")
-    sp.add_argument("--traversals", type=int, default=4, help="latent components drawn per model (0: none)")
+    sp.add_argument("--traversals", type=int, default=2,
+                    help="components drawn large per model, beside their slider (every component also "
+                         "appears in one overview picture per model; 0: no traversal pictures)")
     sp.add_argument("--size", type=int, default=128, help="pixels of each traversal picture")
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--no-fit", action="store_true", help="fail instead of fitting a missing model file")

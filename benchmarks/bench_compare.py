@@ -8,7 +8,7 @@
    figures and the report (latent traversals included). Prints seconds per section
    and the total. Aim: under 2 minutes on 2 cores.
 
-    python benchmarks/bench_compare.py [--n 10000] [--traversals 4] [--keep DIR]
+    python benchmarks/bench_compare.py [--n 10000] [--traversals 2] [--keep DIR]
 """
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ import yaml
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=10_000)
-    ap.add_argument("--traversals", type=int, default=4)
+    ap.add_argument("--traversals", type=int, default=2)
     ap.add_argument("--keep", help="folder for the dataset, models and report (kept)")
     args = ap.parse_args()
 

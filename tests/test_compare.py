@@ -93,7 +93,8 @@ def test_files_and_self_contained_report(report):
     for words in ("Reading this report", "disentangled", "Model: ica", "Latent traversals", "baseline"):
         assert words in html
     figs = {p.name for p in (out / "figures").glob("*.png")}
-    assert {"pca_dci_importance.png", "ica_spearman.png", "ica_traversal_1.png", "explained_variance.png"} <= figs
+    assert {"pca_dci_importance.png", "ica_spearman.png", "ica_traversal_1.png", "ica_traversals_all.png",
+            "explained_variance.png"} <= figs
     assert "ica" in log and "sliders unseen" in log
 
 

@@ -36,11 +36,12 @@ HEADLINE = (  # (key in summary, label, what it says)
     ("matching_score", "matching", "mean |Spearman| of a one-to-one code-slider pairing"),
     ("visibility_mean", "visibility", "mean share of each slider the latent recovers (R^2)"),
 )
+_SLIDER_STRIPS: dict[int, dict] = {}  # per rig: slider traversal pictures, shared by a report's models
 VISIBLE = 0.5  # a slider whose best R^2 from the codes is under this is "not seen" by the latent
 
 
 def compare_experiment(config, out_dir, *, fit: bool = True, dci_model: str = "forest",
-                       max_train: int | None = 2000, max_test: int | None = 2000, n_traversals: int = 4,
+                       max_train: int | None = 2000, max_test: int | None = 2000, n_traversals: int = 2,
                        steps: int = 7, size: int = 128, seed: int = 0, renders: bool = True,
                        n_jobs: int | None = None, log=print) -> dict:
     """Compare every model of an experiment with the sliders; write the report into ``out_dir``.
@@ -52,7 +53,8 @@ def compare_experiment(config, out_dir, *, fit: bool = True, dci_model: str = "f
     out_dir : folder for report.html, metrics.json and figures/.
     dci_model : "forest" (seconds) or "gbt" (disentanglement_lib's GradientBoostingClassifier).
     max_train, max_test : rows for the fitted-classifier metrics (DCI, SAP, explicitness).
-    n_traversals : latent components drawn per model, each beside its best-matching slider.
+    n_traversals : components drawn large per model (7 steps), each beside its best-matching
+        slider; every component also appears in one overview picture per model (0: none).
     renders : False skips the traversal pictures (no OpenGL needed).
     n_jobs : threads for the per-slider classifier fits (default: one per core, at most 4).
 
@@ -388,6 +390,51 @@ def _traversals(r: Report, name, res, exp, fig_dir: Path, n, steps, size, log) -
             log(f"  traversals skipped: {err}")
             return
         r.figure(png, f"{res['code_names'][i]} and its best-matching slider {slider} ({match}).")
+    import io
+
+    grid = traversal_grid(rig, model, res, slider_cache=_SLIDER_STRIPS.setdefault(id(rig), {}))
+    buf = io.BytesIO()
+    grid.save(buf, format="PNG", optimize=True)
+    (fig_dir / f"{name}_traversals_all.png").write_bytes(buf.getvalue())
+    r.figure(buf.getvalue(), f"Every {name} component, each beside the slider it follows most. A disentangled "
+                             "latent shows each row's two halves changing the avatar the same way.")
+
+
+def traversal_grid(rig, model, res: dict, steps: int = 5, size: int = 96, sd: float = 2.0,
+                   slider_cache: dict | None = None):
+    """Every component in one picture (a PIL image): one row per component.
+
+    Each row shows the component from -sd to +sd (the others at their mean), then, after a
+    cell naming it, the slider it correlates with most swept over its range. Slider strips
+    are cached in ``slider_cache`` (shared across models: they do not depend on the model).
+    """
+    from ..rendering import contact_sheet
+
+    cache = {} if slider_cache is None else slider_cache
+    spearman = np.abs(np.asarray(res["spearman"], np.float64))
+    t = np.linspace(-sd, sd, steps)
+    cells, labels = [], []
+    for i, code in enumerate(res["code_names"]):
+        lat, _ = fig.latent_traversal_images(rig, model, i, steps, sd, ("front",), size)
+        cells += list(lat[:, 0])
+        labels += [f"{code} {x:+.1f}sd" if k == 0 else f"{x:+.1f} sd" for k, x in enumerate(t)]
+        row = spearman[i]
+        j = int(np.nanargmax(row)) if np.isfinite(row).any() else None
+        blank = np.full_like(lat[0, 0], 255)
+        if j is None:
+            cells += [blank] * (steps + 1)
+            labels += [""] * (steps + 1)
+            continue
+        slider = res["factor_names"][j]
+        if slider not in cache:
+            imgs, vals = fig.slider_traversal_images(rig, slider, steps, ("front",), size)
+            cache[slider] = (list(imgs[:steps, 0]), [str(v) for v in vals[:steps]])
+        imgs, vals = cache[slider]
+        pad = steps - len(imgs)  # a bool or small categorical slider has fewer levels
+        cells += [blank] + imgs + [blank] * pad
+        labels += [f"~ {slider.split('.', 1)[-1]} {row[j]:.2f}"] + vals + [""] * pad
+    return contact_sheet(np.stack(cells), labels, cols=2 * steps + 1,
+                         title="each component (left, -2 to +2 sd) and the slider it follows most (right, |Spearman|)")
 
 
 def _traversal_order(model, res, n: int) -> list[int]:
