@@ -140,7 +140,7 @@ def _one_avatar(args, rig) -> tuple[np.ndarray, str]:
 
 
 def _save(out: Path, image) -> None:
-    from .rendering import save_image
+    from .pictures import save_image
 
     save_image(out, image)
     print(f"wrote {out}")
@@ -163,7 +163,8 @@ def cmd_render(args) -> int:
 def sheet_image(rig, items: list[tuple[str, np.ndarray]], view="front", size: int = 256,
                 cols: int | None = None, **kw):
     """A labelled contact sheet (PIL image) of ``items``: (label, (P,) values) pairs."""
-    from .rendering import contact_sheet, render
+    from .pictures import contact_sheet
+    from .rendering import render
 
     S = np.stack([v for _, v in items])
     imgs = render(rig, S, views=(view,), size=size, **kw)[:, 0]
@@ -190,7 +191,7 @@ def cmd_sheet(args) -> int:
 
 
 def cmd_traverse(args) -> int:
-    from .rendering import traversal_strip
+    from .pictures import traversal_strip
     from .sliders import preset_vector
 
     out = _check(args.output)
@@ -213,7 +214,7 @@ def cmd_traverse(args) -> int:
 
 
 def cmd_turntable(args) -> int:
-    from .rendering import save_gif, turntable
+    from .pictures import save_gif, turntable
 
     out = _check(args.output, (".gif",))
     _check_size(args.size)
@@ -239,7 +240,7 @@ def demo_pictures(rig, presets: list, S: np.ndarray, seed: int, out: Path, size:
 
     presets : [(name, (P,) slider values)]; S : (n, P) random avatars.
     """
-    from .rendering import traversal_strip
+    from .pictures import traversal_strip
 
     items = list(presets) + [(f"seed {seed} #{i}", v) for i, v in enumerate(S)]
     _save(out / "gallery.png", sheet_image(rig, items, "front", size))

@@ -39,7 +39,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .export import atomic_write
 from .threads import one_blas_thread
 
 BACKENDS = ("egl", "osmesa")
@@ -51,10 +50,8 @@ HEAD_HEIGHT = 0.36                 # metres shown by head views with frame="fixe
 WORLD_HEIGHT = 2.2                 # metres shown by body views with frame="fixed"
 LOD_PIXEL_ERROR = 0.25             # simplification error allowed, in pixels (see _Geometry.lod)
 
-
 class RenderBackendError(RuntimeError):
     """No OpenGL backend for headless rendering could start (the CLI exits 2)."""
-
 
 # --------------------------------------------------------------------------
 # views
@@ -71,7 +68,6 @@ class View:
     target: str = "body"
     margin: float = 0.08           # fraction of the half-frame left free on each side
 
-
 VIEWS = {
     "front": View("front"),
     "three_quarter": View("three_quarter", yaw=35.0, pitch=8.0),
@@ -80,7 +76,6 @@ VIEWS = {
     "face": View("face", yaw=0.0, target="head", margin=0.14),
     "profile": View("profile", yaw=90.0, target="head", margin=0.14),
 }
-
 
 def as_view(v) -> View:
     """A :class:`View` from a view name, a yaw angle in degrees, or a View."""
@@ -99,7 +94,6 @@ def as_view(v) -> View:
     if isinstance(v, (int, float)) and math.isfinite(v):
         return View(f"{v:g}", yaw=float(v))
     raise ValueError(f"a view is a name ({', '.join(VIEWS)}), a yaw angle or a View, not {v!r}")
-
 
 # --------------------------------------------------------------------------
 # backend choice (before pyrender is imported)
@@ -196,7 +190,6 @@ _probes: dict[str, str | None] = {}   # backend -> None when it works, else why 
 _lock = threading.Lock()
 _state: dict = {"backend": None, "renderer": None, "thread": None}
 
-
 def _probe(name: str) -> str | None:
     """None when backend ``name`` can create an OpenGL context, else the reason (a subprocess)."""
     env = dict(os.environ)
@@ -212,12 +205,10 @@ def _probe(name: str) -> str | None:
         return f"the probe crashed (signal {-p.returncode})"
     return (p.stdout.strip().splitlines() or [p.stderr.strip() or f"exit {p.returncode}"])[-1]
 
-
 def _probed(name: str) -> str | None:
     if name not in _probes:
         _probes[name] = _probe(name)
     return _probes[name]
-
 
 def _bound_platform() -> str | None:
     """The platform PyOpenGL is already bound to in this process, if it was imported."""
@@ -225,14 +216,12 @@ def _bound_platform() -> str | None:
         return None
     return os.environ.get("PYOPENGL_PLATFORM", "").lower() or "default"
 
-
 def _no_backend(tried: dict[str, str | None]) -> RenderBackendError:
     detail = "; ".join(f"{k}: {v}" for k, v in tried.items())
     return RenderBackendError(
         f"no OpenGL backend for headless rendering could start ({detail}). "
         f"Install the system packages with: sudo apt-get install {PACKAGES} "
         f"(Debian/Ubuntu), then retry; AVATAR_GL=egl or AVATAR_GL=osmesa picks one.")
-
 
 def choose_backend(backend: str | None = None) -> str:
     """The OpenGL platform renders use in this process: 'egl' or 'osmesa'.
@@ -280,7 +269,6 @@ def choose_backend(backend: str | None = None) -> str:
                 return name
         raise _no_backend(tried)
 
-
 def _renderer(width: int, height: int, backend: str | None):
     """The process's one OffscreenRenderer, sized (width, height)."""
     name = choose_backend(backend)
@@ -300,7 +288,6 @@ def _renderer(width: int, height: int, backend: str | None):
     r.viewport_width, r.viewport_height = width, height
     return r
 
-
 def reset() -> None:
     """Close the process's renderer; the next render starts a fresh OpenGL context.
 
@@ -310,7 +297,6 @@ def reset() -> None:
     """
     _close()
 
-
 def _close() -> None:
     r, _state["renderer"] = _state["renderer"], None
     if r is not None:
@@ -318,7 +304,6 @@ def _close() -> None:
             r.delete()
         except Exception:
             pass
-
 
 # --------------------------------------------------------------------------
 # per-template geometry (cached)
@@ -382,9 +367,7 @@ class _Geometry:
         vn = self.incidence @ np.cross(b - a, c - a)
         return (vn / np.maximum(np.linalg.norm(vn, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
-
 _geometry_cache: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
-
 
 def _geometry(template) -> _Geometry:
     g = _geometry_cache.get(template)
@@ -392,11 +375,9 @@ def _geometry(template) -> _Geometry:
         g = _geometry_cache[template] = _Geometry(template)
     return g
 
-
 def _linear(rgb) -> np.ndarray:
     c = np.asarray(rgb, np.float64)
     return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
-
 
 def _flat_colors(template) -> np.ndarray:
     """(V, 4) linear vertex colours for untextured renders: skin, and eyes with an iris."""
@@ -414,7 +395,6 @@ def _flat_colors(template) -> np.ndarray:
         colors[idx, :3] = _linear(rgb)
     return colors
 
-
 # --------------------------------------------------------------------------
 # cameras and lights
 # --------------------------------------------------------------------------
@@ -427,7 +407,6 @@ def _rotation(yaw: float, pitch: float) -> np.ndarray:
     up = np.cross(back, right)
     return np.stack([right, up, back], axis=1)
 
-
 # directions towards each light in the camera's axes (right, up, back), colour, intensity
 LIGHTS = (
     ("key", (-0.80, 0.60, 0.60), (1.00, 0.96, 0.90), 3.4),
@@ -436,7 +415,6 @@ LIGHTS = (
 )
 AMBIENT = 0.16
 
-
 def _light_basis(u) -> np.ndarray:
     """Rotation whose +z is ``u`` (a directional light shines along its -z)."""
     z = np.asarray(u, np.float64) / np.linalg.norm(u)
@@ -444,9 +422,7 @@ def _light_basis(u) -> np.ndarray:
     x = x / np.linalg.norm(x) if np.linalg.norm(x) > 1e-6 else np.array([1.0, 0.0, 0.0])
     return np.stack([x, np.cross(z, x), z], axis=1)
 
-
 _LIGHT_BASES = [_light_basis(u) for _, u, _, _ in LIGHTS]
-
 
 @dataclass
 class _Shot:
@@ -454,7 +430,6 @@ class _Shot:
     mag: float             # orthographic half-height of the frame
     znear: float
     zfar: float
-
 
 def _frame(view: View, body: np.ndarray, head: np.ndarray, *, perspective: bool, frame: str,
            aspect: float, tan_half: float, world_height: float) -> _Shot:
@@ -506,7 +481,6 @@ def _frame(view: View, body: np.ndarray, head: np.ndarray, *, perspective: bool,
     zfar = dist - float(lo[2]) + 1.0
     return _Shot(pose, float(half), znear, zfar)
 
-
 # --------------------------------------------------------------------------
 # rendering
 # --------------------------------------------------------------------------
@@ -516,7 +490,6 @@ def _size(size) -> tuple[int, int]:
     if w < 8 or h < 8 or w > 8192 or h > 8192:
         raise ValueError(f"image size must be 8 to 8192 pixels, got {size!r}")
     return w, h
-
 
 def _rgb(color) -> tuple[int, int, int]:
     """(r, g, b) 0-255 from '#rrggbb', a colour name, 0-1 floats or 0-255 ints."""
@@ -534,11 +507,9 @@ def _rgb(color) -> tuple[int, int, int]:
         c = c * 255
     return tuple(int(round(x)) for x in c)
 
-
 def default_texture_size(width: int, height: int) -> int:
     """Texture atlas pixels for an image size: enough for the face close-up, cheap for thumbnails."""
     return 256 if max(width, height) <= 160 else 512 if max(width, height) <= 320 else 1024
-
 
 def _slider_matrix(rig, S) -> np.ndarray:
     if isinstance(S, Mapping):
@@ -546,7 +517,6 @@ def _slider_matrix(rig, S) -> np.ndarray:
     if isinstance(S, (list, tuple)) and S and isinstance(S[0], Mapping):
         return np.stack([rig.values(s) for s in S])
     return np.atleast_2d(rig.values(S))
-
 
 def render_iter(rig, S, views: Sequence = ("front",), size=256, *, projection: str = "perspective",
                 background=BACKGROUND, frame: str = "auto", world_height: float = WORLD_HEIGHT,
@@ -587,7 +557,6 @@ def render_iter(rig, S, views: Sequence = ("front",), size=256, *, projection: s
     return _stream(rig, blocks, views, width, height, proj == "perspective", bg, frame,
                    float(world_height), float(fov), use_tex, backend, bool(lod))
 
-
 def _blocks(rig, S, vertices, texture_maps, use_tex, texture_size, chunk):
     """Yield (vertices (b, V, 3), textures (b, s, s, 3) or None) in chunks of avatars."""
     n = len(vertices) if vertices is not None else len(S)
@@ -599,7 +568,6 @@ def _blocks(rig, S, vertices, texture_maps, use_tex, texture_size, chunk):
             if use_tex:
                 T = texture_maps[rows] if texture_maps is not None else rig.textures(S[rows], size=texture_size)
         yield V, T
-
 
 def _stream(rig, blocks, views, width, height, perspective, bg, frame, world_height, fov, use_tex, backend,
             use_lod):
@@ -645,12 +613,10 @@ def _stream(rig, blocks, views, width, height, perspective, bg, frame, world_hei
                     scene.remove_node(node)
             yield out
 
-
 def _compact(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(used vertex indices (m,), faces renumbered over them (f, 3) uint32)."""
     used, inverse = np.unique(faces, return_inverse=True)
     return used, inverse.reshape(faces.shape).astype(np.uint32)
-
 
 def _ordered_node(order: int, **kw):
     """A pyrender node whose hash is ``order``.
@@ -664,7 +630,6 @@ def _ordered_node(order: int, **kw):
     node.order = order
     return node
 
-
 @functools.lru_cache(maxsize=1)
 def _ordered_node_class():
     import pyrender
@@ -674,7 +639,6 @@ def _ordered_node_class():
             return self.order
 
     return OrderedNode
-
 
 def _primitive(geo: _Geometry, v, normals, lod, material, textured: bool):
     """The avatar as one pyrender primitive: seam-split and UV-mapped, or solid with part colours."""
@@ -695,7 +659,6 @@ def _primitive(geo: _Geometry, v, normals, lod, material, textured: bool):
     return pyrender.Primitive(positions=v[used], normals=normals[used], color_0=geo.colors[used],
                               indices=faces, material=material)
 
-
 def _shoot(renderer, scene, camera, cam_node, light_nodes, shot: _Shot, perspective: bool, aspect: float):
     """Render the scene from one shot: (H, W, 3) uint8."""
     camera.znear, camera.zfar = shot.znear, shot.zfar
@@ -708,7 +671,6 @@ def _shoot(renderer, scene, camera, cam_node, light_nodes, shot: _Shot, perspect
         scene.set_pose(ln, pose)
     color, _ = renderer.render(scene)
     return color[..., :3]
-
 
 def render(rig, S, views: Sequence = ("front",), size=256, **kw) -> np.ndarray:
     """Render avatars: (n, n_views, H, W, 3) uint8.
@@ -750,147 +712,3 @@ def render(rig, S, views: Sequence = ("front",), size=256, **kw) -> np.ndarray:
     for i, imgs in enumerate(frames, start=1):
         out[i] = imgs
     return out
-
-
-# --------------------------------------------------------------------------
-# pictures: contact sheets, traversal strips, turntables
-# --------------------------------------------------------------------------
-def _font(px: int):
-    from PIL import ImageFont
-
-    try:
-        return ImageFont.load_default(size=max(8, px))
-    except TypeError:  # Pillow < 10.1 or without FreeType: the fixed bitmap font
-        return ImageFont.load_default()
-
-
-def _label_height(cell_h: int) -> int:
-    return max(14, int(round(cell_h * 0.09)))
-
-
-def _draw_centred(draw, box, text, font, fill=(40, 40, 44)):
-    x0, y0, x1, y1 = box
-    l, t, r, b = draw.textbbox((0, 0), text, font=font)
-    draw.text((x0 + (x1 - x0 - (r - l)) / 2 - l, y0 + (y1 - y0 - (b - t)) / 2 - t), text, font=font, fill=fill)
-
-
-def contact_sheet(images: np.ndarray, labels: Sequence[str], cols: int | None = None,
-                  background=(255, 255, 255), title: str | None = None):
-    """A grid of images (k, H, W, 3), each with its label below: a PIL image.
-
-    ``cols`` defaults to a near-square grid. With ``title``, a title row on top.
-    """
-    from PIL import Image, ImageDraw
-
-    images = np.asarray(images)
-    k, h, w = images.shape[:3]
-    if len(labels) != k:
-        raise ValueError(f"{k} images but {len(labels)} labels")
-    cols = max(1, min(k, cols or math.ceil(math.sqrt(k * h / w))))
-    rows = math.ceil(k / cols)
-    lab = _label_height(h)
-    top = lab + 4 if title else 0
-    sheet = Image.new("RGB", (cols * w, top + rows * (h + lab)), _rgb(background))
-    draw = ImageDraw.Draw(sheet)
-    font = _font(int(lab * 0.72))
-    if title:
-        _draw_centred(draw, (0, 0, cols * w, top), title, _font(int(lab * 0.8)), fill=(20, 20, 24))
-    for i in range(k):
-        r, c = divmod(i, cols)
-        x, y = c * w, top + r * (h + lab)
-        sheet.paste(Image.fromarray(images[i]), (x, y))
-        _draw_centred(draw, (x, y + h, x + w, y + h + lab), str(labels[i]), font)
-    return sheet
-
-
-def format_value(slider, value) -> str:
-    """A slider value with its unit, for labels: '150 cm', '25%', '10°', 'true', 'round'."""
-    if slider.kind == "categorical":
-        return str(slider.categories[int(round(value))])
-    if slider.kind == "bool":
-        return "true" if value >= 0.5 else "false"
-    text = f"{int(round(value))}" if slider.kind == "integer" else f"{value:.1f}".removesuffix(".0")
-    unit = {"none": "", "%": "%", "deg": "°"}.get(slider.unit, f" {slider.unit}")
-    return text + unit
-
-
-def traversal_values(slider, steps: int) -> np.ndarray:
-    """The values a traversal shows: ``steps`` from min to max (every category or bool value)."""
-    if steps < 2 and slider.kind not in ("bool", "categorical"):
-        raise ValueError("a traversal needs at least 2 steps")
-    return slider.sweep(steps)
-
-
-def _slider(rig, name: str):
-    """The spec of slider ``name`` (KeyError with a did-you-mean)."""
-    return rig.sliders[rig.spec.index(name)]
-
-
-def traverse(rig, slider: str, steps: int = 7, base=None, views: Sequence | None = None, size=256, **kw):
-    """One slider from min to max, the others at ``base`` (default: defaults).
-
-    Returns ``(images (steps, n_views, H, W, 3), values (steps,), labels)``. ``views``
-    defaults to the face close-up and the head in profile for face sliders, and
-    to the front view otherwise.
-    """
-    s = _slider(rig, slider)
-    j = rig.slider_names.index(slider)
-    x = rig.defaults() if base is None else np.asarray(rig.values(base), np.float64)
-    values = traversal_values(s, steps)
-    S = np.repeat(x[None], len(values), axis=0)
-    S[:, j] = values
-    if views is None:
-        views = ("face", "profile") if s.group == "face" else ("front",)
-    kw.setdefault("frame", "auto")
-    imgs = render(rig, S, views=views, size=size, **kw)
-    return imgs, values, [format_value(s, v) for v in values]
-
-
-def traversal_strip(rig, slider: str, steps: int = 7, base=None, views: Sequence | None = None, size=256,
-                    base_name: str | None = None, **kw):
-    """A PIL image: one row per view of ``steps`` renders, labelled with the slider value."""
-    imgs, values, labels = traverse(rig, slider, steps, base, views, size, **kw)
-    n, nv = imgs.shape[:2]
-    s = _slider(rig, slider)
-    grid = imgs.transpose(1, 0, 2, 3, 4).reshape(n * nv, *imgs.shape[2:])
-    title = f"{s.name} ({s.label})"
-    if s.kind not in ("bool", "categorical"):
-        title += f": {format_value(s, s.min)} to {format_value(s, s.max)}"
-    if base_name:
-        title += f", others as {base_name}"
-    return contact_sheet(grid, labels * nv, cols=n, title=title)
-
-
-def turntable(rig, values, frames: int = 36, size=384, pitch: float = 8.0, **kw) -> np.ndarray:
-    """(frames, H, W, 3) uint8: the camera circles the avatar once, framing fixed across frames."""
-    if frames < 1:
-        raise ValueError("frames must be >= 1")
-    views = [View(f"yaw{a:g}", yaw=float(a), pitch=pitch) for a in np.arange(frames) * 360.0 / frames]
-    kw.setdefault("frame", "orbit")
-    return render(rig, values, views=views, size=size, **kw)[0]
-
-
-def save_gif(path, frames: np.ndarray, fps: float = 12.0) -> None:
-    """Write frames (k, H, W, 3) uint8 as a looping GIF (atomically)."""
-    from PIL import Image
-
-    imgs = [Image.fromarray(f) for f in frames]
-    atomic_write(path, lambda f: imgs[0].save(f, format="GIF", save_all=True, append_images=imgs[1:],
-                                               duration=max(20, int(round(1000 / fps))), loop=0,
-                                               optimize=False))
-
-
-def save_image(path, image) -> None:
-    """Write a PIL image or (H, W, 3) uint8 array; the format follows the suffix (atomically)."""
-    from pathlib import Path
-
-    from PIL import Image
-
-    img = image if hasattr(image, "save") else Image.fromarray(np.asarray(image))
-    fmt = {".png": "PNG", ".jpg": "JPEG", ".jpeg": "JPEG", ".gif": "GIF", ".webp": "WEBP"}.get(
-        Path(path).suffix.lower())
-    if fmt is None:
-        raise ValueError(f"{path}: unknown image format; use .png, .jpg, .webp or .gif")
-    atomic_write(path, lambda f: img.save(f, format=fmt))
-
-

@@ -14,7 +14,7 @@ import pytest
 from PIL import Image
 
 import avatar
-from avatar import rendering
+from avatar import pictures, rendering
 from avatar.cli import main
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -193,14 +193,14 @@ def test_cli_writes_images_of_the_right_size(tmp_path, capsys):
     sheet = tmp_path / "gallery.png"
     assert main(["sheet", "--n", "5", "--seed", "0", "--cols", "3", "--size", "64", "-o", str(sheet)]) == 0
     with Image.open(sheet) as im:
-        label = rendering._label_height(64)
+        label = pictures._label_height(64)
         assert im.format == "PNG" and im.size == (3 * 64, 2 * (64 + label))
 
     strip = tmp_path / "nose.png"
     assert main(["traverse", "face.nose_width", "--steps", "4", "--size", "64", "-o", str(strip),
                  "--preset", str(KNIGHT)]) == 0
     with Image.open(strip) as im:
-        label = rendering._label_height(64)
+        label = pictures._label_height(64)
         assert im.format == "PNG" and im.size == (4 * 64, label + 4 + 2 * (64 + label))   # face, profile
 
     gif = tmp_path / "knight.gif"
@@ -228,8 +228,8 @@ def test_cli_rejects_bad_input_without_traceback(tmp_path, capsys):
 
 def test_labels_and_traversal_values(rig):
     s = rig.sliders[rig.slider_names.index("body.height")]
-    assert rendering.format_value(s, 150.0) == "150 cm"
-    vals = rendering.traversal_values(s, 5)
+    assert pictures.format_value(s, 150.0) == "150 cm"
+    vals = pictures.traversal_values(s, 5)
     assert vals[0] == s.min and vals[-1] == s.max and len(vals) == 5
     pct = rig.sliders[rig.slider_names.index("face.nose_width")]
-    assert rendering.format_value(pct, 100 / 6) == "16.7%"
+    assert pictures.format_value(pct, 100 / 6) == "16.7%"

@@ -408,7 +408,7 @@ def traversal_grid(rig, model, res: dict, steps: int = 5, size: int = 96, sd: fl
     cell naming it, the slider it correlates with most swept over its range. Slider strips
     are cached in ``slider_cache`` (shared across models: they do not depend on the model).
     """
-    from ..rendering import contact_sheet
+    from ..pictures import contact_sheet
 
     cache = {} if slider_cache is None else slider_cache
     spearman = np.abs(np.asarray(res["spearman"], np.float64))
