@@ -36,6 +36,7 @@ import threading
 import weakref
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 import numpy as np
 
@@ -50,8 +51,10 @@ HEAD_HEIGHT = 0.36                 # metres shown by head views with frame="fixe
 WORLD_HEIGHT = 2.2                 # metres shown by body views with frame="fixed"
 LOD_PIXEL_ERROR = 0.25             # simplification error allowed, in pixels (see _Geometry.lod)
 
+
 class RenderBackendError(RuntimeError):
     """No OpenGL backend for headless rendering could start (the CLI exits 2)."""
+
 
 # --------------------------------------------------------------------------
 # views
@@ -68,6 +71,7 @@ class View:
     target: str = "body"
     margin: float = 0.08           # fraction of the half-frame left free on each side
 
+
 VIEWS = {
     "front": View("front"),
     "three_quarter": View("three_quarter", yaw=35.0, pitch=8.0),
@@ -76,6 +80,7 @@ VIEWS = {
     "face": View("face", yaw=0.0, target="head", margin=0.14),
     "profile": View("profile", yaw=90.0, target="head", margin=0.14),
 }
+
 
 def as_view(v) -> View:
     """A :class:`View` from a view name, a yaw angle in degrees, or a View."""
@@ -95,12 +100,14 @@ def as_view(v) -> View:
         return View(f"{v:g}", yaw=float(v))
     raise ValueError(f"a view is a name ({', '.join(VIEWS)}), a yaw angle or a View, not {v!r}")
 
+
 # --------------------------------------------------------------------------
 # backend choice (before pyrender is imported)
 # --------------------------------------------------------------------------
 _PROBE = r'''
 import ctypes, ctypes.util, sys
 from ctypes import CFUNCTYPE, POINTER, byref, c_char_p, c_int, c_uint, c_void_p
+
 
 def load(names):
     errors = []
@@ -112,6 +119,7 @@ def load(names):
         except OSError as e:
             errors.append(str(e))
     raise OSError("; ".join(errors) or "library not found")
+
 
 def egl():
     lib = load(["libEGL.so.1", ctypes.util.find_library("EGL")])
@@ -161,6 +169,7 @@ def egl():
     finally:
         lib.eglTerminate(dpy)
 
+
 def osmesa():
     lib = load(["libOSMesa.so.8", "libOSMesa.so.6", "libOSMesa.so", ctypes.util.find_library("OSMesa")])
     lib.OSMesaCreateContextAttribs.restype = c_void_p
@@ -190,6 +199,7 @@ _probes: dict[str, str | None] = {}   # backend -> None when it works, else why 
 _lock = threading.Lock()
 _state: dict = {"backend": None, "renderer": None, "thread": None}
 
+
 def _probe(name: str) -> str | None:
     """None when backend ``name`` can create an OpenGL context, else the reason (a subprocess)."""
     env = dict(os.environ)
@@ -205,10 +215,12 @@ def _probe(name: str) -> str | None:
         return f"the probe crashed (signal {-p.returncode})"
     return (p.stdout.strip().splitlines() or [p.stderr.strip() or f"exit {p.returncode}"])[-1]
 
+
 def _probed(name: str) -> str | None:
     if name not in _probes:
         _probes[name] = _probe(name)
     return _probes[name]
+
 
 def _bound_platform() -> str | None:
     """The platform PyOpenGL is already bound to in this process, if it was imported."""
@@ -216,12 +228,14 @@ def _bound_platform() -> str | None:
         return None
     return os.environ.get("PYOPENGL_PLATFORM", "").lower() or "default"
 
+
 def _no_backend(tried: dict[str, str | None]) -> RenderBackendError:
     detail = "; ".join(f"{k}: {v}" for k, v in tried.items())
     return RenderBackendError(
         f"no OpenGL backend for headless rendering could start ({detail}). "
         f"Install the system packages with: sudo apt-get install {PACKAGES} "
         f"(Debian/Ubuntu), then retry; AVATAR_GL=egl or AVATAR_GL=osmesa picks one.")
+
 
 def choose_backend(backend: str | None = None) -> str:
     """The OpenGL platform renders use in this process: 'egl' or 'osmesa'.
@@ -269,6 +283,7 @@ def choose_backend(backend: str | None = None) -> str:
                 return name
         raise _no_backend(tried)
 
+
 def _renderer(width: int, height: int, backend: str | None):
     """The process's one OffscreenRenderer, sized (width, height)."""
     name = choose_backend(backend)
@@ -288,6 +303,7 @@ def _renderer(width: int, height: int, backend: str | None):
     r.viewport_width, r.viewport_height = width, height
     return r
 
+
 def reset() -> None:
     """Close the process's renderer; the next render starts a fresh OpenGL context.
 
@@ -297,6 +313,7 @@ def reset() -> None:
     """
     _close()
 
+
 def _close() -> None:
     r, _state["renderer"] = _state["renderer"], None
     if r is not None:
@@ -305,35 +322,44 @@ def _close() -> None:
         except Exception:
             pass
 
+
 # --------------------------------------------------------------------------
 # per-template geometry (cached)
 # --------------------------------------------------------------------------
+class _Draw(NamedTuple):
+    """One drawable version of the template; everything but the avatar's positions is fixed."""
+
+    used: np.ndarray | None    # (m,) the export (textured) or template (solid) vertices it keeps; None: all
+    faces: np.ndarray          # (f, 3) uint32 over those m vertices
+    index: np.ndarray | None   # (m,) template vertex of each: positions = v[index]; None: v itself
+    attr: np.ndarray           # (m, 2) UVs (textured) or (m, 4) part colours (solid)
+
+
 class _Geometry:
     """What rendering needs from a template, computed once per template."""
 
     def __init__(self, template):
-        from scipy.sparse import csr_matrix
+        from .template import VertexNormals
 
-        faces = np.asarray(template.faces, np.int64)
-        n, f = len(template.vertices), len(faces)
-        self.faces = faces.astype(np.uint32)
-        # vertex normal = sum of the area-weighted normals of its faces
-        self.incidence = csr_matrix((np.ones(3 * f, np.float32), (faces.ravel(), np.repeat(np.arange(f), 3))),
-                                    shape=(n, f))
+        self.faces = np.asarray(template.faces, np.uint32)
+        self.normals = VertexNormals(template.faces, len(template.vertices))   # normals(v) -> (V, 3) float32
         self.head = np.flatnonzero(template.part_mask(*[p for p in HEAD_PARTS if p in template.part_names]))
         self.export_index = np.asarray(template.export_index)
         self.export_uv = np.asarray(template.export_uv, np.float32)
         self.export_faces = np.asarray(template.export_faces, np.uint32)
         self.colors = _flat_colors(template)
+        # the full mesh, textured (seam-split, UV-mapped) and solid (part colours)
+        self.full = (_Draw(None, self.export_faces, self.export_index, self.export_uv),
+                     _Draw(None, self.faces, None, self.colors))
         self.template_vertices = np.asarray(template.vertices, np.float32)
         self.extent = float(np.ptp(np.asarray(template.vertices), axis=0).max())
-        self._lods: dict[int, tuple[np.ndarray, np.ndarray] | None] = {}
+        self._lods: dict[int, tuple[_Draw, _Draw] | None] = {}
 
-    def lod(self, pixel: float) -> tuple[tuple, tuple] | None:
+    def lod(self, pixel: float) -> tuple[_Draw, _Draw] | None:
         """Fewer triangles for small images, or None for the full mesh.
 
-        Returns ((export vertices used, their faces), (template vertices used, their faces)):
-        the textured (seam-split) and solid versions, each over only the vertices it uses.
+        Returns the textured (seam-split) and solid versions as :class:`_Draw` records, each
+        over only the vertices it uses (``used``: export or template vertex numbers).
 
         ``pixel`` is the size of one pixel on the avatar, in metres. llvmpipe's cost grows
         with triangle count (about 0.5 us each), and at 128 pixels most of the 50k faces
@@ -360,14 +386,14 @@ class _Geometry:
         if n > 0.6 * len(indices):  # not worth a second mesh
             return None
         textured = out[:n].reshape(-1, 3)
-        return _compact(textured), _compact(self.export_index[textured])
+        used_e, faces_e = _compact(textured)
+        used_s, faces_s = _compact(self.export_index[textured])
+        return (_Draw(used_e, faces_e, self.export_index[used_e], self.export_uv[used_e]),
+                _Draw(used_s, faces_s, used_s, self.colors[used_s]))
 
-    def normals(self, v: np.ndarray) -> np.ndarray:
-        a, b, c = (v[self.faces[:, i]] for i in range(3))
-        vn = self.incidence @ np.cross(b - a, c - a)
-        return (vn / np.maximum(np.linalg.norm(vn, axis=1, keepdims=True), 1e-12)).astype(np.float32)
 
 _geometry_cache: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
 
 def _geometry(template) -> _Geometry:
     g = _geometry_cache.get(template)
@@ -375,9 +401,11 @@ def _geometry(template) -> _Geometry:
         g = _geometry_cache[template] = _Geometry(template)
     return g
 
+
 def _linear(rgb) -> np.ndarray:
     c = np.asarray(rgb, np.float64)
     return np.where(c <= 0.04045, c / 12.92, ((c + 0.055) / 1.055) ** 2.4)
+
 
 def _flat_colors(template) -> np.ndarray:
     """(V, 4) linear vertex colours for untextured renders: skin, and eyes with an iris."""
@@ -395,6 +423,7 @@ def _flat_colors(template) -> np.ndarray:
         colors[idx, :3] = _linear(rgb)
     return colors
 
+
 # --------------------------------------------------------------------------
 # cameras and lights
 # --------------------------------------------------------------------------
@@ -407,6 +436,7 @@ def _rotation(yaw: float, pitch: float) -> np.ndarray:
     up = np.cross(back, right)
     return np.stack([right, up, back], axis=1)
 
+
 # directions towards each light in the camera's axes (right, up, back), colour, intensity
 LIGHTS = (
     ("key", (-0.80, 0.60, 0.60), (1.00, 0.96, 0.90), 3.4),
@@ -415,6 +445,7 @@ LIGHTS = (
 )
 AMBIENT = 0.16
 
+
 def _light_basis(u) -> np.ndarray:
     """Rotation whose +z is ``u`` (a directional light shines along its -z)."""
     z = np.asarray(u, np.float64) / np.linalg.norm(u)
@@ -422,7 +453,9 @@ def _light_basis(u) -> np.ndarray:
     x = x / np.linalg.norm(x) if np.linalg.norm(x) > 1e-6 else np.array([1.0, 0.0, 0.0])
     return np.stack([x, np.cross(z, x), z], axis=1)
 
+
 _LIGHT_BASES = [_light_basis(u) for _, u, _, _ in LIGHTS]
+
 
 @dataclass
 class _Shot:
@@ -430,6 +463,7 @@ class _Shot:
     mag: float             # orthographic half-height of the frame
     znear: float
     zfar: float
+
 
 def _frame(view: View, body: np.ndarray, head: np.ndarray, *, perspective: bool, frame: str,
            aspect: float, tan_half: float, world_height: float) -> _Shot:
@@ -481,6 +515,7 @@ def _frame(view: View, body: np.ndarray, head: np.ndarray, *, perspective: bool,
     zfar = dist - float(lo[2]) + 1.0
     return _Shot(pose, float(half), znear, zfar)
 
+
 # --------------------------------------------------------------------------
 # rendering
 # --------------------------------------------------------------------------
@@ -490,6 +525,7 @@ def _size(size) -> tuple[int, int]:
     if w < 8 or h < 8 or w > 8192 or h > 8192:
         raise ValueError(f"image size must be 8 to 8192 pixels, got {size!r}")
     return w, h
+
 
 def _rgb(color) -> tuple[int, int, int]:
     """(r, g, b) 0-255 from '#rrggbb', a colour name, 0-1 floats or 0-255 ints."""
@@ -507,9 +543,11 @@ def _rgb(color) -> tuple[int, int, int]:
         c = c * 255
     return tuple(int(round(x)) for x in c)
 
+
 def default_texture_size(width: int, height: int) -> int:
     """Texture atlas pixels for an image size: enough for the face close-up, cheap for thumbnails."""
     return 256 if max(width, height) <= 160 else 512 if max(width, height) <= 320 else 1024
+
 
 def _slider_matrix(rig, S) -> np.ndarray:
     if isinstance(S, Mapping):
@@ -517,6 +555,7 @@ def _slider_matrix(rig, S) -> np.ndarray:
     if isinstance(S, (list, tuple)) and S and isinstance(S[0], Mapping):
         return np.stack([rig.values(s) for s in S])
     return np.atleast_2d(rig.values(S))
+
 
 def render_iter(rig, S, views: Sequence = ("front",), size=256, *, projection: str = "perspective",
                 background=BACKGROUND, frame: str = "auto", world_height: float = WORLD_HEIGHT,
@@ -557,6 +596,7 @@ def render_iter(rig, S, views: Sequence = ("front",), size=256, *, projection: s
     return _stream(rig, blocks, views, width, height, proj == "perspective", bg, frame,
                    float(world_height), float(fov), use_tex, backend, bool(lod))
 
+
 def _blocks(rig, S, vertices, texture_maps, use_tex, texture_size, chunk):
     """Yield (vertices (b, V, 3), textures (b, s, s, 3) or None) in chunks of avatars."""
     n = len(vertices) if vertices is not None else len(S)
@@ -568,6 +608,7 @@ def _blocks(rig, S, vertices, texture_maps, use_tex, texture_size, chunk):
             if use_tex:
                 T = texture_maps[rows] if texture_maps is not None else rig.textures(S[rows], size=texture_size)
         yield V, T
+
 
 def _stream(rig, blocks, views, width, height, perspective, bg, frame, world_height, fov, use_tex, backend,
             use_lod):
@@ -613,10 +654,12 @@ def _stream(rig, blocks, views, width, height, perspective, bg, frame, world_hei
                     scene.remove_node(node)
             yield out
 
+
 def _compact(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """(used vertex indices (m,), faces renumbered over them (f, 3) uint32)."""
     used, inverse = np.unique(faces, return_inverse=True)
     return used, inverse.reshape(faces.shape).astype(np.uint32)
+
 
 def _ordered_node(order: int, **kw):
     """A pyrender node whose hash is ``order``.
@@ -630,6 +673,7 @@ def _ordered_node(order: int, **kw):
     node.order = order
     return node
 
+
 @functools.lru_cache(maxsize=1)
 def _ordered_node_class():
     import pyrender
@@ -640,24 +684,18 @@ def _ordered_node_class():
 
     return OrderedNode
 
+
 def _primitive(geo: _Geometry, v, normals, lod, material, textured: bool):
     """The avatar as one pyrender primitive: seam-split and UV-mapped, or solid with part colours."""
     import pyrender
 
+    d = (geo.full if lod is None else lod)[0 if textured else 1]
+    pos, nrm = (v, normals) if d.index is None else (v[d.index], normals[d.index])
     if textured:
-        if lod is None:
-            e, uv, faces = geo.export_index, geo.export_uv, geo.export_faces
-        else:
-            used, faces = lod[0]
-            e, uv = geo.export_index[used], geo.export_uv[used]
-        return pyrender.Primitive(positions=v[e], normals=normals[e], texcoord_0=uv, indices=faces,
+        return pyrender.Primitive(positions=pos, normals=nrm, texcoord_0=d.attr, indices=d.faces,
                                   material=material)
-    if lod is None:
-        return pyrender.Primitive(positions=v, normals=normals, color_0=geo.colors, indices=geo.faces,
-                                  material=material)
-    used, faces = lod[1]
-    return pyrender.Primitive(positions=v[used], normals=normals[used], color_0=geo.colors[used],
-                              indices=faces, material=material)
+    return pyrender.Primitive(positions=pos, normals=nrm, color_0=d.attr, indices=d.faces, material=material)
+
 
 def _shoot(renderer, scene, camera, cam_node, light_nodes, shot: _Shot, perspective: bool, aspect: float):
     """Render the scene from one shot: (H, W, 3) uint8."""
@@ -671,6 +709,7 @@ def _shoot(renderer, scene, camera, cam_node, light_nodes, shot: _Shot, perspect
         scene.set_pose(ln, pose)
     color, _ = renderer.render(scene)
     return color[..., :3]
+
 
 def render(rig, S, views: Sequence = ("front",), size=256, **kw) -> np.ndarray:
     """Render avatars: (n, n_views, H, W, 3) uint8.

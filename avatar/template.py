@@ -121,6 +121,31 @@ def vertex_normals(vertices: np.ndarray, faces: np.ndarray) -> np.ndarray:
     return vn / np.maximum(np.linalg.norm(vn, axis=-1, keepdims=True), 1e-12)
 
 
+class VertexNormals:
+    """Area-weighted unit vertex normals of any vertex positions on one fixed set of faces.
+
+    The face-to-vertex incidence is built once, so each call is one gather, one cross
+    product and one sparse product: what per-avatar rendering and the explorer need.
+    ``normals = VertexNormals(template.faces, len(template.vertices)); normals(V)`` ->
+    (V, 3) float32 for vertices (V, 3).
+    """
+
+    def __init__(self, faces: np.ndarray, n_vertices: int):
+        from scipy.sparse import csr_matrix
+
+        faces = np.asarray(faces, np.int64)
+        self._corners = np.ascontiguousarray(faces.ravel(), dtype=np.intp)
+        cols = np.repeat(np.arange(len(faces)), 3)
+        self._incidence = csr_matrix((np.ones(self._corners.size, np.float32), (self._corners, cols)),
+                                     shape=(n_vertices, len(faces)))
+
+    def __call__(self, vertices: np.ndarray) -> np.ndarray:
+        corners = np.take(np.asarray(vertices, np.float32), self._corners, axis=0).reshape(-1, 3, 3)
+        n = self._incidence @ np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
+        n /= np.maximum(np.sqrt(np.einsum("ij,ij->i", n, n)), 1e-12)[:, None]
+        return n.astype(np.float32, copy=False)
+
+
 # --------------------------------------------------------------------------
 # building
 # --------------------------------------------------------------------------

@@ -222,6 +222,15 @@ def test_store_contents_and_reader(reference, rig):
     assert card["correlations"] == {"body.weight": {"body.muscle": 0.5}}
 
 
+def run_without_avatar(code: str) -> None:
+    """Run ``code`` in a fresh interpreter outside the project; it must pass without importing avatar."""
+    code += ("assert not any(m == 'avatar' or m.startswith('avatar.') for m in sys.modules)\n"
+             "print('ok')\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/")
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "ok"
+
+
 def test_plain_zarr_and_dask_read_it_without_avatar(reference):
     code = (
         "import sys, zarr, numpy as np, dask.array as da\n"
@@ -231,12 +240,8 @@ def test_plain_zarr_and_dask_read_it_without_avatar(reference):
         "assert np.isfinite(V[5]).all() and g['textures'][3].dtype == np.uint8\n"
         "assert g.attrs['slider_names'][0] == 'body.height' and 'card' in g.attrs\n"
         "assert V.metadata.dimension_names == ('sample', 'vertex', 'xyz')\n"
-        "assert float(da.from_zarr(V)[:10].mean().compute()) != 0\n"
-        "assert not any(m == 'avatar' or m.startswith('avatar.') for m in sys.modules)\n"
-        "print('ok')\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/")
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "ok"
+        "assert float(da.from_zarr(V)[:10].mean().compute()) != 0\n")
+    run_without_avatar(code)
 
 
 def test_xarray_reads_it_without_avatar(reference):
@@ -249,12 +254,8 @@ def test_xarray_reads_it_without_avatar(reference):
         "assert S.dims[0] == 'sample' and ds['textures'].dtype == np.uint8\n"
         "assert np.isfinite(V.isel(sample=5).values).all()\n"
         "assert float(V.isel(sample=slice(0, 10)).mean()) != 0\n"
-        "assert ds.attrs['slider_names'][0] == 'body.height'\n"
-        "assert not any(m == 'avatar' or m.startswith('avatar.') for m in sys.modules)\n"
-        "print('ok')\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/")
-    assert out.returncode == 0, out.stderr
-    assert out.stdout.strip() == "ok"
+        "assert ds.attrs['slider_names'][0] == 'body.height'\n")
+    run_without_avatar(code)
 
 
 def test_resume_after_a_crash_mid_shard(tmp_path, reference, rig):

@@ -14,9 +14,11 @@ The steps, each a function of arrays from the one before:
 """
 from __future__ import annotations
 
+import io
 import json
 import os
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
@@ -36,7 +38,6 @@ HEADLINE = (  # (key in summary, label, what it says)
     ("matching_score", "matching", "mean |Spearman| of a one-to-one code-slider pairing"),
     ("visibility_mean", "visibility", "mean share of each slider the latent recovers (R^2)"),
 )
-_SLIDER_STRIPS: dict[int, dict] = {}  # per rig: slider traversal pictures, shared by a report's models
 VISIBLE = 0.5  # a slider whose best R^2 from the codes is under this is "not seen" by the latent
 
 
@@ -107,7 +108,7 @@ def compare_experiment(config, out_dir, *, fit: bool = True, dci_model: str = "f
         log(f"  {name}: " + ", ".join(f"{label} {results[name]['summary'][key]:.3f}"
                                       for key, label, _ in HEADLINE[:3]))
     first = next(iter(exp.models))
-    base = baselines(*_interleave(codes[first], F_train, F_test), names, **kw)
+    base = baselines(codes[first][0], F_train, codes[first][1], F_test, names, **kw)
     lap("baselines")
 
     metrics = {
@@ -139,26 +140,12 @@ def compare_experiment(config, out_dir, *, fit: bool = True, dci_model: str = "f
 
 
 def encode_split(exp, ds, batch: int = 256) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """{model: (train codes, test codes)}, reading each feature transform's rows from the store once."""
-    from ..latent.features import iter_features
+    """{model: (train codes, test codes)}, reading the store once for all the models."""
+    from ..latent.experiment import encode_rows_by_model
 
-    rows = np.concatenate([exp.train, exp.test])
-    order = np.argsort(rows, kind="stable")
-    out = {}
-    by_features: dict[int, list[str]] = {}
-    for name, model in exp.models.items():
-        by_features.setdefault(id(model.features_), []).append(name)
-    for names in by_features.values():
-        ft = exp.models[names[0]].features_
-        Z = {n: np.empty((len(rows), exp.models[n].n_components)) for n in names}
-        at = 0
-        for idx, B in iter_features(ds, ft, rows[order], batch):   # sorted rows: shard-aligned reads
-            for n in names:
-                Z[n][order[at:at + len(idx)]] = exp.models[n].transform(B)
-            at += len(idx)
-        for n in names:
-            out[n] = (Z[n][:len(exp.train)], Z[n][len(exp.train):])
-    return {n: out[n] for n in exp.models}
+    n = len(exp.train)
+    Z = encode_rows_by_model(exp.models, ds, np.concatenate([exp.train, exp.test]), batch)
+    return {name: (z[:n], z[n:]) for name, z in Z.items()}
 
 
 def _reconstruction(entries) -> dict:
@@ -174,10 +161,6 @@ def _reconstruction(entries) -> dict:
                 flat[key] = value
         out[name] = flat
     return out
-
-
-def _interleave(codes_pair, F_train, F_test):
-    return codes_pair[0], F_train, codes_pair[1], F_test
 
 
 def summary_text(metrics: dict) -> str:
@@ -241,8 +224,9 @@ def _report(cfg, exp, metrics, groups, fig_dir: Path, n_traversals, steps, size,
     r.definitions(GLOSSARY)
     _summary_section(r, metrics)
     _dimension_section(r, exp, metrics, fig_dir)
+    strips = _Traversals(exp.dataset.load_rig(), n_traversals, steps, size) if n_traversals > 0 else None
     for name, res in metrics["models"].items():
-        _model_section(r, name, res, groups, fig_dir, exp, n_traversals, steps, size, log)
+        _model_section(r, name, res, groups, fig_dir, exp, strips, log)
     r.section("Settings", "Every estimator setting behind the numbers, so they can be reproduced.")
     r.table([[k, json.dumps(v) if not isinstance(v, str) else v]
              for k, v in next(iter(metrics["models"].values()))["estimators"].items()],
@@ -309,8 +293,7 @@ def _dimension_section(r: Report, exp, metrics: dict, fig_dir: Path) -> None:
             for k, v in counts.items()) + f" (for {n_sliders} sliders).")
 
 
-def _model_section(r: Report, name: str, res: dict, groups, fig_dir: Path, exp, n_traversals, steps, size,
-                   log) -> None:
+def _model_section(r: Report, name: str, res: dict, groups, fig_dir: Path, exp, strips, log) -> None:
     s = res["summary"]
     r.section(f"Model: {name}",
               f"{name} has {res['n_codes']} codes; here is which sliders each of them follows.")
@@ -364,35 +347,49 @@ def _model_section(r: Report, name: str, res: dict, groups, fig_dir: Path, exp, 
     r.figure(fig.bar_chart(purity, codes, title=f"{name}: purity per code", xlabel="purity (1 = one slider)",
                            sort=False, xlim=(0, 1), as_png=True, save=fig_dir / f"{stem}purity.png"),
              "Codes with low purity mix several sliders.")
-    if n_traversals > 0:
-        _traversals(r, name, res, exp, fig_dir, n_traversals, steps, size, log)
+    if strips is not None:
+        _traversals(r, name, res, exp.model(name), fig_dir, strips, log)
 
 
-def _traversals(r: Report, name, res, exp, fig_dir: Path, n, steps, size, log) -> None:
+def _best_slider(res: dict, i: int) -> tuple[str | None, float]:
+    """(the slider code i correlates with most, its |Spearman|), or (None, nan) if none is defined."""
+    row = np.abs(np.asarray(res["spearman"][i], np.float64))
+    if not np.isfinite(row).any():
+        return None, float("nan")
+    j = int(np.nanargmax(row))
+    return res["factor_names"][j], float(row[j])
+
+
+@dataclass
+class _Traversals:
+    """What every model's traversal pictures share: the rig, the settings, and the slider strips
+    (which do not depend on the model, so each is rendered once per report)."""
+
+    rig: object
+    n: int          # components drawn large
+    steps: int
+    size: int
+    slider_strips: dict = field(default_factory=dict)
+
+
+def _traversals(r: Report, name, res, model, fig_dir: Path, t: _Traversals, log) -> None:
     from ..rendering import RenderBackendError
 
     r.subsection("Latent traversals",
                  "Each learned axis swept from -2 to +2 standard deviations (top row), above the slider it "
                  "matches best swept over its range (bottom row).")
-    model = exp.model(name)
-    rig = exp.dataset.load_rig()
-    spearman = np.abs(np.asarray(res["spearman"], np.float64))
-    order = _traversal_order(model, res, n)
-    for i in order:
-        j = int(np.nanargmax(spearman[i])) if np.isfinite(spearman[i]).any() else None
-        slider = res["factor_names"][j] if j is not None else None
-        match = f"|Spearman| {spearman[i, j]:.2f}" if j is not None else ""
+    for i in _traversal_order(model, res, t.n):
+        slider, rho = _best_slider(res, i)
+        match = f"|Spearman| {rho:.2f}" if slider is not None else ""
         try:
-            png = fig.traversal_comparison(rig, model, i, slider, steps=steps, size=size, match=match,
+            png = fig.traversal_comparison(t.rig, model, i, slider, steps=t.steps, size=t.size, match=match,
                                            as_png=True, save=fig_dir / f"{name}_traversal_{i + 1}.png")
         except RenderBackendError as err:
             r.paragraph(f"No traversal pictures: {err}", tone="note")
             log(f"  traversals skipped: {err}")
             return
         r.figure(png, f"{res['code_names'][i]} and its best-matching slider {slider} ({match}).")
-    import io
-
-    grid = traversal_grid(rig, model, res, slider_cache=_SLIDER_STRIPS.setdefault(id(rig), {}))
+    grid = traversal_grid(t.rig, model, res, slider_cache=t.slider_strips)
     buf = io.BytesIO()
     grid.save(buf, format="PNG", optimize=True)
     (fig_dir / f"{name}_traversals_all.png").write_bytes(buf.getvalue())
@@ -411,28 +408,25 @@ def traversal_grid(rig, model, res: dict, steps: int = 5, size: int = 96, sd: fl
     from ..pictures import contact_sheet
 
     cache = {} if slider_cache is None else slider_cache
-    spearman = np.abs(np.asarray(res["spearman"], np.float64))
     t = np.linspace(-sd, sd, steps)
     cells, labels = [], []
     for i, code in enumerate(res["code_names"]):
         lat, _ = fig.latent_traversal_images(rig, model, i, steps, sd, ("front",), size)
         cells += list(lat[:, 0])
         labels += [f"{code} {x:+.1f}sd" if k == 0 else f"{x:+.1f} sd" for k, x in enumerate(t)]
-        row = spearman[i]
-        j = int(np.nanargmax(row)) if np.isfinite(row).any() else None
+        slider, rho = _best_slider(res, i)
         blank = np.full_like(lat[0, 0], 255)
-        if j is None:
+        if slider is None:
             cells += [blank] * (steps + 1)
             labels += [""] * (steps + 1)
             continue
-        slider = res["factor_names"][j]
         if slider not in cache:
             imgs, vals = fig.slider_traversal_images(rig, slider, steps, ("front",), size)
             cache[slider] = (list(imgs[:steps, 0]), [str(v) for v in vals[:steps]])
         imgs, vals = cache[slider]
         pad = steps - len(imgs)  # a bool or small categorical slider has fewer levels
         cells += [blank] + imgs + [blank] * pad
-        labels += [f"~ {slider.split('.', 1)[-1]} {row[j]:.2f}"] + vals + [""] * pad
+        labels += [f"~ {slider.split('.', 1)[-1]} {rho:.2f}"] + vals + [""] * pad
     return contact_sheet(np.stack(cells), labels, cols=2 * steps + 1,
                          title="each component (left, -2 to +2 sd) and the slider it follows most (right, |Spearman|)")
 

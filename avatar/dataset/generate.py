@@ -107,8 +107,10 @@ def _renders(rig, S, a: int, pieces, r: dict, V, T) -> np.ndarray:
     """The shard's renders, drawing the vertices and textures already computed where they fit."""
     from ..rendering import default_texture_size, render, reset
 
-    os.environ["LP_NUM_THREADS"] = "1"  # one llvmpipe thread: its images then don't depend on scheduling
-    reset()  # a fresh GL context per shard: renders then don't depend on which worker ran what
+    # one llvmpipe thread per worker (local or Dask), set before the shard's fresh GL context:
+    # workers scale over cores as processes instead of fighting over them with rasteriser threads
+    os.environ["LP_NUM_THREADS"] = "1"
+    reset()  # a fresh GL context per shard keeps a long-lived worker's memory flat
     reuse_t = T is not None and T.shape[1] == default_texture_size(r["size"], r["size"])
     reuse_v = V is not None and V.dtype == np.float32
     return np.concatenate([
@@ -148,7 +150,6 @@ def write_shard(payload: dict, k: int, _fail_after: str | None = None) -> dict:
 
 def _init_worker() -> None:
     os.environ.setdefault("OMP_NUM_THREADS", "1")
-    os.environ["LP_NUM_THREADS"] = "1"  # workers scale over cores as processes, not llvmpipe threads
 
 
 # -- orchestration (the parent) ----------------------------------------------------------

@@ -4,7 +4,7 @@ viser's vertex-updatable mesh (``add_mesh_simple``, whose handle's ``.vertices``
 sends only positions) carries one colour and no UVs, so a *textured* avatar has
 to travel as a GLB. :class:`DisplayMesh` keeps that cheap: the parts that never
 change (UVs, triangles, the glTF header layout) are packed once; an update packs
-only new positions and normals (computed here with one sparse product) and
+only new positions and normals (:class:`avatar.template.VertexNormals`, one sparse product) and
 reuses the texture's encoded image until a skin or tattoo slider changes it.
 """
 from __future__ import annotations
@@ -14,7 +14,8 @@ import json
 import struct
 
 import numpy as np
-import scipy.sparse as sp
+
+from ..template import VertexNormals
 
 _FLOAT, _USHORT, _UINT = 5126, 5123, 5125
 _ARRAY_BUFFER, _ELEMENT_ARRAY_BUFFER = 34962, 34963
@@ -56,20 +57,7 @@ class DisplayMesh:
         self._indices = _pad(self.export_faces.astype(index_type).tobytes())
         self._index_type = _USHORT if index_type is np.uint16 else _UINT
         self._n_export, self._n_indices = n_export, self.export_faces.size
-        # vertex normal = sum of its faces' (area-weighted) normals: one sparse product
-        n_solid, n_faces = len(template.vertices), len(self.faces)
-        rows = self._corners = np.ascontiguousarray(self.faces.ravel(), dtype=np.intp)
-        cols = np.repeat(np.arange(n_faces), 3)
-        self._incidence = sp.csr_matrix((np.ones(rows.size, np.float32), (rows, cols)),
-                                        shape=(n_solid, n_faces))
-
-    # -- geometry ---------------------------------------------------------------
-    def normals(self, vertices: np.ndarray) -> np.ndarray:
-        """(V, 3) float32 unit vertex normals of the solid ``vertices`` (V, 3)."""
-        corners = np.take(np.asarray(vertices, np.float32), self._corners, axis=0).reshape(-1, 3, 3)
-        n = self._incidence @ np.cross(corners[:, 1] - corners[:, 0], corners[:, 2] - corners[:, 0])
-        n /= np.maximum(np.sqrt(np.einsum("ij,ij->i", n, n)), 1e-12)[:, None]
-        return n.astype(np.float32, copy=False)
+        self.normals = VertexNormals(template.faces, len(template.vertices))  # (V, 3) -> (V, 3) float32
 
     def export_positions(self, vertices: np.ndarray) -> np.ndarray:
         """(E, 3) float32: the seam-split positions (what the GLB and a vertex update send)."""

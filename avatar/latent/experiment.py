@@ -483,6 +483,35 @@ class Experiment:
 
 def encode_rows(model, ds, rows=None, batch: int = 256) -> np.ndarray:
     """Codes (len(rows), k) of a dataset's rows through the model's feature transform, in the order given."""
+    return encode_rows_by_model({"model": model}, ds, rows, batch)["model"]
+
+
+def encode_rows_by_model(models: dict, ds, rows=None, batch: int = 256) -> dict[str, np.ndarray]:
+    """{name: codes (len(rows), k)} of a dataset's rows, in the order given.
+
+    Models sharing one feature transform (every model of an ``avatar fit`` file) read the
+    store once: each batch of features is encoded by all of them.
+    """
+    rows = np.arange(len(ds)) if rows is None else np.asarray(rows, np.int64)
+    uniq, inv = np.unique(rows, return_inverse=True)
+    by_features: dict[int, list[str]] = {}
+    for name, model in models.items():
+        _check_readable(model, ds)
+        by_features.setdefault(id(model.features_), []).append(name)
+    out = {}
+    for names in by_features.values():
+        Z = {n: np.empty((len(uniq), models[n].n_components)) for n in names}
+        at = 0
+        for idx, B in iter_features(ds, models[names[0]].features_, uniq, batch):
+            for n in names:
+                Z[n][at:at + len(idx)] = models[n].transform(B)
+            at += len(idx)
+        out.update({n: Z[n][inv.ravel()] for n in names})
+    return {n: out[n] for n in models}
+
+
+def _check_readable(model, ds) -> None:
+    """ValueError unless ``ds`` holds the arrays, with the shapes, the model's features were fitted on."""
     ft = model.features_
     if ft is None:
         raise ValueError("the model has no feature transform; it cannot read a dataset")
@@ -492,14 +521,6 @@ def encode_rows(model, ds, rows=None, batch: int = 256) -> np.ndarray:
         if tuple(ds.group[name].shape[1:]) != ft.shapes_[name]:
             raise ValueError(f"{ds.path}: {name} have per-sample shape {tuple(ds.group[name].shape[1:])}, the "
                              f"model was fitted on {ft.shapes_[name]}")
-    rows = np.arange(len(ds)) if rows is None else np.asarray(rows, np.int64)
-    uniq, inv = np.unique(rows, return_inverse=True)
-    Z = np.empty((len(uniq), model.n_components))
-    at = 0
-    for idx, B in iter_features(ds, ft, uniq, batch):
-        Z[at:at + len(idx)] = model.transform(B)
-        at += len(idx)
-    return Z[inv.ravel()]
 
 
 def _find_dataset(info: dict, model_path: Path) -> str | None:
@@ -514,4 +535,4 @@ def load_experiment(path) -> Experiment:
     return Experiment(path)
 
 
-__all__ += ["encode_rows", "ConfigError"]
+__all__ += ["encode_rows", "encode_rows_by_model", "ConfigError"]
