@@ -11,8 +11,8 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from .config import ConfigError
-from .rig import DEFAULT_RIG, Rig, load_rig
+from avatar.spec.config import ConfigError
+from avatar.body.rig import DEFAULT_RIG, Rig, load_rig
 
 __all__ = ["ConfigError", "Rig", "load_rig", "load_preset", "render", "DEFAULT_RIG"]
 __version__ = "0.1.0"
@@ -25,7 +25,7 @@ def load_preset(path: str | Path, rig: Rig | None = None) -> dict[str, object]:
     ``rig.mesh``, ``rig.values`` and ``rig.vertices`` take it directly, and
     every slider it does not list keeps its default.
     """
-    from .sliders import load_preset as _load
+    from avatar.spec.sliders import load_preset as _load
 
     spec = rig.spec if rig is not None else _default_spec()
     return _load(path, spec)
@@ -37,15 +37,15 @@ def render(rig: Rig, S, views=("front",), size=256, **kw):
     ``S``: (P,) or (n, P) slider values, or a preset mapping; ``views``: front,
     three_quarter, side, back, face, profile or yaw degrees. Other options
     (projection, background, frame, backend, ...) are those of
-    :func:`avatar.rendering.render`; pyrender is imported only on first use.
+    :func:`avatar.rendering.core.render`; pyrender is imported only on first use.
     """
-    from .rendering import render as _render
+    from avatar.rendering.core import render as _render
 
     return _render(rig, S, views=views, size=size, **kw)
 
 
 @lru_cache(maxsize=1)
 def _default_spec():
-    from .sliders import load_rig_spec
+    from avatar.spec.sliders import load_rig_spec
 
     return load_rig_spec(DEFAULT_RIG)

@@ -1,6 +1,6 @@
 """``python -m avatar ...`` is the ``avatar`` command."""
 import sys
 
-from avatar.cli import main
+from avatar.cli.main import main
 
 sys.exit(main())

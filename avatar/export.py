@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .template import Template
+from avatar.body.template import Template
 
 FORMATS = (".glb", ".obj", ".ply")
 SKIN_RGBA = (0.80, 0.64, 0.54, 1.0)  # base colour of a mesh exported without its texture

@@ -30,7 +30,7 @@ from avatar.dataset import config_from_text, generate
 def renders_available() -> tuple[bool, str]:
     try:
         from avatar import render  # noqa: F401
-        from avatar.rendering import RenderBackendError, choose_backend
+        from avatar.rendering.core import RenderBackendError, choose_backend
     except ImportError as err:
         return False, f"avatar.render is not importable ({err})"
     try:

@@ -21,7 +21,7 @@ import time
 import numpy as np
 
 import avatar
-from avatar import rendering
+from avatar.rendering import core as rendering
 
 VIEWS = ("front", "three_quarter", "side", "back", "face")
 

@@ -11,7 +11,7 @@ import pytest
 import trimesh
 
 import avatar
-from avatar.cli import main
+from avatar.cli.main import main
 
 ROOT = Path(__file__).resolve().parent.parent
 KNIGHT = ROOT / "configs" / "avatars" / "knight.yaml"
@@ -145,7 +145,7 @@ def test_python_api_raises_one_config_error_with_all_problems(rig):
 
 
 def test_every_command_reports_usage_errors_without_traceback(tmp_path):
-    # run as ``python -m avatar.cli`` (the module is then __main__) and as ``python -m avatar``
+    # run as ``python -m avatar.cli.main`` (the module is then __main__) and as ``python -m avatar``
     for runner in (run_cli, lambda *a: subprocess.run([sys.executable, "-m", "avatar", *a],
                                                       capture_output=True, text=True, cwd=ROOT)):
         r = runner("traverse", "face.nose_widht", "-o", str(tmp_path / "t.png"))

@@ -8,7 +8,7 @@ import pytest
 import yaml
 
 import avatar.dataset as dataset
-from avatar.cli import main
+from avatar.cli.main import main
 from avatar.compare.pipeline import compare_experiment
 from avatar.dataset.config import config_from_text
 from avatar.latent.experiment import config_from_text as experiment_from_text

@@ -5,7 +5,6 @@ audit of the real humanoid rig checks that regions match slider names.
 """
 from __future__ import annotations
 
-import argparse
 import base64
 import json
 import re
@@ -177,7 +176,7 @@ def test_perturbations_stay_inside_each_range(rig):
 # --------------------------------------------------------------------------
 @pytest.fixture(scope="module")
 def tiny(tmp_path_factory):
-    from avatar.rig import load_rig
+    from avatar.body.rig import load_rig
 
     path = tmp_path_factory.mktemp("rig") / "tiny.yaml"
     path.write_text(TINY_RIG)
@@ -375,27 +374,10 @@ def test_latent_traversal_decodes_mean_plus_minus_sd(rig, monkeypatch):
 # the command
 # --------------------------------------------------------------------------
 @pytest.fixture
-def cli_main(monkeypatch):
-    """avatar.cli.main with the audit command registered (until the lead wires it into cli.py)."""
-    from avatar import cli, compare_cli
+def cli_main():
+    from avatar.cli.main import main
 
-    original = cli._parser
-
-    def parser():
-        p = original()
-        sub = next(a for a in p._actions if isinstance(a, argparse._SubParsersAction))
-        if "audit" not in sub.choices:
-            def add(name, func, help_):
-                sp = sub.add_parser(name, help=help_, description=help_)
-                sp.set_defaults(run=func)
-                sp.add_argument("--rig", default=None)
-                return sp
-
-            compare_cli.register(sub, add)
-        return p
-
-    monkeypatch.setattr(cli, "_parser", parser)
-    return cli.main
+    return main
 
 
 def test_cli_writes_report_json_and_figures(tiny, cli_main, tmp_path, capsys):

@@ -8,8 +8,8 @@ import numpy as np
 import pytest
 from scipy.stats import truncnorm
 
-from avatar.config import ConfigError, Problem, did_you_mean, load_yaml
-from avatar.sliders import load_preset, load_rig_spec, preset_vector
+from avatar.spec.config import ConfigError, Problem, did_you_mean, load_yaml
+from avatar.spec.sliders import load_preset, load_rig_spec, preset_vector
 
 FIXTURES = Path(__file__).parent / "fixtures"
 RIG = FIXTURES / "rig_small.yaml"

@@ -15,7 +15,7 @@ from scipy.stats import pearsonr, qmc, spearmanr
 
 import avatar
 import avatar.dataset as dataset
-from avatar.cli import main
+from avatar.cli.main import main
 from avatar.dataset import store as st
 from avatar.dataset.config import config_from_text
 from avatar.dataset.samplers import permute
@@ -174,7 +174,7 @@ def test_two_workers_write_the_same_bytes_as_one(tmp_path, reference):
 
 def test_renders_are_byte_identical_across_worker_counts(tmp_path, rig):
     """Renders too: lights are summed in a fixed order, so llvmpipe's images don't depend on the process."""
-    from avatar.rendering import RenderBackendError, choose_backend  # before pyrender: it picks the platform
+    from avatar.rendering.core import RenderBackendError, choose_backend  # before pyrender: it picks the platform
 
     try:
         choose_backend()
@@ -423,7 +423,7 @@ def test_refuses_to_write_into_a_folder_that_is_not_a_dataset(tmp_path, capsys):
 
 def test_demo_dataset_paths_with_yaml_characters(tmp_path, capsys):
     """`avatar demo --out "res #2: [x]"` writes into exactly that folder, never a store YAML cut the path to."""
-    from avatar.dataset_cli import demo_config, demo_dataset
+    from avatar.cli.dataset import demo_config, demo_dataset
 
     out = tmp_path / "res #2: [x]"
     rig_file = tmp_path / "rigs #1: [a]" / "my rig.yaml"

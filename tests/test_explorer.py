@@ -11,7 +11,7 @@ import pytest
 
 import avatar
 import avatar.latent as L
-from avatar.config import ConfigError
+from avatar.spec.config import ConfigError
 from avatar.explorer import ExplorerState, LatentView, SliderBasis, preset_path, quick_model
 from avatar.explorer.display import DisplayMesh, encode_image
 from avatar.explorer.models import cached_basis, shape_sliders, texture_sliders
@@ -265,7 +265,7 @@ def test_model_for_another_mesh_is_refused(rig):
 
 # -- command line --------------------------------------------------------------------------------------
 def _parser():
-    from avatar.cli import _parser as avatar_parser
+    from avatar.cli.main import _parser as avatar_parser
 
     return avatar_parser()
 
@@ -285,15 +285,15 @@ def test_cli_defaults_bind_localhost():
     (["--model", "no/such/model.npz"], "no such model file"),
 ])
 def test_cli_refuses_bad_options(argv, message):
-    from avatar.cli import UsageError
-    from avatar.explorer_cli import check_args
+    from avatar.cli.main import UsageError
+    from avatar.cli.explore import check_args
 
     with pytest.raises(UsageError, match=message):
         check_args(_parser().parse_args(["explore", *argv]))
 
 
 def test_cli_bad_input_exits_2_without_a_traceback(tmp_path, capsys):
-    from avatar.cli import main
+    from avatar.cli.main import main
 
     bad = tmp_path / "m.npz"
     bad.write_bytes(b"\x80\x04K\x01.")  # a pickle, not a model file

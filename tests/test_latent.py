@@ -13,7 +13,7 @@ from scipy.optimize import linear_sum_assignment
 import avatar
 import avatar.dataset as dataset
 import avatar.latent as L
-from avatar.config import ConfigError
+from avatar.spec.config import ConfigError
 from avatar.latent.evaluate import ReconstructionError, components_for
 from avatar.latent.experiment import config_from_text, split_rows
 from avatar.latent.features import FeatureTransform, box_downsample, kabsch_align, row_batches
@@ -326,9 +326,9 @@ def store(tmp_path_factory, rig):
 
 
 def _cli(argv) -> int:
-    from avatar import cli
+    from avatar.cli.main import main
 
-    return cli.main(argv)
+    return main(argv)
 
 
 def _experiment(tmp_path, store, **over) -> Path:

@@ -14,8 +14,8 @@ import pytest
 from PIL import Image
 
 import avatar
-from avatar import pictures, rendering
-from avatar.cli import main
+from avatar.rendering import core as rendering, pictures
+from avatar.cli.main import main
 
 ROOT = Path(__file__).resolve().parent.parent
 KNIGHT = ROOT / "configs" / "avatars" / "knight.yaml"
@@ -39,7 +39,7 @@ def bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
 
 def run_cli(*args: str, env: dict | None = None, code: str | None = None) -> subprocess.CompletedProcess:
     """``avatar ARGS`` in a fresh process; ``code`` runs first (to simulate a broken machine)."""
-    prog = f"import sys\n{code or ''}\nfrom avatar.cli import main\nsys.exit(main(sys.argv[1:]))"
+    prog = f"import sys\n{code or ''}\nfrom avatar.cli.main import main\nsys.exit(main(sys.argv[1:]))"
     import os
 
     full_env = {**os.environ, **(env or {})}
@@ -98,7 +98,7 @@ def test_same_bytes_in_another_process(rig, tmp_path):
     """No hidden dependence on memory addresses or llvmpipe threads: a fresh process draws the same bytes."""
     S = rig.sample(6, seed=11)
     here = rendering.render(rig, S, views=("front", "face"), size=64)
-    code = ("import numpy as np, sys, avatar\nfrom avatar import rendering\nrig = avatar.load_rig()\n"
+    code = ("import numpy as np, sys, avatar\nfrom avatar.rendering import core as rendering\nrig = avatar.load_rig()\n"
             "np.save(sys.argv[1], rendering.render(rig, rig.sample(6, seed=11), views=('front', 'face'), size=64))")
     for threads in ("1", "2"):
         out = tmp_path / f"r{threads}.npy"
@@ -154,7 +154,7 @@ def test_chest_tattoo_appears_on_the_chest_in_the_front_view(rig):
 
 def test_missing_backend_gives_one_clear_message(tmp_path):
     out = tmp_path / "k.png"
-    broken = "import avatar.rendering as r\nr._probe = lambda name: 'simulated: library not found'"
+    broken = "import avatar.rendering.core as r\nr._probe = lambda name: 'simulated: library not found'"
     p = run_cli("render", str(KNIGHT), "-o", str(out), "--size", "32", code=broken, env={"AVATAR_GL": ""})
     assert p.returncode == 2, p.stderr
     assert "Traceback" not in p.stderr and len(p.stderr.strip().splitlines()) == 1
@@ -170,7 +170,7 @@ def test_missing_backend_gives_one_clear_message(tmp_path):
 def test_falls_back_to_osmesa_when_egl_fails():
     if rendering._probed("osmesa") is not None:
         pytest.skip(f"OSMesa is not available here: {rendering._probed('osmesa')}")
-    code = ("import avatar, avatar.rendering as r\n"
+    code = ("import avatar, avatar.rendering.core as r\n"
             "real = r._probe\n"
             "r._probe = lambda name: 'simulated' if name == 'egl' else real(name)\n"
             "rig = avatar.load_rig()\n"

@@ -9,8 +9,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import avatar.template as template_module
-from avatar import anatomy
+import avatar.body.template as template_module
+from avatar.body import anatomy
 
 MM = 1e-3
 SEED = 20240611       # the random population of the validity tests

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 import avatar
-from avatar import texture
-from avatar.texels import texel_map
+from avatar.skin import texture
+from avatar.skin.texels import texel_map
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZE = 256
@@ -182,7 +182,7 @@ def validator_dir():
 
 @pytest.mark.skipif(validator_dir() is None, reason="node or gltf-validator missing (install.sh installs them)")
 def test_exported_glb_passes_the_khronos_validator(rig, tmp_path):
-    from avatar.cli import main
+    from avatar.cli.main import main
 
     for preset in ("marked", "knight"):
         out = tmp_path / f"{preset}.glb"
@@ -196,7 +196,7 @@ def test_exported_glb_passes_the_khronos_validator(rig, tmp_path):
 def test_obj_export_writes_material_and_texture(rig, tmp_path):
     from PIL import Image
 
-    from avatar.cli import main
+    from avatar.cli.main import main
 
     out = tmp_path / "marked.obj"
     assert main(["make", str(ROOT / "configs" / "avatars" / "marked.yaml"), "-o", str(out)]) == 0

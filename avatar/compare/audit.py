@@ -5,7 +5,7 @@ For each slider the rig's Jacobian is estimated by finite differences around
 row of every avatar is built at once and sent through ``rig.vertices`` and
 ``rig.textures`` in chunks. Only sliders with effects are evaluated for the
 mesh (the rig builds its geometry from effects alone) and only the sliders
-:mod:`avatar.texture` reads for the texture; every other effect is exactly 0.
+:mod:`avatar.skin.texture` reads for the texture; every other effect is exactly 0.
 
     from avatar.compare.audit import audit_rig
     a = audit_rig(avatar.load_rig(), samples=32, seed=0, texture_size=128)
@@ -483,7 +483,7 @@ def audit_rig(rig, samples: int = 32, seed: int = 0, texture_size: int = 128, st
     chunk : perturbed rows evaluated per ``rig.vertices`` / ``rig.textures`` call.
     textures : False skips the texture half (geometry only).
     """
-    from avatar.texels import texel_map
+    from avatar.skin.texels import texel_map
 
     if samples < 2:
         raise ValueError("the audit needs at least 2 random avatars")
@@ -525,7 +525,7 @@ def audit_rig(rig, samples: int = 32, seed: int = 0, texture_size: int = 128, st
                 rank_rows[modality][j] = rr.astype(np.float32)
 
     # Only sliders with effects can move the mesh (the rig builds its geometry from
-    # them alone) and only the sliders avatar.texture reads can paint: the others'
+    # them alone) and only the sliders avatar.skin.texture reads can paint: the others'
     # effects are exactly zero and are not evaluated.
     evaluate("geometry", 0, [moves_mesh(s) for s in sliders],
              lambda rows: rig.vertices(rows).reshape(len(rows), -1), V, geo_effect, vertex_mm)
@@ -621,8 +621,8 @@ def moves_mesh(slider) -> bool:
 
 
 def paints(slider) -> bool:
-    """Whether :mod:`avatar.texture` reads this slider (it paints by slider name)."""
-    from avatar.texture import DEFAULTS
+    """Whether :mod:`avatar.skin.texture` reads this slider (it paints by slider name)."""
+    from avatar.skin.texture import DEFAULTS
 
     return slider.name in DEFAULTS
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..rendering import HEAD_PARTS
+from avatar.rendering.core import HEAD_PARTS
 
 def write_audit(audit, out) -> list[Path]:
     """Write ``report.html``, ``audit.json`` and ``figures/*.png`` of ``audit`` into folder ``out``.

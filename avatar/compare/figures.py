@@ -398,7 +398,7 @@ def slider_traversal_images(rig, slider: str, steps: int = 7, views=("front",), 
                             **render_kw):
     """One slider from min to max (all levels for bool / categorical), the others at ``base``
     (default: their defaults). Returns ``(images (steps, n_views, H, W, 3), labels)``."""
-    from avatar.pictures import traverse
+    from avatar.rendering.pictures import traverse
 
     render_kw.setdefault("frame", "fixed")
     imgs, _, labels = traverse(rig, slider, steps, base=base, views=views, size=size, **render_kw)

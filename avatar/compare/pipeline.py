@@ -373,7 +373,7 @@ class _Traversals:
 
 
 def _traversals(r: Report, name, res, model, fig_dir: Path, t: _Traversals, log) -> None:
-    from ..rendering import RenderBackendError
+    from avatar.rendering.core import RenderBackendError
 
     r.subsection("Latent traversals",
                  "Each learned axis swept from -2 to +2 standard deviations (top row), above the slider it "
@@ -405,7 +405,7 @@ def traversal_grid(rig, model, res: dict, steps: int = 5, size: int = 96, sd: fl
     cell naming it, the slider it correlates with most swept over its range. Slider strips
     are cached in ``slider_cache`` (shared across models: they do not depend on the model).
     """
-    from ..pictures import contact_sheet
+    from avatar.rendering.pictures import contact_sheet
 
     cache = {} if slider_cache is None else slider_cache
     t = np.linspace(-sd, sd, steps)

@@ -17,7 +17,7 @@
     shard: 1024
 
 :func:`load_config` validates the whole file and reports every problem at once
-(file:line, did-you-mean) as one :class:`avatar.config.ConfigError`. The result,
+(file:line, did-you-mean) as one :class:`avatar.spec.config.ConfigError`. The result,
 :class:`DatasetConfig`, is fully resolved: the rig's YAML text, the base
 values and the varied slider names are in it, so a worker process (or a
 remote Dask worker) can rebuild exactly the same sampling plan from
@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 
-from ..config import (ConfigError, Problems, check_choice, check_keys, check_number, check_str,
+from avatar.spec.config import (ConfigError, Problems, check_choice, check_keys, check_number, check_str,
                       describe, did_you_mean)
 
 SAMPLERS = ("uniform", "prior", "sobol", "latin_hypercube", "grid", "traversal")
@@ -49,7 +49,7 @@ MAX_N = 1 << 40
 
 @dataclass
 class DatasetConfig:
-    """A validated dataset config. Slider values are in array units (see :mod:`avatar.sliders`)."""
+    """A validated dataset config. Slider values are in array units (see :mod:`avatar.spec.sliders`)."""
 
     rig: str                      # what the file said (a name or a path)
     rig_text: str                 # the rig YAML itself
@@ -105,7 +105,7 @@ class DatasetConfig:
 # -- loading --------------------------------------------------------------------
 def load_config(path, store: str | None = None) -> DatasetConfig:
     """Read and validate a dataset config YAML; ConfigError lists every problem (file:line)."""
-    from ..config import _read_text
+    from avatar.spec.config import _read_text
 
     text = _read_text(path)
     return config_from_text(text, str(path), store=store)
@@ -114,7 +114,7 @@ def load_config(path, store: str | None = None) -> DatasetConfig:
 def config_from_text(text: str, file: str = "<string>", store: str | None = None,
                      base_dir: Path | None = None) -> DatasetConfig:
     """Like :func:`load_config` for YAML text in memory; ``store`` overrides the file's ``store:``."""
-    from ..config import parse_yaml_lenient
+    from avatar.spec.config import parse_yaml_lenient
 
     data, lines, duplicates = parse_yaml_lenient(text, file)
     problems = Problems(file, lines, duplicates)
@@ -124,7 +124,7 @@ def config_from_text(text: str, file: str = "<string>", store: str | None = None
 
 def _find_rig(problems: Problems, value: object, base_dir: Path) -> tuple[str, str] | None:
     """(name as written, rig YAML path) or None after recording a problem."""
-    from ..rig import DEFAULT_RIG, ROOT
+    from avatar.body.rig import DEFAULT_RIG, ROOT
 
     if value is None:
         return "humanoid", str(DEFAULT_RIG)
@@ -157,8 +157,8 @@ def _whole(problems: Problems, path: tuple, value: object, lo: int, hi: int, wha
 
 
 def _from_data(data: dict, problems: Problems, text: str, base_dir: Path, store_override) -> DatasetConfig:
-    from ..config import _read_text
-    from ..sliders import ConfigError as _CE, load_preset, _check_values
+    from avatar.spec.config import _read_text
+    from avatar.spec.sliders import ConfigError as _CE, load_preset, _check_values
     from .samplers import spec_from_text
 
     check_keys(problems, (), data, _KEYS)
@@ -405,7 +405,7 @@ def _outputs(problems: Problems, raw: object) -> dict[str, dict]:
                 problems.add(path + ("views",), f"expected a list of views, got {describe(views)}")
                 views = []
             try:
-                from ..rendering import VIEWS, as_view
+                from avatar.rendering.core import VIEWS, as_view
 
                 for i, v in enumerate(views):
                     try:
@@ -415,7 +415,7 @@ def _outputs(problems: Problems, raw: object) -> dict[str, dict]:
                         problems.add(path + ("views", i), f"unknown view {describe(v)}{hint}; views: "
                                      f"{', '.join(VIEWS)} or a yaw angle in degrees")
             except ImportError as err:
-                problems.add(path, f"renders need avatar.rendering, which cannot be imported ({err})")
+                problems.add(path, f"renders need avatar.rendering.core, which cannot be imported ({err})")
             out[name] = {"views": list(views), "size": size}
     return out
 

@@ -70,8 +70,8 @@ def _state(payload: dict):
     """(config, rig, sampler) for a payload, built once per process."""
     key = payload["fingerprint"]
     if key not in _CACHE:
-        from ..rig import Rig
-        from ..template import load as load_template
+        from avatar.body.rig import Rig
+        from avatar.body.template import load as load_template
         from .samplers import Sampler, spec_from_text
 
         config = DatasetConfig.from_resolved(payload["config"], payload["rig_text"])
@@ -105,7 +105,7 @@ def compute_shard(payload: dict, k: int) -> dict[str, np.ndarray]:
 
 def _renders(rig, S, a: int, pieces, r: dict, V, T) -> np.ndarray:
     """The shard's renders, drawing the vertices and textures already computed where they fit."""
-    from ..rendering import default_texture_size, render, reset
+    from avatar.rendering.core import default_texture_size, render, reset
 
     # one llvmpipe thread per worker (local or Dask), set before the shard's fresh GL context:
     # workers scale over cores as processes instead of fighting over them with rasteriser threads
@@ -155,8 +155,8 @@ def _init_worker() -> None:
 # -- orchestration (the parent) ----------------------------------------------------------
 def prepare(config: DatasetConfig, overwrite: bool = False, rig=None) -> tuple[Path, object, dict]:
     """Check the target, create or reopen the store; (path, rig, attrs). Raises DatasetError."""
-    from ..rig import Rig
-    from ..template import load as load_template
+    from avatar.body.rig import Rig
+    from avatar.body.template import load as load_template
     from .samplers import spec_from_text
 
     version = _version()
@@ -179,7 +179,7 @@ def prepare(config: DatasetConfig, overwrite: bool = False, rig=None) -> tuple[P
         shutil.rmtree(path)
         attrs = None
     if "renders" in config.outputs:
-        from ..rendering import choose_backend
+        from avatar.rendering.core import choose_backend
 
         choose_backend()  # RenderBackendError (exit 2) now, before anything is written; probes in a subprocess
     _check_writable(path)

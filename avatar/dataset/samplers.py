@@ -23,7 +23,7 @@ never on how the rows are split into shards or workers:
 
 Random uniforms come in fixed blocks of 4096 rows, block k from
 ``numpy.random.default_rng([seed, k])`` over all P sliders, as
-:meth:`avatar.sliders.RigSpec.sample` draws them (:func:`avatar.sliders.uniforms`).
+:meth:`avatar.spec.sliders.RigSpec.sample` draws them (:func:`avatar.spec.sliders.uniforms`).
 
 ``correlate`` applies a Gaussian copula to the varied continuous sliders:
 uniforms -> normal scores -> times the Cholesky factor -> back to uniforms ->
@@ -40,7 +40,7 @@ from functools import lru_cache
 import numpy as np
 from scipy.special import ndtr, ndtri
 
-from ..sliders import _inverse_cdf, uniforms
+from avatar.spec.sliders import _inverse_cdf, uniforms
 
 _TINY = 2.0 ** -53
 
@@ -226,8 +226,8 @@ def sample(config, start: int = 0, stop: int | None = None, spec=None) -> np.nda
 @lru_cache(maxsize=8)
 def spec_from_text(text: str, name: str = "<rig>"):
     """A RigSpec from rig YAML text (what a store records); RigSpecs are immutable, so cached."""
-    from ..config import Problems, parse_yaml_lenient
-    from ..sliders import rig_spec_from_data
+    from avatar.spec.config import Problems, parse_yaml_lenient
+    from avatar.spec.sliders import rig_spec_from_data
 
     data, lines, dup = parse_yaml_lenient(text, name)
     return rig_spec_from_data(data, Problems(name, lines, dup), source=name)

@@ -374,8 +374,8 @@ class Dataset:
 
     def load_rig(self):
         """The full Rig (spec + template) used, to recompute or export avatars."""
-        from ..rig import Rig
-        from ..template import load as load_template
+        from avatar.body.rig import Rig
+        from avatar.body.template import load as load_template
 
         spec = self.rig
         return Rig(spec, load_template(spec.template))

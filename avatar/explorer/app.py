@@ -18,7 +18,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..config import ConfigError
+from avatar.spec.config import ConfigError
 from .display import DisplayMesh, encode_image
 from .state import CODE_LIMIT, Change, ExplorerState, readable
 

@@ -4,7 +4,7 @@ viser's vertex-updatable mesh (``add_mesh_simple``, whose handle's ``.vertices``
 sends only positions) carries one colour and no UVs, so a *textured* avatar has
 to travel as a GLB. :class:`DisplayMesh` keeps that cheap: the parts that never
 change (UVs, triangles, the glTF header layout) are packed once; an update packs
-only new positions and normals (:class:`avatar.template.VertexNormals`, one sparse product) and
+only new positions and normals (:class:`avatar.body.template.VertexNormals`, one sparse product) and
 reuses the texture's encoded image until a skin or tattoo slider changes it.
 """
 from __future__ import annotations
@@ -15,7 +15,7 @@ import struct
 
 import numpy as np
 
-from ..template import VertexNormals
+from avatar.body.template import VertexNormals
 
 _FLOAT, _USHORT, _UINT = 5126, 5123, 5125
 _ARRAY_BUFFER, _ELEMENT_ARRAY_BUFFER = 34962, 34963
@@ -39,7 +39,7 @@ class DisplayMesh:
 
     Parameters
     ----------
-    template : avatar.template.Template
+    template : avatar.body.template.Template
         Its seam-split export mesh (``export_index``, ``export_uv``,
         ``export_faces``) is what the GLB holds, as :mod:`avatar.export` writes.
     """

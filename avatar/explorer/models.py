@@ -30,7 +30,7 @@ def shape_sliders(rig) -> np.ndarray:
 
 def texture_sliders(rig) -> np.ndarray:
     """(P,) bool: sliders the texture generator reads (skin and tattoo)."""
-    from ..texture import DEFAULTS
+    from avatar.skin.texture import DEFAULTS
 
     return np.array([s.name in DEFAULTS for s in rig.sliders])
 

@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import ConfigError, Problems, describe, did_you_mean, format_number
+from avatar.spec.config import ConfigError, Problems, describe, did_you_mean, format_number
 from ..threads import one_blas_thread
 from .models import LatentView, SliderBasis, shape_sliders, texture_sliders
 
@@ -283,13 +283,13 @@ class ExplorerState:
             problems = Problems(PAGE)
             problems.add(("preset",), f"no preset {describe(name)}{did_you_mean(name, self.presets)}")
             problems.raise_if_any()
-        from ..sliders import load_preset
+        from avatar.spec.sliders import load_preset
 
         return self.set_values(load_preset(self.presets[name], self.spec))
 
     def load_preset_text(self, text: str, file: str = "<upload>") -> Change:
         """Load preset YAML text (an uploaded file), validated; nothing changes if it is bad."""
-        from ..sliders import preset_from_text
+        from avatar.spec.sliders import preset_from_text
 
         return self.set_values(preset_from_text(text, self.spec, file))
 
@@ -309,7 +309,7 @@ class ExplorerState:
 
 def builtin_presets(extra_dir: str | Path | None = None) -> dict[str, Path]:
     """Preset name -> file: ``configs/avatars/*.yaml``, then the preset directory's (which win)."""
-    from ..rig import ROOT
+    from avatar.body.rig import ROOT
 
     out = {p.stem: p for p in sorted((ROOT / "configs" / "avatars").glob("*.yaml"))}
     if extra_dir is not None and Path(extra_dir).is_dir():

@@ -37,7 +37,7 @@ def make_model(kind: str, n_components: int, random_state=0, **params) -> Latent
     try:
         cls = model_class(kind)
     except KeyError:
-        from ..config import did_you_mean
+        from avatar.spec.config import did_you_mean
 
         raise ValueError(f"unknown model kind {kind!r}{did_you_mean(kind, KINDS)}; kinds: {', '.join(KINDS)}") \
             from None

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import (ConfigError, Problems, check_choice, check_keys, check_number, check_str, describe,
+from avatar.spec.config import (ConfigError, Problems, check_choice, check_keys, check_number, check_str, describe,
                       did_you_mean)
 from .features import BLOCKS, DEFAULT_SIZE, FeatureTransform, iter_features, load_features
 from .models import PCA, model_class
@@ -75,13 +75,13 @@ def split_rows(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.
 # -- loading --------------------------------------------------------------------
 def load_config(path) -> ExperimentConfig:
     """Read and validate an experiment YAML; ConfigError lists every problem (file:line: key: message)."""
-    from ..config import _read_text
+    from avatar.spec.config import _read_text
 
     return config_from_text(_read_text(path), str(path))
 
 
 def config_from_text(text: str, file: str = "<string>") -> ExperimentConfig:
-    from ..config import parse_yaml_lenient
+    from avatar.spec.config import parse_yaml_lenient
 
     data, lines, duplicates = parse_yaml_lenient(text, file)
     problems = Problems(file, lines, duplicates)

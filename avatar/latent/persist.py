@@ -162,7 +162,7 @@ def load(path, name: str | None = None) -> LatentModel:
     if name is None:
         return next(iter(f.models.values()))
     if name not in f.models:
-        from ..config import did_you_mean
+        from avatar.spec.config import did_you_mean
 
         raise LatentFileError(f"{path}: no model named {name!r}{did_you_mean(name, f.models)}; "
                               f"it holds: {', '.join(f.models)}")
@@ -272,7 +272,7 @@ def _check_arrays(path: Path, header: dict, arrays: dict) -> None:
 
 
 def _build(path: Path, entry: dict, arrays: dict, features) -> LatentModel:
-    from ..config import did_you_mean
+    from avatar.spec.config import did_you_mean
     from .models import KINDS
 
     kind, name = entry["kind"], entry["name"]

@@ -10,6 +10,8 @@ index out of range) exits 2 with a one-line message; nothing is written.
 """
 from __future__ import annotations
 
+from avatar.cli.errors import UsageError, usage
+
 import sys
 from pathlib import Path
 
@@ -42,75 +44,70 @@ def register(sub, add) -> None:
                                          "with several rows, -o gets _000, _001, ... suffixes")
 
 
-def _usage(msg: str):
-    from .cli import UsageError
-
-    return UsageError(msg)
-
 
 def _load(path: str, name: str | None):
-    from .latent import LatentFileError, load_file
+    from avatar.latent import LatentFileError, load_file
 
     try:
         f = load_file(path)
     except LatentFileError as err:
-        raise _usage(str(err)) from None
+        raise usage(str(err)) from None
     if name is None:
         return f, next(iter(f.models.items()))
     if name not in f.models:
-        from .config import did_you_mean
+        from avatar.spec.config import did_you_mean
 
-        raise _usage(f"{path}: no model named {name!r}{did_you_mean(name, f.models)}; it holds: "
+        raise usage(f"{path}: no model named {name!r}{did_you_mean(name, f.models)}; it holds: "
                      f"{', '.join(f.models)}")
     return f, (name, f.models[name])
 
 
 def cmd_fit(args) -> int:
-    from .latent.experiment import load_config, run
+    from avatar.latent.experiment import load_config, run
 
     cfg = load_config(args.config)  # ConfigError: exit 2 with file:line messages
     if args.output and not args.output.endswith(".npz"):
-        raise _usage(f"{args.output}: a model file must end in .npz")
+        raise usage(f"{args.output}: a model file must end in .npz")
     log = (lambda *a, **k: None) if args.quiet else (lambda msg: print(msg, flush=True))
     try:
         out = run(cfg, output=args.output, log=log)
     except (ValueError, FileNotFoundError) as err:
-        raise _usage(str(err)) from None
+        raise usage(str(err)) from None
     if args.quiet:
         print(out)
     return 0
 
 
 def cmd_encode(args) -> int:
-    from .dataset import store as st
-    from .dataset_cli import parse_index
-    from .export import atomic_write
-    from .latent.experiment import encode_rows
+    from avatar.dataset import store as st
+    from avatar.cli.dataset import parse_index
+    from avatar.export import atomic_write
+    from avatar.latent.experiment import encode_rows
 
     out = Path(args.output)
     if out.suffix != ".npy":
-        raise _usage(f"{out}: codes are written as .npy")
+        raise usage(f"{out}: codes are written as .npy")
     if args.batch < 1:
-        raise _usage("--batch must be at least 1")
+        raise usage("--batch must be at least 1")
     _, (name, model) = _load(args.model, args.name)
     path = Path(args.dataset)
     if st.read_attrs(path) is None:
-        raise _usage(f"{path}: not an avatar dataset store" + ("" if path.exists() else " (no such path)"))
+        raise usage(f"{path}: not an avatar dataset store" + ("" if path.exists() else " (no such path)"))
     ds = st.open(path, check=False)
     rows = None
     if args.index:
         try:
             rows = parse_index(args.index, len(ds))
         except ValueError as err:
-            raise _usage(str(err)) from None
+            raise usage(str(err)) from None
     want = np.arange(len(ds)) if rows is None else np.asarray(rows)
     bad = set((want // int(ds.attrs["shard"])).tolist()) & set(ds.missing_shards)
     if bad:
-        raise _usage(f"{path}: samples in shards {sorted(bad)[:5]} are not generated yet; finish the dataset first")
+        raise usage(f"{path}: samples in shards {sorted(bad)[:5]} are not generated yet; finish the dataset first")
     try:
         Z = encode_rows(model, ds, rows, args.batch)
     except ValueError as err:
-        raise _usage(str(err)) from None
+        raise usage(str(err)) from None
     atomic_write(out, lambda f: np.save(f, Z, allow_pickle=False))
     print(f"wrote {out}: codes {Z.shape[0]:,} x {Z.shape[1]} ({name}, {model.kind})")
     return 0
@@ -141,40 +138,40 @@ def parse_code(text: str, k: int) -> dict[int, float]:
 
 
 def cmd_decode(args) -> int:
-    from .export import FORMATS, write_mesh
+    from avatar.export import FORMATS, write_mesh
 
     out = Path(args.output)
     if out.suffix.lower() not in FORMATS:
-        raise _usage(f"{out}: unknown mesh format {out.suffix!r}; use one of {', '.join(FORMATS)}")
+        raise usage(f"{out}: unknown mesh format {out.suffix!r}; use one of {', '.join(FORMATS)}")
     f, (name, model) = _load(args.model, args.name)
     k = model.n_components
     if args.codes_file:
         if args.code:
-            raise _usage("give --code or --codes-file, not both")
+            raise usage("give --code or --codes-file, not both")
         try:
             Z = np.load(args.codes_file, allow_pickle=False)
         except (OSError, ValueError) as err:
-            raise _usage(f"{args.codes_file}: not a .npy array of codes ({err})") from None
+            raise usage(f"{args.codes_file}: not a .npy array of codes ({err})") from None
         Z = np.atleast_2d(np.asarray(Z, np.float64))
         if Z.ndim != 2 or Z.shape[1] != k or not np.isfinite(Z).all():
-            raise _usage(f"{args.codes_file}: expected finite codes of shape (n, {k}), got {Z.shape}")
+            raise usage(f"{args.codes_file}: expected finite codes of shape (n, {k}), got {Z.shape}")
         what = [f"row {i} of {args.codes_file}" for i in range(len(Z))]
     else:
         try:
             sd = parse_code(args.code, k)
         except ValueError as err:
-            raise _usage(str(err)) from None
+            raise usage(str(err)) from None
         Z = model.code_mean_.copy()[None]
         for i, v in sd.items():
             Z[0, i] += v * model.code_std_[i]
         what = [args.code or "the mean"]
     if model.features_ is None or "vertices" not in model.features_.names:
-        raise _usage(f"{args.model}: model {name!r} does not model vertices, so it cannot make a mesh")
+        raise usage(f"{args.model}: model {name!r} does not model vertices, so it cannot make a mesh")
     template = _template(args, f, model)
     parts = model.features_.inverse(model.inverse_transform(Z))
     V, T = parts["vertices"], parts.get("textures")
     if V.shape[1] != len(template.vertices):
-        raise _usage(f"{args.model}: the model makes {V.shape[1]} vertices but the template has "
+        raise usage(f"{args.model}: the model makes {V.shape[1]} vertices but the template has "
                      f"{len(template.vertices)}; pass the rig it was fitted with (--rig)")
     paths = [out] if len(Z) == 1 else [out.with_name(f"{out.stem}_{i:03d}{out.suffix}") for i in range(len(Z))]
     for i, p in enumerate(paths):
@@ -188,8 +185,8 @@ def cmd_decode(args) -> int:
 
 def _template(args, f, model):
     """The mesh template: --rig's, else the one the dataset was made with, else the default rig's."""
-    from .rig import load_rig
-    from .template import load as load_template
+    from avatar.body.rig import load_rig
+    from avatar.body.template import load as load_template
 
     if args.rig:
         return load_rig(args.rig).template

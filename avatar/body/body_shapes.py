@@ -1,16 +1,16 @@
 """The neutral body as a list of signed-distance steps (a stylised mannequin).
 
-Every shape is placed on a joint or landmark from :mod:`avatar.anatomy` and
+Every shape is placed on a joint or landmark from :mod:`avatar.body.anatomy` and
 mirrored to the right side, so the body is symmetric by construction.
 :func:`body_program` returns ``[(op, shape, blend_radius), ...]`` for
-:func:`avatar.sdf.evaluate`; :func:`left_eye_centre` places the separate eye spheres.
+:func:`avatar.body.sdf.evaluate`; :func:`left_eye_centre` places the separate eye spheres.
 """
 from __future__ import annotations
 
 import numpy as np
 
-from .anatomy import JOINTS, LANDMARKS
-from .sdf import Cone, Ellipsoid, HalfSpace
+from avatar.body.anatomy import JOINTS, LANDMARKS
+from avatar.body.sdf import Cone, Ellipsoid, HalfSpace
 
 J, L = JOINTS, LANDMARKS
 EYE_RADIUS = 0.0122

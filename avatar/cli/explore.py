@@ -8,6 +8,8 @@
 """
 from __future__ import annotations
 
+from avatar.cli.errors import UsageError, usage
+
 import ipaddress
 from pathlib import Path
 
@@ -34,7 +36,6 @@ def register(sub, add) -> None:
 
 def check_args(args) -> None:
     """UsageError for values no page should start with."""
-    from .cli import UsageError
 
     if not 1 <= args.port <= 65535:
         raise UsageError(f"--port must be 1 to 65535, got {args.port}")
@@ -55,9 +56,8 @@ def check_args(args) -> None:
 
 def make_explorer(args, log=print):
     """Build the state and start serving; returns the running :class:`avatar.explorer.Explorer`."""
-    from .cli import UsageError
-    from .explorer import Explorer, build_state
-    from .rig import load_rig
+    from avatar.explorer import Explorer, build_state
+    from avatar.body.rig import load_rig
 
     check_args(args)
     if args.preset_dir is not None:
@@ -77,7 +77,7 @@ def make_explorer(args, log=print):
 
 
 def cmd_explore(args) -> int:
-    from .explorer import serve
+    from avatar.explorer import serve
 
     explorer = make_explorer(args)
     print(f"avatar explore: serving on {explorer.url}  (Ctrl-C to stop)", flush=True)

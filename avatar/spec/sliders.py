@@ -2,7 +2,7 @@
 
 A rig file (``configs/rigs/*.yaml``) declares every slider of a character:
 its range, default, unit, sampling distribution and its ``effects`` (deformer
-calls from :mod:`avatar.vocabulary`). :func:`load_rig_spec` validates the
+calls from :mod:`avatar.spec.vocabulary`). :func:`load_rig_spec` validates the
 whole file and reports every problem at once as a :class:`ConfigError`.
 
 Values are handled as one float64 vector per character, shape (P,), in
@@ -20,10 +20,10 @@ from os import PathLike
 import numpy as np
 from scipy.special import ndtr, ndtri
 
-from avatar.anatomy import BONE_NAMES, POINT_NAMES
-from avatar.config import (ConfigError, Problems, check_choice, check_keys, check_number, check_str,
+from avatar.body.anatomy import BONE_NAMES, POINT_NAMES
+from avatar.spec.config import (ConfigError, Problems, check_choice, check_keys, check_number, check_str,
                            describe, did_you_mean, format_number, load_yaml_lenient, parse_yaml_lenient)
-from avatar.vocabulary import COMMON, VOCABULARY
+from avatar.spec.vocabulary import COMMON, VOCABULARY
 
 KINDS = ("continuous", "integer", "bool", "categorical")
 UNITS = ("cm", "mm", "deg", "%", "none")

@@ -21,9 +21,10 @@ from functools import lru_cache
 
 import numpy as np
 
-from . import anatomy, patterns
-from .deformers import plateau
-from .texels import TexelMap, texel_map
+from avatar.body import anatomy
+from avatar.skin import patterns
+from avatar.body.deformers import plateau
+from avatar.skin.texels import TexelMap, texel_map
 
 L = anatomy.LANDMARKS
 
@@ -151,7 +152,7 @@ def _masks(tm: TexelMap) -> np.ndarray:
 
 
 def _part_names():
-    from .template import PART_NAMES
+    from avatar.body.template import PART_NAMES
 
     return PART_NAMES
 

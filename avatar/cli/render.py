@@ -6,10 +6,12 @@
     avatar turntable configs/avatars/knight.yaml -o knight.gif
 
 :func:`register` adds them to the main parser (``avatar/cli.py``). When no
-OpenGL backend can start, :class:`avatar.rendering.RenderBackendError` gives
+OpenGL backend can start, :class:`avatar.rendering.core.RenderBackendError` gives
 one message naming the packages to install and the CLI exits 2.
 """
 from __future__ import annotations
+
+from avatar.cli.errors import UsageError, usage
 
 from pathlib import Path
 
@@ -73,74 +75,69 @@ def _options(sp, frame: bool = True, frame_default: str = "auto") -> None:
                         help="auto: fit each avatar; fixed: one scale for all (sizes compare)")
 
 
-def _usage_error(msg: str):
-    from .cli import UsageError
-
-    return UsageError(msg)
-
 
 def _check(path: str, suffixes=IMAGE_SUFFIXES) -> Path:
     out = Path(path)
     if out.suffix.lower() not in suffixes:
-        raise _usage_error(f"{out}: unknown image format {out.suffix!r}; use one of {', '.join(suffixes)}")
+        raise usage(f"{out}: unknown image format {out.suffix!r}; use one of {', '.join(suffixes)}")
     return out
 
 
 def _check_size(size: int) -> None:
     if not 16 <= size <= 4096:
-        raise _usage_error(f"--size must be 16 to 4096 pixels, got {size}")
+        raise usage(f"--size must be 16 to 4096 pixels, got {size}")
 
 
 def _views(text: str) -> list:
-    from .rendering import as_view
+    from avatar.rendering.core import as_view
 
     names = [v.strip() for v in text.split(",") if v.strip()]
     if not names:
-        raise _usage_error("no views given")
+        raise usage("no views given")
     try:
         return [as_view(v) for v in names]
     except ValueError as err:
-        raise _usage_error(str(err)) from None
+        raise usage(str(err)) from None
 
 
 def _kw(args) -> dict:
     kw = {"projection": args.projection, "background": args.background, "backend": args.backend}
     if getattr(args, "frame", None):
         kw["frame"] = args.frame
-    from .rendering import _rgb, choose_backend
+    from avatar.rendering.core import _rgb, choose_backend
 
     try:
         _rgb(args.background)
     except ValueError as err:
-        raise _usage_error(f"--background: {err}") from None
+        raise usage(f"--background: {err}") from None
     choose_backend(args.backend)  # no OpenGL: say so before any work is done
     return kw
 
 
 def _rig(args):
-    from .rig import load_rig
+    from avatar.body.rig import load_rig
 
     return load_rig(args.rig)
 
 
 def _one_avatar(args, rig) -> tuple[np.ndarray, str]:
     """(P,) values and a name from a preset path or --seed/--index."""
-    from .sliders import preset_vector
+    from avatar.spec.sliders import preset_vector
 
     if args.preset and args.seed is not None:
-        raise _usage_error("give a preset or --seed, not both")
+        raise usage("give a preset or --seed, not both")
     if args.preset:
         values = preset_vector(rig.spec, args.preset)
         return values, Path(args.preset).stem
     if args.seed is None:
-        raise _usage_error("give a preset YAML, or --seed (and --index) for a random avatar")
+        raise usage("give a preset YAML, or --seed (and --index) for a random avatar")
     if args.seed < 0 or args.index < 0:
-        raise _usage_error("--seed and --index must be >= 0")
+        raise usage("--seed and --index must be >= 0")
     return rig.sample(1, seed=args.seed, start=args.index)[0], f"seed {args.seed} #{args.index}"
 
 
 def _save(out: Path, image) -> None:
-    from .pictures import save_image
+    from avatar.rendering.pictures import save_image
 
     save_image(out, image)
     print(f"wrote {out}")
@@ -148,7 +145,7 @@ def _save(out: Path, image) -> None:
 
 # -- commands ----------------------------------------------------------------
 def cmd_render(args) -> int:
-    from .rendering import render
+    from avatar.rendering.core import render
 
     out = _check(args.output)
     _check_size(args.size)
@@ -163,8 +160,8 @@ def cmd_render(args) -> int:
 def sheet_image(rig, items: list[tuple[str, np.ndarray]], view="front", size: int = 256,
                 cols: int | None = None, **kw):
     """A labelled contact sheet (PIL image) of ``items``: (label, (P,) values) pairs."""
-    from .pictures import contact_sheet
-    from .rendering import render
+    from avatar.rendering.pictures import contact_sheet
+    from avatar.rendering.core import render
 
     S = np.stack([v for _, v in items])
     imgs = render(rig, S, views=(view,), size=size, **kw)[:, 0]
@@ -172,27 +169,27 @@ def sheet_image(rig, items: list[tuple[str, np.ndarray]], view="front", size: in
 
 
 def cmd_sheet(args) -> int:
-    from .sliders import preset_vector
+    from avatar.spec.sliders import preset_vector
 
     out = _check(args.output)
     _check_size(args.size)
     if args.n < 0 or args.seed < 0:
-        raise _usage_error("--n and --seed must be >= 0")
+        raise usage("--n and --seed must be >= 0")
     if args.cols is not None and args.cols < 1:
-        raise _usage_error("--cols must be >= 1")
+        raise usage("--cols must be >= 1")
     view, kw = _views(args.view)[0], _kw(args)
     rig = _rig(args)
     items = [(Path(p).stem, preset_vector(rig.spec, p)) for p in args.presets]
     items += [(f"seed {args.seed} #{i}", v) for i, v in enumerate(rig.sample(args.n, seed=args.seed))]
     if not items:
-        raise _usage_error("nothing to show: give --n > 0 or --presets")
+        raise usage("nothing to show: give --n > 0 or --presets")
     _save(out, sheet_image(rig, items, view, args.size, args.cols, **kw))
     return 0
 
 
 def cmd_traverse(args) -> int:
-    from .pictures import traversal_strip
-    from .sliders import preset_vector
+    from avatar.rendering.pictures import traversal_strip
+    from avatar.spec.sliders import preset_vector
 
     out = _check(args.output)
     _check_size(args.size)
@@ -200,12 +197,12 @@ def cmd_traverse(args) -> int:
     views = _views(args.views) if args.views else None
     rig = _rig(args)
     if args.slider not in rig.slider_names:
-        from .config import did_you_mean
+        from avatar.spec.config import did_you_mean
 
-        raise _usage_error(f"no slider {args.slider!r}{did_you_mean(args.slider, rig.slider_names)}")
+        raise usage(f"no slider {args.slider!r}{did_you_mean(args.slider, rig.slider_names)}")
     s = rig.sliders[rig.slider_names.index(args.slider)]
     if args.steps < 2 and s.kind not in ("bool", "categorical"):
-        raise _usage_error("--steps must be >= 2")
+        raise usage("--steps must be >= 2")
     base = preset_vector(rig.spec, args.preset) if args.preset else None
     strip = traversal_strip(rig, args.slider, args.steps, base, views, args.size,
                             base_name=Path(args.preset).stem if args.preset else None, **kw)
@@ -214,14 +211,14 @@ def cmd_traverse(args) -> int:
 
 
 def cmd_turntable(args) -> int:
-    from .pictures import save_gif, turntable
+    from avatar.rendering.pictures import save_gif, turntable
 
     out = _check(args.output, (".gif",))
     _check_size(args.size)
     if not 1 <= args.frames <= 720:
-        raise _usage_error("--frames must be 1 to 720")
+        raise usage("--frames must be 1 to 720")
     if not 0 < args.fps <= 100:
-        raise _usage_error("--fps must be above 0 and at most 100")
+        raise usage("--fps must be above 0 and at most 100")
     kw = _kw(args)
     rig = _rig(args)
     values, _ = _one_avatar(args, rig)
@@ -240,7 +237,7 @@ def demo_pictures(rig, presets: list, S: np.ndarray, seed: int, out: Path, size:
 
     presets : [(name, (P,) slider values)]; S : (n, P) random avatars.
     """
-    from .pictures import traversal_strip
+    from avatar.rendering.pictures import traversal_strip
 
     items = list(presets) + [(f"seed {seed} #{i}", v) for i, v in enumerate(S)]
     _save(out / "gallery.png", sheet_image(rig, items, "front", size))

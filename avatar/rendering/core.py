@@ -40,7 +40,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .threads import one_blas_thread
+from avatar.threads import one_blas_thread
 
 BACKENDS = ("egl", "osmesa")
 PACKAGES = "libegl1 libgl1-mesa-dri libosmesa6"
@@ -92,7 +92,7 @@ def as_view(v) -> View:
         try:
             return View(v, yaw=float(v))
         except ValueError:
-            from .config import did_you_mean
+            from avatar.spec.config import did_you_mean
 
             raise ValueError(f"unknown view {v!r}{did_you_mean(v, VIEWS)}; "
                              f"use one of {', '.join(VIEWS)} or a yaw angle in degrees") from None
@@ -262,7 +262,7 @@ def choose_backend(backend: str | None = None) -> str:
         if bound is not None and bound not in BACKENDS:
             raise RenderBackendError(
                 f"PyOpenGL was imported before avatar chose a headless platform (PYOPENGL_PLATFORM="
-                f"{os.environ.get('PYOPENGL_PLATFORM', 'unset')}); import avatar.rendering first or set "
+                f"{os.environ.get('PYOPENGL_PLATFORM', 'unset')}); import avatar.rendering.core first or set "
                 f"PYOPENGL_PLATFORM=egl (or osmesa) before importing OpenGL or pyrender")
         if bound is not None:
             candidates = [bound]
@@ -339,7 +339,7 @@ class _Geometry:
     """What rendering needs from a template, computed once per template."""
 
     def __init__(self, template):
-        from .template import VertexNormals
+        from avatar.body.template import VertexNormals
 
         self.faces = np.asarray(template.faces, np.uint32)
         self.normals = VertexNormals(template.faces, len(template.vertices))   # normals(v) -> (V, 3) float32

@@ -20,11 +20,11 @@ from pathlib import Path
 
 import numpy as np
 
-from . import deformers
-from .sliders import RigSpec, SliderSpec, load_rig_spec
-from .template import Template, load as load_template
+from avatar.body import deformers
+from avatar.spec.sliders import RigSpec, SliderSpec, load_rig_spec
+from avatar.body.template import Template, load as load_template
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_RIG = ROOT / "configs" / "rigs" / "humanoid.yaml"
 BLOCK = 512  # vertices per block of the block-sparse blend
 
@@ -35,7 +35,7 @@ class Rig:
     Parameters
     ----------
     spec : RigSpec
-        The validated sliders (from :func:`avatar.sliders.load_rig_spec`).
+        The validated sliders (from :func:`avatar.spec.sliders.load_rig_spec`).
     template : Template
         The fixed-topology mesh they deform.
     """
@@ -124,7 +124,7 @@ class Rig:
 
     def textures(self, S, size: int = 512) -> np.ndarray:
         """(n, size, size, 3) uint8 UV textures for slider values ``S`` (n, P); (size, size, 3) for (P,)."""
-        from .texture import textures
+        from avatar.skin.texture import textures
 
         S = self.values(S)
         out = textures(self.template, self.spec, np.atleast_2d(S), size)
@@ -143,7 +143,7 @@ class Rig:
         """
         import trimesh
 
-        from .export import textured_mesh
+        from avatar.export import textured_mesh
 
         x = self.defaults() if values is None else self.values(values)
         verts = self.vertices(x).astype(np.float64)

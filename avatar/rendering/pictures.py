@@ -5,7 +5,7 @@
     pictures.contact_sheet(images, labels, cols=4)           # (k, H, W, 3) -> a PIL image
     pictures.save_gif("turn.gif", pictures.turntable(rig, values))
 
-Each function renders through :func:`avatar.rendering.render` and composes with PIL.
+Each function renders through :func:`avatar.rendering.core.render` and composes with PIL.
 """
 from __future__ import annotations
 
@@ -14,8 +14,8 @@ from collections.abc import Sequence
 
 import numpy as np
 
-from .export import atomic_write
-from .rendering import View, _rgb, render
+from avatar.export import atomic_write
+from avatar.rendering.core import View, _rgb, render
 
 
 def _font(px: int):

@@ -9,6 +9,8 @@ Each writes ``report.html`` (one self-contained page), its numbers as JSON and
 """
 from __future__ import annotations
 
+from avatar.cli.errors import UsageError, usage
+
 from pathlib import Path
 
 
@@ -50,44 +52,39 @@ def register_compare(sub, add) -> None:
 
 
 def cmd_compare(args) -> int:
-    from .compare.pipeline import compare_experiment
-    from .latent.experiment import load_config
+    from avatar.compare.pipeline import compare_experiment
+    from avatar.latent.experiment import load_config
 
     for flag, value, lo in (("--max-train", args.max_train, 10), ("--max-test", args.max_test, 10),
                             ("--traversals", args.traversals, 0), ("--size", args.size, 32), ("--seed", args.seed, 0)):
         if value < lo:
-            raise _usage(f"{flag} must be >= {lo}, got {value}")
+            raise usage(f"{flag} must be >= {lo}, got {value}")
     cfg = load_config(args.config)  # ConfigError -> exit 2, nothing written
     out = check_output_dir(args.output)
     try:
         compare_experiment(cfg, out, fit=not args.no_fit, dci_model=args.dci, max_train=args.max_train,
                            max_test=args.max_test, n_traversals=args.traversals, size=args.size, seed=args.seed)
     except ValueError as err:  # e.g. mismatched codes and sliders, a dataset with too few samples
-        raise _usage(str(err)) from None
+        raise usage(str(err)) from None
     return 0
 
 
-def _usage(msg: str):
-    from .cli import UsageError
-
-    return UsageError(msg)
-
 
 def cmd_audit(args) -> int:
-    from .compare.audit import audit_rig
-    from .compare.audit_page import write_audit
-    from .rig import DEFAULT_RIG, load_rig
+    from avatar.compare.audit import audit_rig
+    from avatar.compare.audit_page import write_audit
+    from avatar.body.rig import DEFAULT_RIG, load_rig
 
     if args.rig_file and args.rig and Path(args.rig_file) != Path(args.rig):
-        raise _usage("give the rig once: as RIG.yaml or as --rig, not both")
+        raise usage("give the rig once: as RIG.yaml or as --rig, not both")
     if not 2 <= args.samples <= 2000:
-        raise _usage(f"--samples must be 2 to 2000, got {args.samples}")
+        raise usage(f"--samples must be 2 to 2000, got {args.samples}")
     if args.seed < 0:
-        raise _usage("--seed must be >= 0")
+        raise usage("--seed must be >= 0")
     if not args.no_textures and not 8 <= args.texture_size <= 1024:
-        raise _usage(f"--texture-size must be 8 to 1024, got {args.texture_size}")
+        raise usage(f"--texture-size must be 8 to 1024, got {args.texture_size}")
     if not 0 < args.step <= 0.5:
-        raise _usage(f"--step must be in (0, 0.5], got {args.step}")
+        raise usage(f"--step must be in (0, 0.5], got {args.step}")
     rig = load_rig(args.rig_file or args.rig or DEFAULT_RIG)   # ConfigError -> exit 2, nothing written
     out = check_output_dir(args.output)
     audit = audit_rig(rig, samples=args.samples, seed=args.seed, texture_size=args.texture_size,
@@ -102,11 +99,11 @@ def check_output_dir(path) -> Path:
     """Create ``path`` if needed and make sure files can be written there; UsageError if not."""
     out = Path(path)
     if out.exists() and not out.is_dir():
-        raise _usage(f"{out}: exists and is not a folder")
-    from .export import probe_writable
+        raise usage(f"{out}: exists and is not a folder")
+    from avatar.export import probe_writable
 
     try:
         probe_writable(out, "write-test")
     except OSError as err:
-        raise _usage(f"cannot write to the output folder {out}: {err.strerror or err}") from None
+        raise usage(f"cannot write to the output folder {out}: {err.strerror or err}") from None
     return out

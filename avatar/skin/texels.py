@@ -14,7 +14,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .template import Template
+from avatar.body.template import Template
 
 
 @dataclass(frozen=True, eq=False)

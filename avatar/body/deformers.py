@@ -3,7 +3,7 @@
 Linear deformers (length, girth, scale, move, bump, rotate) turn one effect
 into a displacement field ``(V, 3)``: the offset of every template vertex
 when the effect is at full strength. A slider's effects add up into one field
-per feature (see :mod:`avatar.rig`), and an avatar is the template plus a
+per feature (see :mod:`avatar.body.rig`), and an avatar is the template plus a
 weighted sum of those fields, so the whole batch is one (block-sparse) matrix
 product. ``bend`` (a rotation) becomes a few more fields weighted by powers of
 its angle (:func:`bend_fields`); ``stature`` is a per-avatar offset and scale.
@@ -19,8 +19,8 @@ from functools import cached_property
 
 import numpy as np
 
-from . import anatomy
-from .template import Template
+from avatar.body import anatomy
+from avatar.body.template import Template
 
 LINEAR = ("length", "girth", "scale", "move", "bump", "rotate")
 MIRROR = np.array([-1.0, 1.0, 1.0])

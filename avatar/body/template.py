@@ -1,11 +1,11 @@
 """The template mesh: one fixed topology that every avatar shares.
 
-:func:`build` makes it from :mod:`avatar.body_shapes` (signed distances ->
+:func:`build` makes it from :mod:`avatar.body.body_shapes` (signed distances ->
 marching cubes -> quadric decimation -> cleanup -> part labels -> UV atlas).
 Marching-cubes and decimation output changes with library versions, so the
 result is committed under ``meshes/`` and :func:`load` reads that file: the
 committed file, not the build code, is the topology every dataset and model
-refers to. ``python -m avatar.template`` rebuilds it on purpose.
+refers to. ``python -m avatar.body.template`` rebuilds it on purpose.
 
 Files written for a template called ``humanoid``:
     humanoid.obj   positions, UVs (``f v/vt``), one ``g`` group per part
@@ -21,9 +21,9 @@ from pathlib import Path
 
 import numpy as np
 
-from . import anatomy, body_shapes, sdf
+from avatar.body import anatomy, body_shapes, sdf
 
-MESH_DIR = Path(__file__).resolve().parent.parent / "meshes"
+MESH_DIR = Path(__file__).resolve().parents[2] / "meshes"
 FORMAT_VERSION = 1
 
 PART_NAMES = (
@@ -350,7 +350,7 @@ def _relax_slivers(verts, faces, min_quality: float = 0.05, rounds: int = 100):
     (x = 0) stay on it so the mirror still welds. Best effort for thin
     triangles; a degenerate one left over is an error.
     """
-    from .deformers import diffuse
+    from avatar.body.deformers import diffuse
 
     verts = verts.copy()
     mid = verts[:, 0] <= 1e-9
@@ -558,6 +558,6 @@ def read_obj(path: Path):
     return verts, uv, corners[:, :, 0], corners[:, :, 1]
 
 
-if __name__ == "__main__":  # python -m avatar.template: rebuild meshes/ on purpose
+if __name__ == "__main__":  # python -m avatar.body.template: rebuild meshes/ on purpose
     for p in save(build()):
         print("wrote", p)

@@ -11,6 +11,8 @@ or damaged, listing them.
 """
 from __future__ import annotations
 
+from avatar.cli.errors import UsageError, usage
+
 import sys
 from pathlib import Path
 
@@ -47,27 +49,22 @@ def register(sub, add) -> None:
                     help="texture pixels (default: the stored textures, else 512 computed from the sliders)")
 
 
-def _usage(msg: str):
-    from .cli import UsageError
-
-    return UsageError(msg)
-
 
 def cmd_generate(args) -> int:
-    from .dataset import DatasetError, generate, load_config
+    from avatar.dataset import DatasetError, generate, load_config
 
     if args.workers is not None and args.workers < 1:
-        raise _usage("--workers must be at least 1")
+        raise usage("--workers must be at least 1")
     if args.workers is not None and args.scheduler:
-        raise _usage("give --workers or --scheduler, not both")
+        raise usage("give --workers or --scheduler, not both")
     config = load_config(args.config, store=args.store)
     if args.rig:
-        raise _usage("a dataset's rig is set by `rig:` in its config, not by --rig")
+        raise usage("a dataset's rig is set by `rig:` in its config, not by --rig")
     try:
         summary = generate(config, workers=args.workers, scheduler=args.scheduler, overwrite=args.overwrite,
                            progress=not args.no_progress)
     except DatasetError as err:
-        raise _usage(str(err)) from None
+        raise usage(str(err)) from None
     except KeyboardInterrupt:
         print("\ninterrupted: completed shards are kept; rerun the same command to resume", file=sys.stderr)
         return 130
@@ -76,15 +73,15 @@ def cmd_generate(args) -> int:
 
 
 def cmd_verify(args) -> int:
-    from .dataset import store as st
+    from avatar.dataset import store as st
 
     path = Path(args.store)
     if not path.exists():
-        raise _usage(f"{path}: no such store")
+        raise usage(f"{path}: no such store")
     try:
         report = st.verify(path)
     except ValueError as err:
-        raise _usage(str(err)) from None
+        raise usage(str(err)) from None
     attrs = st.read_attrs(path)
     n, shard = attrs["n"], attrs["shard"]
 
@@ -145,26 +142,26 @@ def parse_index(text: str, n: int) -> list[int]:
 
 
 def cmd_export(args) -> int:
-    from .dataset import store as st
-    from .export import write_mesh
+    from avatar.dataset import store as st
+    from avatar.export import write_mesh
 
     if args.rig:
-        raise _usage("export uses the rig stored in the dataset, not --rig")
+        raise usage("export uses the rig stored in the dataset, not --rig")
     path = Path(args.store)
     if st.read_attrs(path) is None:
-        raise _usage(f"{path}: not an avatar dataset store")
+        raise usage(f"{path}: not an avatar dataset store")
     ds = st.open(path, check=False)
     try:
         idx = parse_index(args.index, len(ds))
     except ValueError as err:
-        raise _usage(str(err)) from None
+        raise usage(str(err)) from None
     not_done, shard = set(ds.missing_shards), ds.attrs["shard"]
     missing = {i for i in idx if i // shard in not_done}
     if missing:
-        raise _usage(f"samples {', '.join(map(str, sorted(missing)[:10]))} are in shards that are not "
+        raise usage(f"samples {', '.join(map(str, sorted(missing)[:10]))} are in shards that are not "
                      "generated yet; finish the dataset first")
     if args.texture_size is not None and not 8 <= args.texture_size <= 4096:
-        raise _usage("--texture-size must be 8 to 4096")
+        raise usage("--texture-size must be 8 to 4096")
     rig = ds.load_rig()
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)
@@ -188,7 +185,7 @@ def cmd_export(args) -> int:
 def _export_rows(ds, rig, rows: list[int], V, T, want_tex: bool, size: int):
     """(index, sliders, vertices, texture or None) of ``rows``, in their order: each stored array read
     once for the whole batch (its distinct rows, sorted), the missing ones computed in one batched call."""
-    from .threads import one_blas_thread
+    from avatar.threads import one_blas_thread
 
     uniq, inv = np.unique(np.asarray(rows, dtype=np.int64), return_inverse=True)
     S = ds.group["sliders"].get_orthogonal_selection((uniq, slice(None)))
@@ -203,13 +200,13 @@ def _export_rows(ds, rig, rows: list[int], V, T, want_tex: bool, size: int):
 
 def demo_dataset(out: Path, rig_path=None, n: int = 2000, workers: int | None = None) -> None:
     """The demo's small dataset: n avatars, vertices, 64^2 textures and a 128^2 front render, in ``out/dataset.zarr``."""
-    from .dataset import DatasetError, generate
+    from avatar.dataset import DatasetError, generate
 
     config = demo_config(out, rig_path, n)
     try:
         summary = generate(config, workers=workers, overwrite=True, progress=sys.stderr.isatty())
     except DatasetError as err:
-        raise _usage(str(err)) from None
+        raise usage(str(err)) from None
     print(summary)
 
 
@@ -218,7 +215,7 @@ def demo_config(out: Path, rig_path=None, n: int = 2000):
     directly, and the rig as a JSON string (valid YAML), so ``#``, ``:`` or ``[`` in them stay literal."""
     import json
 
-    from .dataset import config_from_text
+    from avatar.dataset import config_from_text
 
     text = (f"name: demo\nrig: {json.dumps(str(rig_path or 'humanoid'))}\nn: {n}\nseed: 0\nsampler: prior\n"
             f"vary: ['*']\ncorrelate: {{body.weight: {{body.muscle: 0.5}}}}\n"

@@ -1,99 +1,22 @@
-"""The ``avatar`` command line: a thin layer over the package's functions.
-
-Bad input (config problems, unknown files or formats) prints one line per
-problem and exits with status 2, never a traceback; nothing is written.
-"""
+"""Rig commands: sliders, make, random, validate and the demo."""
 from __future__ import annotations
 
-import argparse
 import sys
 from pathlib import Path
 
 import numpy as np
 
-EXIT_USAGE = 2
-
-
-class UsageError(Exception):
-    """A problem with the user's input, reported without a traceback."""
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = _parser()
-    args = parser.parse_args(argv)
-    from .config import ConfigError
-    from .rendering import RenderBackendError
-
-    try:
-        return args.run(args) or 0
-    except ConfigError as err:
-        print(str(err), file=sys.stderr)
-        return EXIT_USAGE
-    except (UsageError, FileNotFoundError, IsADirectoryError, RenderBackendError) as err:
-        print(f"avatar: error: {err}", file=sys.stderr)
-        return EXIT_USAGE
-
-
-def _parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="avatar", description="Procedural 3D character creator.")
-    sub = p.add_subparsers(dest="command", required=True)
-
-    def add(name, func, help_):
-        sp = sub.add_parser(name, help=help_, description=help_)
-        sp.set_defaults(run=func)
-        sp.add_argument("--rig", default=None, help="rig YAML (default: configs/rigs/humanoid.yaml)")
-        return sp
-
-    sp = add("sliders", cmd_sliders, "List every slider: group, name, range, default, unit, description.")
-    sp.add_argument("--group", help="only this group (body, face, ...)")
-    sp.add_argument("--markdown", action="store_true", help="print a Markdown table")
-
-    sp = add("make", cmd_make, "Build an avatar from a preset YAML and write a mesh (.glb, .obj, .ply).")
-    sp.add_argument("preset")
-    sp.add_argument("-o", "--output", required=True)
-
-    sp = add("random", cmd_random, "Build a random avatar (sliders drawn from their distributions).")
-    sp.add_argument("--seed", type=int, default=0)
-    sp.add_argument("--index", type=int, default=0, help="which avatar of the seed's sequence")
-    sp.add_argument("-o", "--output", required=True)
-    sp.add_argument("--save-preset", help="also write its slider values as a preset YAML")
-
-    sp = add("validate", cmd_validate, "Check preset (or rig) YAML files; exit 0 if all valid, 2 if not.")
-    sp.add_argument("files", nargs="+")
-
-    sp = add("demo", cmd_demo, "The main job on defaults: every preset and a few random avatars into out/.")
-    sp.add_argument("--out", default="out")
-    sp.add_argument("--n-random", type=int, default=4)
-    sp.add_argument("--seed", type=int, default=0)
-
-    from .render_cli import register
-
-    register(sub, add)  # render, sheet, traverse, turntable
-
-    from .dataset_cli import register as register_dataset
-
-    register_dataset(sub, add)  # generate, verify, export
-    from .latent_cli import register as register_latent
-
-    register_latent(sub, add)  # fit, encode, decode
-    from .compare_cli import register as register_audit, register_compare
-
-    register_audit(sub, add)  # audit
-    register_compare(sub, add)  # compare
-    from .explorer_cli import register as register_explorer
-
-    register_explorer(sub, add)  # explore
-    return p
+from avatar.cli.errors import EXIT_USAGE, UsageError
 
 
 def _rig(args):
-    from .rig import load_rig
+    from avatar.body.rig import load_rig
 
     return load_rig(args.rig)
 
 
 def _check_output(path: str) -> Path:
-    from .export import FORMATS
+    from avatar.export import FORMATS
 
     out = Path(path)
     if out.suffix.lower() not in FORMATS:
@@ -102,7 +25,7 @@ def _check_output(path: str) -> Path:
 
 
 def _write(rig, values: np.ndarray, out: Path, texture_size: int = 1024) -> None:
-    from .export import write_mesh
+    from avatar.export import write_mesh
 
     readable = {s.name: s.readable(v) for s, v in zip(rig.sliders, values)}
     texture = rig.textures(values, texture_size) if out.suffix.lower() != ".ply" else None
@@ -112,23 +35,23 @@ def _write(rig, values: np.ndarray, out: Path, texture_size: int = 1024) -> None
 
 # -- commands ----------------------------------------------------------------
 def cmd_sliders(args) -> int:
-    from .sliders import load_rig_spec
-    from .rig import DEFAULT_RIG
+    from avatar.spec.sliders import load_rig_spec
+    from avatar.body.rig import DEFAULT_RIG
 
     spec = load_rig_spec(args.rig or DEFAULT_RIG)
     rows = [s for s in spec.sliders if not args.group or s.group == args.group]
     if args.group and not rows:
-        from .config import did_you_mean
+        from avatar.spec.config import did_you_mean
 
         raise UsageError(f"no group {args.group!r}{did_you_mean(args.group, spec.groups)}")
-    from .docs import slider_table
+    from avatar.spec.docs import slider_table
 
     print(slider_table(rows, markdown=args.markdown))
     return 0
 
 
 def cmd_make(args) -> int:
-    from .sliders import preset_vector
+    from avatar.spec.sliders import preset_vector
 
     out = _check_output(args.output)
     rig = _rig(args)
@@ -162,8 +85,8 @@ def write_preset(path, rig, values: np.ndarray, name: str) -> None:
 
 
 def cmd_validate(args) -> int:
-    from .config import ConfigError, load_yaml_lenient
-    from .sliders import load_preset, load_rig_spec
+    from avatar.spec.config import ConfigError, load_yaml_lenient
+    from avatar.spec.sliders import load_preset, load_rig_spec
 
     spec = None
     failed = False
@@ -183,15 +106,15 @@ def cmd_validate(args) -> int:
 
 
 def _default_rig():
-    from .rig import DEFAULT_RIG
+    from avatar.body.rig import DEFAULT_RIG
 
     return DEFAULT_RIG
 
 
 def cmd_demo(args) -> int:
     """Every preset under configs/avatars and a few random avatars, as GLB + PLY."""
-    from .rig import ROOT
-    from .sliders import preset_vector
+    from avatar.body.rig import ROOT
+    from avatar.spec.sliders import preset_vector
 
     rig = _rig(args)
     out = Path(args.out)
@@ -202,10 +125,10 @@ def cmd_demo(args) -> int:
     for i, values in enumerate(S):
         _write(rig, values, out / "random" / f"seed{args.seed}_{i:03d}.glb")
         write_preset(out / "random" / f"seed{args.seed}_{i:03d}.yaml", rig, values, f"random {i}")
-    from .render_cli import demo_pictures
+    from avatar.cli.render import demo_pictures
 
     demo_pictures(rig, presets, S, args.seed, out)  # gallery.png, traverse_<slider>.png
-    from .dataset_cli import demo_dataset
+    from avatar.cli.dataset import demo_dataset
 
     demo_dataset(out, args.rig)  # out/dataset.zarr: 2,000 avatars, vertices, 64^2 textures, 128^2 renders
     demo_report(out)  # out/models/demo.npz and out/report/report.html
@@ -218,19 +141,11 @@ def demo_report(out: Path) -> None:
     """Fit the demo experiment on out/dataset.zarr and compare it with the sliders into out/report/."""
     from dataclasses import replace
 
-    from .compare.pipeline import compare_experiment
-    from .latent.experiment import load_config
-    from .rig import ROOT
+    from avatar.compare.pipeline import compare_experiment
+    from avatar.latent.experiment import load_config
+    from avatar.body.rig import ROOT
 
     cfg = load_config(ROOT / "configs" / "experiments" / "demo.yaml")
     cfg = replace(cfg, dataset=str(out / "dataset.zarr"), output=str(out / "models" / "demo.npz"))
     Path(cfg.output).unlink(missing_ok=True)  # the dataset was just regenerated: refit
     compare_experiment(cfg, out / "report", n_traversals=2)
-
-
-if __name__ == "__main__":
-    # Run as ``python -m avatar.cli`` this file is ``__main__``; delegate to the
-    # imported module so every command raises and catches the same UsageError.
-    from avatar.cli import main as _main
-
-    sys.exit(_main())

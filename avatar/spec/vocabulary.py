@@ -1,14 +1,14 @@
 """The deformer vocabulary a rig YAML may use in a slider's ``effects``.
 
 Each entry names a deformer, says what it does, and lists its parameters with
-their kinds. Config validation reads this table; :mod:`avatar.deformers`
+their kinds. Config validation reads this table; :mod:`avatar.body.deformers`
 implements it. ``amount`` is always the effect at the slider's maximum; at the
 minimum the effect is ``amount_at_min`` (default: ``-amount``), and it is
 linear in between on each side of the default value.
 
 Parameter kinds:
-    bone            a bone name from :data:`avatar.anatomy.BONE_NAMES`
-    point           a joint or landmark name from :data:`avatar.anatomy.POINT_NAMES`
+    bone            a bone name from :data:`avatar.body.anatomy.BONE_NAMES`
+    point           a joint or landmark name from :data:`avatar.body.anatomy.POINT_NAMES`
     number          a finite float
     vec3            three finite floats
     number_or_vec3  either of the two (per-axis when a vec3)

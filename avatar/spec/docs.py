@@ -1,6 +1,6 @@
 """Generated README sections: the slider table and the deformer vocabulary.
 
-``python -m avatar.docs`` rewrites the parts of README.md between
+``python -m avatar.spec.docs`` rewrites the parts of README.md between
 ``<!-- NAME:start -->`` and ``<!-- NAME:end -->`` markers; a test checks that
 the committed README matches, so the docs cannot drift from the YAML.
 """
@@ -9,9 +9,9 @@ from __future__ import annotations
 import re
 from pathlib import Path
 
-from .vocabulary import COMMON, VOCABULARY
+from avatar.spec.vocabulary import COMMON, VOCABULARY
 
-README = Path(__file__).resolve().parent.parent / "README.md"
+README = Path(__file__).resolve().parents[2] / "README.md"
 
 
 def slider_table(sliders, markdown: bool = False) -> str:
@@ -47,8 +47,8 @@ def vocabulary_table() -> str:
 
 
 def sections() -> dict[str, str]:
-    from .rig import DEFAULT_RIG
-    from .sliders import load_rig_spec
+    from avatar.body.rig import DEFAULT_RIG
+    from avatar.spec.sliders import load_rig_spec
 
     spec = load_rig_spec(DEFAULT_RIG)
     return {"sliders": slider_table(spec.sliders, markdown=True), "deformers": vocabulary_table()}
