@@ -92,6 +92,17 @@ def describe(value: object) -> str:
     return type(value).__name__
 
 
+def kind_of(value: object) -> str:
+    """What kind of value this is (``text``, ``a list``, ``a number``), never the value itself."""
+    if isinstance(value, str):
+        return "text (is this a YAML file?)"
+    if isinstance(value, bool) or value is None:
+        return describe(value)
+    if isinstance(value, numbers.Real):
+        return "a number"
+    return describe(value) if isinstance(value, (Mapping, list, tuple)) else type(value).__name__
+
+
 def format_number(x: float) -> str:
     """``175.0`` -> ``"175"``, ``0.35`` -> ``"0.35"`` (no trailing ``.0`` noise in messages)."""
     x = float(x)
@@ -196,6 +207,8 @@ def _yaml_problem(file: str, err: yaml.YAMLError) -> Problem:
     if isinstance(err, yaml.composer.ComposerError) and err.context == "expected a single document in the stream":
         line = err.problem_mark.line + 1 if err.problem_mark else None
         return Problem(file, line, "", "a second YAML document starts here; a config file holds exactly one")
+    if isinstance(err, YAMLDepthError):
+        return Problem(file, err.problem_mark.line + 1 if err.problem_mark else None, "", err.problem)
     if isinstance(err, yaml.MarkedYAMLError):
         mark = err.problem_mark or err.context_mark
         what = err.problem or err.context or "invalid YAML"
@@ -205,6 +218,35 @@ def _yaml_problem(file: str, err: yaml.YAMLError) -> Problem:
         label = "YAML error" if isinstance(err, yaml.constructor.ConstructorError) else "YAML syntax error"
         return Problem(file, mark.line + 1 if mark else None, "", f"{label}: {what}")
     return Problem(file, None, "", f"YAML error: {err}")
+
+
+MAX_DEPTH = 64
+"""Deepest nesting of lists and mappings any YAML we read may have (configs are a few levels deep;
+thousands of levels would exhaust Python's recursion in PyYAML's composer, and in our walkers)."""
+
+
+class YAMLDepthError(yaml.MarkedYAMLError):
+    """A document nested deeper than :data:`MAX_DEPTH`."""
+
+
+class GuardedLoader(yaml.SafeLoader):
+    """PyYAML's ``SafeLoader`` (``yaml.safe_load`` semantics) that refuses nesting deeper than
+    :data:`MAX_DEPTH` while composing, before any recursion can overflow. Every YAML the package
+    reads goes through it (via :func:`parse_yaml_lenient`)."""
+
+    def __init__(self, stream):
+        super().__init__(stream)
+        self._depth = 0
+
+    def compose_node(self, parent, index):
+        self._depth += 1
+        try:
+            if self._depth > MAX_DEPTH:
+                raise YAMLDepthError(None, None, f"nested deeper than {MAX_DEPTH} levels (lists or mappings "
+                                     "inside each other); a config is never that deep", self.peek_event().start_mark)
+            return super().compose_node(parent, index)
+        finally:
+            self._depth -= 1
 
 
 def parse_yaml(text: str, file: str = "<string>") -> tuple[dict, LineMap]:
@@ -235,7 +277,7 @@ def parse_yaml_lenient(text: str, file: str = "<string>") -> tuple[dict, LineMap
     Validators use it so a duplicate key is reported together with every
     other problem in the file (the later value is the one kept).
     """
-    loader = yaml.SafeLoader(text)
+    loader = GuardedLoader(text)
     try:
         root = loader.get_single_node()
         if root is None:
@@ -249,8 +291,10 @@ def parse_yaml_lenient(text: str, file: str = "<string>") -> tuple[dict, LineMap
     if data is None:
         raise ConfigError([Problem(file, None, "", "the file is empty (no YAML content)")])
     if not isinstance(data, dict):
+        # the kind only, never the content: a file that is not YAML (``base: /etc/shadow``) reads as
+        # one long string, and an error message must not echo a file we did not ask to show
         raise ConfigError(problems + [Problem(file, lines.line_of(()), "",
-                                      f"the document must be a mapping of keys to values, got {describe(data)}")])
+                                      f"the document must be a mapping of keys to values, got {kind_of(data)}")])
     return data, lines, problems
 
 
@@ -345,6 +389,13 @@ def check_keys(problems: Problems, path: Sequence, mapping: Mapping, allowed: It
                required: Iterable[str] = ()) -> None:
     """Record unknown keys of ``mapping`` (with suggestions) and missing required ones."""
     allowed = list(allowed)
+    unknown = [key for key in mapping if key not in allowed]
+    if not path and unknown and len(unknown) == len(mapping) and not any(did_you_mean(k, allowed) for k in unknown):
+        # not one key of ours, none even close: not the file we asked for (``base: /etc/shadow`` reads
+        # as a mapping of its lines). Say so once, without quoting a file we must not show.
+        problems.add(path, f"this is not the kind of file expected here: none of its {len(mapping)} top-level "
+                     f"keys is one of: {', '.join(allowed)}")
+        return
     for key in mapping:
         if key not in allowed:
             hint = did_you_mean(key, allowed) or f"; allowed keys: {', '.join(allowed)}"
