@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from avatar.cli.errors import EXIT_USAGE, UsageError
+from avatar.cli.errors import EXIT_INTERRUPTED, EXIT_USAGE, UsageError, os_error_line
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -19,14 +19,22 @@ def main(argv: list[str] | None = None) -> int:
     from avatar.spec.config import ConfigError
     from avatar.rendering.core import RenderBackendError
 
+    from avatar.checks import NonFiniteError
+
     try:
         return args.run(args) or 0
     except ConfigError as err:
         print(str(err), file=sys.stderr)
         return EXIT_USAGE
-    except (UsageError, FileNotFoundError, IsADirectoryError, RenderBackendError) as err:
+    except (UsageError, RenderBackendError, NonFiniteError) as err:
         print(f"avatar: error: {err}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as err:  # unwritable output, full disk, a parent that is a file: one line naming the path
+        print(f"avatar: error: {os_error_line(err)}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("\navatar: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
 
 
 def _parser() -> argparse.ArgumentParser:
