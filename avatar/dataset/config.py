@@ -34,7 +34,7 @@ from pathlib import Path
 
 
 from avatar.spec.config import (ConfigError, Problems, check_choice, check_keys, check_number, check_str,
-                      describe, did_you_mean)
+                      describe, did_you_mean, format_number)
 
 SAMPLERS = ("uniform", "prior", "sobol", "latin_hypercube", "grid", "traversal")
 RANDOM_SAMPLERS = ("uniform", "prior", "sobol", "latin_hypercube")
@@ -150,8 +150,14 @@ def _whole(problems: Problems, path: tuple, value: object, lo: int, hi: int, wha
     if x is None:
         return None
     if not lo <= x <= hi:
-        problems.add(path, f"{what} must be {lo} to {hi:,}, got {int(x):,}" if hi < MAX_N
-                     else f"{what} must be at least {lo}, got {int(x)}")
+        got = format_number(x)  # 1e+23, never a 24-digit integer
+        if hi < MAX_N:
+            problems.add(path, f"{what} must be {lo} to {hi:,}, got {got}")
+        elif x < lo:
+            problems.add(path, f"{what} must be at least {lo}, got {got}")
+        else:
+            top = "2**63 - 1" if hi == 2**63 - 1 else f"{hi:,}"
+            problems.add(path, f"{what} must be at most {top}, got {got}")
         return None
     return int(x)
 
@@ -197,7 +203,10 @@ def _from_data(data: dict, problems: Problems, text: str, base_dir: Path, store_
         vary_raw = [vary_raw]
     vary: list[str] = []
     varied: set[str] = set()
-    if not isinstance(vary_raw, list) or not vary_raw:
+    if isinstance(vary_raw, list) and not vary_raw:
+        problems.add(("vary",), "the list is empty: name at least one slider or glob pattern to vary "
+                     "(e.g. ['face.*']; ['*'] varies every slider)")
+    elif not isinstance(vary_raw, list):
         problems.add(("vary",), f"expected a list of slider names or glob patterns, got {describe(vary_raw)}")
     else:
         for i, pat in enumerate(vary_raw):
@@ -313,7 +322,7 @@ def _from_data(data: dict, problems: Problems, text: str, base_dir: Path, store_
     outputs = _outputs(problems, data.get("outputs", {"vertices": {"dtype": "float32"}}))
 
     store = store_override if store_override is not None else data.get("store")
-    if store is not None and store_override is None:
+    if store_override is None and "store" in data:  # `store: ~` is a mistake, never the folder ./None
         store = check_str(problems, ("store",), store, one_line=True)
 
     problems.raise_if_any()
