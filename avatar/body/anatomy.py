@@ -1,40 +1,32 @@
-"""The neutral body's layout: skeleton joints, bones and named landmarks.
+"""The neutral body's layout: skeleton joints, bones and named landmarks, read off MakeHuman's body.
 
-Plain data, in metres. +y is up, the figure faces +z, and its left side is +x
-(glTF conventions). The soles rest on y = 0. Names ending in ``_l`` are on the
-left; :func:`mirror_name` and :data:`LANDMARKS` add the ``_r`` twins, so the
-left side is the only side written down and the body is symmetric by
-construction.
+Points are in the template's frame (metres, +y up, facing +z, soles of the
+base mesh on y = 0; the figure's left is +x). Joints are the centroids of
+MakeHuman's joint cubes (``joint-*`` helper groups of base.obj, the points its
+skeletons are built on); landmarks are vertices or vertex means of the body,
+chosen by part and extreme (the nose tip is the nose's most forward vertex).
+Names ending in ``_l`` are on the left; the ``_r`` twin is the mirror image.
 
-Both the template builder (which places its shapes on these points) and the
-deformers (which act around them) read this module, so a slider's "nose_tip"
-is exactly where the template's nose tip was built.
+The deformers (which act around these points) and the skin painter (which
+places make-up, stubble and freckles around them) read this module.
 """
 from __future__ import annotations
 
+from functools import lru_cache
+
 import numpy as np
 
-# 1. joints of the left side and the midline ---------------------------------
-_JOINTS_LEFT = {
-    "pelvis": (0.0, 0.965, 0.0),
-    "waist": (0.0, 1.09, -0.005),
-    "chest": (0.0, 1.27, 0.0),
-    "neck": (0.0, 1.455, -0.01),
-    "head": (0.0, 1.565, 0.0),
-    "crown": (0.0, 1.75, 0.0),
-    "clavicle_l": (0.03, 1.44, 0.0),
-    "shoulder_l": (0.185, 1.425, -0.01),
-    "elbow_l": (0.375, 1.205, -0.025),
-    "wrist_l": (0.535, 1.02, 0.0),
-    "fingertip_l": (0.645, 0.885, 0.015),
-    "hip_l": (0.088, 0.93, 0.0),
-    "knee_l": (0.102, 0.515, 0.005),
-    "ankle_l": (0.108, 0.085, -0.03),
-    "toe_l": (0.118, 0.025, 0.135),
-}
+from avatar.body import assets
 
-# 2. bones: (name, parent bone, start joint, end joint). The start is nearer
-# the pelvis (the root), so lengthening a bone carries its descendants.
+# joint name -> base.obj joint cube (left side and midline)
+_JOINT_CUBES = {
+    "pelvis": "joint-pelvis", "waist": "joint-spine-3", "chest": "joint-spine-1", "neck": "joint-neck",
+    "head": "joint-head", "crown": "joint-head-2", "clavicle_l": "joint-l-clavicle",
+    "shoulder_l": "joint-l-shoulder", "elbow_l": "joint-l-elbow", "wrist_l": "joint-l-hand",
+    "fingertip_l": "joint-l-finger-3-4", "hip_l": "joint-l-upper-leg", "knee_l": "joint-l-knee",
+    "ankle_l": "joint-l-ankle", "toe_l": "joint-l-foot-2", "eye_l": "joint-l-eye", "jaw": "joint-jaw",
+}
+# bones: (name, parent bone, start joint, end joint); the start is nearer the pelvis
 _BONES_LEFT = (
     ("lower_spine", None, "pelvis", "waist"),
     ("upper_spine", "lower_spine", "waist", "chest"),
@@ -50,45 +42,6 @@ _BONES_LEFT = (
     ("foot_l", "shin_l", "ankle_l", "toe_l"),
 )
 
-# 3. landmarks: named points the face and body shapes are built around -------
-_LANDMARKS_LEFT = {
-    # head and face
-    "head_center": (0.0, 1.655, -0.005),
-    "forehead": (0.0, 1.705, 0.075),
-    "brow_l": (0.034, 1.668, 0.083),
-    "glabella": (0.0, 1.662, 0.092),
-    "eye_l": (0.0335, 1.645, 0.068),
-    "temple_l": (0.066, 1.67, 0.035),
-    "nose_bridge": (0.0, 1.642, 0.094),
-    "nose_tip": (0.0, 1.600, 0.118),
-    "nostril_l": (0.0125, 1.592, 0.102),
-    "mouth": (0.0, 1.565, 0.096),
-    "lip_upper": (0.0, 1.571, 0.101),
-    "lip_lower": (0.0, 1.557, 0.098),
-    "mouth_corner_l": (0.025, 1.565, 0.088),
-    "cheekbone_l": (0.052, 1.617, 0.070),
-    "cheek_l": (0.047, 1.588, 0.068),
-    "jaw_angle_l": (0.058, 1.548, 0.010),
-    "jaw_l": (0.045, 1.535, 0.050),
-    "chin": (0.0, 1.518, 0.085),
-    "ear_l": (0.079, 1.628, -0.008),
-    "ear_top_l": (0.086, 1.655, -0.015),
-    "occiput": (0.0, 1.64, -0.095),
-    # body
-    "throat": (0.0, 1.49, 0.04),
-    "pectoral_l": (0.085, 1.30, 0.085),
-    "belly": (0.0, 1.06, 0.09),
-    "waist_side_l": (0.13, 1.09, 0.0),
-    "hip_side_l": (0.165, 0.93, 0.0),
-    "buttock_l": (0.085, 0.90, -0.08),
-    "deltoid_l": (0.205, 1.41, -0.005),
-    "upper_back": (0.0, 1.33, -0.10),
-    "palm_l": (0.585, 0.955, 0.01),
-    "calf_l": (0.105, 0.33, -0.045),
-    "thigh_front_l": (0.10, 0.72, 0.06),
-    "foot_l": (0.112, 0.04, 0.04),
-}
-
 
 def mirror_name(name: str) -> str:
     """``"eye_l"`` -> ``"eye_r"``; midline names are their own mirror."""
@@ -99,17 +52,97 @@ def mirror_name(name: str) -> str:
     return name
 
 
-def _with_right_side(points: dict[str, tuple]) -> dict[str, np.ndarray]:
+def _with_right_side(points: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     out = {}
     for name, p in points.items():
-        out[name] = np.array(p, dtype=float)
+        out[name] = np.asarray(p, dtype=float)
         if name.endswith("_l"):
-            out[mirror_name(name)] = np.array(p, dtype=float) * (-1.0, 1.0, 1.0)
+            out[mirror_name(name)] = out[name] * (-1.0, 1.0, 1.0)
     return out
 
 
-JOINTS: dict[str, np.ndarray] = _with_right_side(_JOINTS_LEFT)
-LANDMARKS: dict[str, np.ndarray] = _with_right_side(_LANDMARKS_LEFT)
+def floor_offset() -> float:
+    """Metres the base mesh is raised by so that its soles rest on y = 0."""
+    return -float(assets.base_mesh().vertices[: assets.N_BODY, 1].min())
+
+
+def _standing(points: np.ndarray) -> np.ndarray:
+    return np.asarray(points, float) + (0.0, floor_offset(), 0.0)
+
+
+@lru_cache(maxsize=1)
+def _joints() -> dict[str, np.ndarray]:
+    base, groups = assets.base_mesh(), assets.vertex_groups()
+    return _with_right_side({j: _standing(base.vertices[groups[c]].mean(axis=0)) for j, c in _JOINT_CUBES.items()})
+
+
+@lru_cache(maxsize=1)
+def _landmarks() -> dict[str, np.ndarray]:
+    from avatar.body.template import load
+
+    t = load()
+    v = t.vertices[: t.n_body]
+    parts = t.parts[: t.n_body]
+    P = {n: i for i, n in enumerate(t.part_names)}
+    J = _joints()
+
+    def part(*names):
+        return np.isin(parts, [P[n] for n in names])
+
+    def extreme(mask, axis, sign=1, side=None):
+        m = mask & ((v[:, 0] > 0.003) if side == "l" else True)
+        idx = np.flatnonzero(m)
+        return v[idx[np.argmax(sign * v[idx, axis])]]
+
+    def near(point, mask, radius):
+        """Mean of the surface vertices of ``mask`` within ``radius`` of the one nearest ``point``."""
+        idx = np.flatnonzero(mask)
+        closest = v[idx[np.argmin(np.linalg.norm(v[idx] - point, axis=1))]]
+        return v[idx[np.linalg.norm(v[idx] - closest, axis=1) < radius]].mean(axis=0)
+
+    head = part("head", "forehead", "face", "nose", "mouth", "chin", "ear_l", "ear_r")
+    mid = np.abs(v[:, 0]) < 0.004
+    nose_tip = extreme(part("nose") & mid, 2)
+    eye = J["eye_l"]
+    mouth_pts = v[part("mouth")]
+    mouth_front = extreme(part("mouth") & mid, 2)
+    lm = {
+        "head_center": 0.5 * (J["head"] + J["crown"]) + (0.0, 0.0, -0.01),
+        "forehead": extreme(part("forehead") & mid, 2),
+        "glabella": extreme(head & mid & (v[:, 1] > eye[1]) & (v[:, 1] < eye[1] + 0.02), 2),
+        "eye_l": eye,
+        "brow_l": extreme(head & (np.abs(v[:, 0] - eye[0]) < 0.006) & (v[:, 1] > eye[1] + 0.012)
+                          & (v[:, 1] < eye[1] + 0.03), 2),
+        "temple_l": near(eye + (0.035, 0.02, -0.05), head, 0.02),
+        "nose_tip": nose_tip,
+        "nose_bridge": extreme(head & mid & (v[:, 1] > nose_tip[1] + 0.025) & (v[:, 1] < eye[1] + 0.005), 2),
+        "nostril_l": near(nose_tip + (0.012, -0.01, -0.012), part("nose"), 0.008),
+        "mouth": mouth_front - (0.0, 0.0, 0.004),
+        "lip_upper": extreme(part("mouth") & mid & (v[:, 1] > mouth_front[1]), 2),
+        "lip_lower": extreme(part("mouth") & mid & (v[:, 1] < mouth_front[1] - 0.003), 2),
+        "mouth_corner_l": mouth_pts[np.argmax(mouth_pts[:, 0] - 3 * np.abs(mouth_pts[:, 1] - mouth_front[1]))],
+        "cheekbone_l": near(eye + (0.025, -0.025, 0.03), head, 0.008),
+        "cheek_l": near(eye + (0.018, -0.045, 0.03), head, 0.008),
+        "jaw_l": near(mouth_front + (0.045, -0.03, -0.05), head, 0.015),
+        "jaw_angle_l": near(mouth_front + (0.058, -0.015, -0.11), head | part("neck"), 0.015),
+        "chin": extreme(part("chin") & mid, 2),
+        "ear_l": v[part("ear_l")].mean(axis=0),
+        "ear_top_l": extreme(part("ear_l"), 1),
+        "occiput": extreme(head & mid & (v[:, 1] > eye[1] - 0.01) & (v[:, 1] < eye[1] + 0.03), 2, -1),
+        "throat": extreme(part("neck") & mid, 2),
+        "pectoral_l": near(J["chest"] + (0.085, 0.03, 0.09), part("chest"), 0.04),
+        "belly": extreme(part("abdomen") & mid & (np.abs(v[:, 1] - J["waist"][1]) < 0.03), 2),
+        "waist_side_l": extreme(part("abdomen") & (np.abs(v[:, 1] - J["waist"][1]) < 0.02), 0),
+        "hip_side_l": extreme(part("pelvis", "thigh_l") & (np.abs(v[:, 1] - J["hip_l"][1]) < 0.02), 0),
+        "buttock_l": near(J["hip_l"] + (0.0, -0.03, -0.1), part("pelvis", "thigh_l"), 0.04),
+        "deltoid_l": extreme(part("upper_arm_l") & (np.abs(v[:, 1] - J["shoulder_l"][1]) < 0.03), 0),
+        "upper_back": extreme(part("chest") & mid & (np.abs(v[:, 1] - J["chest"][1] - 0.05) < 0.02), 2, -1),
+        "palm_l": 0.5 * (J["wrist_l"] + J["fingertip_l"]),
+        "calf_l": near(0.6 * J["knee_l"] + 0.4 * J["ankle_l"] + (0.0, 0.0, -0.05), part("shin_l"), 0.04),
+        "thigh_front_l": near(0.5 * (J["hip_l"] + J["knee_l"]) + (0.0, 0.0, 0.07), part("thigh_l"), 0.04),
+        "foot_l": 0.5 * (J["ankle_l"] + J["toe_l"]),
+    }
+    return _with_right_side(lm)
 
 
 def _bones() -> tuple[dict[str, tuple[str, str]], dict[str, str | None]]:
@@ -125,8 +158,69 @@ def _bones() -> tuple[dict[str, tuple[str, str]], dict[str, str | None]]:
 
 BONES, BONE_PARENTS = _bones()
 """Bone name -> (start joint, end joint); bone name -> parent bone or None."""
-
 BONE_NAMES: tuple[str, ...] = tuple(BONES)
+_LANDMARK_NAMES = ("head_center", "forehead", "glabella", "eye_l", "brow_l", "temple_l", "nose_tip",
+                   "nose_bridge", "nostril_l", "mouth", "lip_upper", "lip_lower", "mouth_corner_l",
+                   "cheekbone_l", "cheek_l", "jaw_l", "jaw_angle_l", "chin", "ear_l", "ear_top_l", "occiput",
+                   "throat", "pectoral_l", "belly", "waist_side_l", "hip_side_l", "buttock_l", "deltoid_l",
+                   "upper_back", "palm_l", "calf_l", "thigh_front_l", "foot_l")
+
+
+def _both(names) -> tuple[str, ...]:
+    return tuple(dict.fromkeys(x for n in names for x in (n, mirror_name(n))))
+
+
+POINT_NAMES: tuple[str, ...] = _both(list(_JOINT_CUBES) + list(_LANDMARK_NAMES))
+"""Every joint and landmark name a rig's ``at:`` may give."""
+
+
+class _Lazy(dict):
+    """A dict filled on first access (the points need the assets, which a YAML check must not load)."""
+
+    def __init__(self, fill):
+        super().__init__()
+        self._fill = fill
+
+    def _ensure(self):
+        if not super().__len__():
+            self.update(self._fill())
+
+    def __getitem__(self, k):
+        self._ensure()
+        return super().__getitem__(k)
+
+    def __iter__(self):
+        self._ensure()
+        return super().__iter__()
+
+    def __len__(self):
+        self._ensure()
+        return super().__len__()
+
+    def __contains__(self, k):
+        self._ensure()
+        return super().__contains__(k)
+
+    def items(self):
+        self._ensure()
+        return super().items()
+
+    def keys(self):
+        self._ensure()
+        return super().keys()
+
+    def values(self):
+        self._ensure()
+        return super().values()
+
+
+JOINTS: dict[str, np.ndarray] = _Lazy(_joints)
+LANDMARKS: dict[str, np.ndarray] = _Lazy(_landmarks)
+
+
+def point(name: str) -> np.ndarray:
+    """A joint or landmark by name, (3,) metres."""
+    return JOINTS[name] if name in _both(_JOINT_CUBES) else LANDMARKS[name]
 
 
 def bone_parent(bone: str) -> str | None:
@@ -139,17 +233,7 @@ def bone_descendants(bone: str) -> list[str]:
     out, frontier = [], [bone]
     while frontier:
         b = frontier.pop()
-        kids = [k for k in BONES if bone_parent(k) == b]
-        out.extend(kids)
-        frontier.extend(kids)
+        kids = [k for k, p in BONE_PARENTS.items() if p == b]
+        out += kids
+        frontier += kids
     return out
-
-
-def point(name: str) -> np.ndarray:
-    """A joint or landmark by name, shape (3,)."""
-    if name in JOINTS:
-        return JOINTS[name]
-    return LANDMARKS[name]
-
-
-POINT_NAMES: tuple[str, ...] = tuple(JOINTS) + tuple(n for n in LANDMARKS if n not in JOINTS)

@@ -1,36 +1,50 @@
-"""The rig: slider values in, vertices of one fixed topology out, batched.
+"""The rig: slider values in, vertices of MakeHuman's body out, batched over avatars.
 
-An avatar's vertices are computed in four steps, all batched over avatars:
+An avatar's vertices are computed in five steps, all batched:
 
-1. features   F = phi(S)       (n, K)  each slider's value as 0..1 strengths
-                                       (above / below its default, per category)
-2. linear     X = T + F @ D    (n, V, 3) D holds each feature's displacement
-                                       field; evaluated block-sparsely, since
-                                       most fields are zero on most vertices
-3. bend       rotations about joints (posture), angle = linear in the features
-4. stature    stand on y = 0, scale to the exact height slider value
+1. macros    M = macro values (n, 11) in [0, 1]    gender, age, ... by MakeHuman 1.1's scales
+             W = prod of factor ramps (n, Tm)      :mod:`avatar.body.macros`; ~90 of 564 non-zero
+2. locals    F = strengths (n, K)                  each slider's value above / below its default
+                                                   as 0..1 (modifiers: v/100 and -v/100; an
+                                                   expression unit times each ethnic share)
+3. blend     X = T + F @ D + W @ Dm  (n, B, 3)     D block-sparse (most targets move a few hundred
+                                                   vertices); Dm one BLAS product per macro cell
+4. eyes      a UV sphere per eye, fitted to the blended helper eyeball (:mod:`avatar.body.eyes`)
+5. floor     every avatar shifted to stand on y = 0
 
-The fields D depend only on the template and the rig YAML, so they are built
-once when the rig is loaded.
+``B`` are the blended vertices: base.obj's 13,380 body vertices and the two
+helper eyeballs (144). The displacement matrices depend only on the assets
+and the rig YAML, so they are built once when the rig is loaded.
 """
 from __future__ import annotations
 
 from collections.abc import Mapping
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
 
-from avatar.body import deformers
-from avatar.spec.sliders import RigSpec, SliderSpec, load_rig_spec
+from avatar.body import assets, deformers, eyes
+from avatar.body.macros import VARIABLES, MacroBasis, factor_values, is_macro_target, years_to_age
+from avatar.body.targets import TargetTable, default_targets
 from avatar.body.template import Template, load as load_template
+from avatar.spec.sliders import RigSpec, SliderSpec, load_rig_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_RIG = ROOT / "configs" / "rigs" / "humanoid.yaml"
 BLOCK = 512  # vertices per block of the block-sparse blend
+MACRO_DEFAULTS = np.array([0.5] * 8 + [1 / 3] * 3)  # MakeHuman's neutral macro values
+RACE_COLUMNS = slice(8, 11)
+
+
+def _blend_index() -> np.ndarray:
+    """base.obj indices of the blended vertices: the body, then the left and right helper eyeballs."""
+    groups = assets.vertex_groups()
+    return np.concatenate([np.arange(assets.N_BODY), groups["helper-l-eye"], groups["helper-r-eye"]])
 
 
 class Rig:
-    """A character creator: a rig spec (sliders) acting on a template mesh.
+    """A character creator: a rig spec (sliders) acting on MakeHuman's body.
 
     Parameters
     ----------
@@ -38,12 +52,14 @@ class Rig:
         The validated sliders (from :func:`avatar.spec.sliders.load_rig_spec`).
     template : Template
         The fixed-topology mesh they deform.
+    targets : TargetTable, optional
+        MakeHuman's compiled targets (default: the installed assets' cache).
     """
 
-    def __init__(self, spec: RigSpec, template: Template):
+    def __init__(self, spec: RigSpec, template: Template, targets: TargetTable | None = None):
         self.spec = spec
         self.template = template
-        self._frame = deformers.Frame(template)
+        self.targets = targets if targets is not None else default_targets()
         self._build()
 
     # -- sliders ---------------------------------------------------------
@@ -100,8 +116,16 @@ class Rig:
     def n_vertices(self) -> int:
         return len(self.template.vertices)
 
+    def macro_values(self, S: np.ndarray) -> np.ndarray:
+        """(n, 11) MakeHuman macro values in [0, 1] (columns :data:`avatar.body.macros.VARIABLES`)."""
+        S = np.atleast_2d(S)
+        M = np.tile(MACRO_DEFAULTS, (len(S), 1))
+        for col, j, scale in self._macro_cols:
+            M[:, col] = years_to_age(S[:, j]) if scale is None else S[:, j] / scale
+        return np.clip(M, 0.0, 1.0)
+
     def features(self, S: np.ndarray) -> np.ndarray:
-        """(n, K) float32 feature strengths of slider values ``S`` (n, P)."""
+        """(n, K) float32 strengths of the local fields for slider values ``S`` (n, P)."""
         S = np.atleast_2d(S)
         F = np.zeros((len(S), self._n_features), dtype=np.float32)
         up = np.clip((S[:, self._cont] - self._dflt) / self._span_up, 0.0, None)
@@ -110,10 +134,16 @@ class Rig:
         F[:, self._col_down] = down[:, self._has_down]
         for col, j, value in self._onehot:  # bools and categories: a loop over sliders
             F[:, col] = S[:, j] == value
+        if len(self._race_cols):  # expression units: one field per ethnicity, times its share
+            from avatar.body.macros import normalise_races
+
+            races = normalise_races(self.macro_values(S)[:, RACE_COLUMNS]).astype(np.float32)
+            F[:, self._race_cols] = F[:, self._race_src] * races[:, self._race_of]
+        F[:, -1] = 1.0  # the rest pose row
         return F
 
-    def vertices(self, S, chunk: int = 256) -> np.ndarray:
-        """(n, V, 3) float32 vertex positions for slider values ``S`` (n, P)."""
+    def vertices(self, S, chunk: int = 4096) -> np.ndarray:
+        """(n, V, 3) float32 vertex positions for slider values ``S`` (n, P); (V, 3) for (P,)."""
         S = self.values(S)
         single = S.ndim == 1
         S = np.atleast_2d(S)
@@ -157,115 +187,177 @@ class Rig:
 
     # -- internals -------------------------------------------------------
     def _chunk(self, S: np.ndarray) -> np.ndarray:
-        G = self._augmented_features(S)
-        X = np.empty((len(S), self.n_vertices * 3), dtype=np.float32)
-        for cols, active, D in self._blocks:
-            np.matmul(G[:, active], D, out=X[:, cols])
-        return X.reshape(len(S), self.n_vertices, 3)
+        """Steps 1-5 for one chunk of avatars, processed in macro-cell order."""
+        from scipy.linalg.blas import sgemm
 
-    def _augmented_features(self, S: np.ndarray) -> np.ndarray:
-        """(n, K + 6J + 2) float32: features, angle powers, rest, floor; times the stature scale."""
-        F = self.features(S)
-        angles = np.deg2rad(F @ self._bend_amounts)                              # (n, J)
-        powers = angles[:, :, None] ** np.arange(1, deformers.BEND_ORDER + 1)   # (n, J, 6)
-        ones = np.ones((len(S), 1), np.float32)
-        G = np.concatenate([F, powers.reshape(len(S), -1), ones, 0 * ones], axis=1)
-        # the crown's and the soles' heights: the same product on a few columns
-        y = G @ self._probe                                                     # (n, 1 + soles)
-        floor = y[:, 1:].min(axis=1)
-        scale = np.ones(len(S))
-        if self._stature is not None:
-            scale = deformers.stature_scale(y[:, 0], floor, S[:, self._stature] / 100.0)
-        G[:, -1] = -floor
-        return (G * scale[:, None]).astype(np.float32)
+        Fm = factor_values(self.macro_values(S))
+        cell, active = self._macros.cells(Fm)
+        order = np.argsort(cell, kind="stable")
+        W = self._macros.weights(Fm[order]).astype(np.float32)
+        G = self.features(S[order])
+        n, B = len(S), len(self._blend)
+        X = np.empty((n, 3 * B), dtype=np.float32)
+        for cols, rows, D in self._blocks:                       # 3. locals and rest pose
+            np.matmul(G[:, rows], D, out=X[:, cols])
+        bounds = np.searchsorted(cell[order], np.arange(len(active) + 1))
+        for c, act in enumerate(active):                        # 3. macros, one product per cell
+            a, b = bounds[c], bounds[c + 1]
+            if b > a and len(act):
+                Dc = np.take(self._Dm, act, axis=0)
+                sgemm(1.0, Dc.T, np.ascontiguousarray(W[a:b, act]).T, beta=1.0, c=X[a:b].T, overwrite_c=1)
+        X = X.reshape(n, B, 3)
+        out = np.empty((n, self.n_vertices, 3), dtype=np.float32)
+        body, k = assets.N_BODY, eyes.EYE_SPHERE.vertices.shape[0]
+        floor = X[:, :body, 1].min(axis=1)                      # 5. soles on y = 0
+        X[:, :, 1] -= floor[:, None]
+        inv = np.empty_like(order)
+        inv[order] = np.arange(n)
+        out[:, :body] = X[inv, :body]
+        for e, helper in enumerate(self._eye_rows):             # 4. eyeballs
+            out[:, body + e * k: body + (e + 1) * k] = eyes.place(X[inv][:, helper])
+        return out
 
     def _build(self) -> None:
-        frame, sliders = self._frame, self.sliders
-        fields, bend_rows = [], []  # per feature: (V, 3) field; [(bend effect, degrees)]
-        self._onehot: list[tuple[int, int, float]] = []
-        cont = [j for j, s in enumerate(sliders) if s.kind in ("continuous", "integer")]
+        sliders, table = self.sliders, self.targets
+        self._blend = _blend_index()
+        position = np.full(len(assets.base_mesh().vertices), -1, np.int64)
+        position[self._blend] = np.arange(len(self._blend))
+        self._position = position
+        b = assets.N_BODY
+        self._eye_rows = (np.arange(b, b + 72), np.arange(b + 72, b + 144))
+        self._whole = np.array([s.kind in ("integer", "bool", "categorical") for s in sliders])
+        # 1. macros
+        self._macro_cols = [(VARIABLES.index(s.macro), j, None if s.macro == "age" else s.max)
+                            for j, s in enumerate(sliders) if s.macro]
+        keys = [str(k) for k in table.names if is_macro_target(str(k))]
+        self._macros = MacroBasis(keys)
+        self._Dm = np.stack([self._dense(k) for k in keys]).reshape(len(keys), -1)
+        # 2. local features: (rows into the blend set, (k, 3) deltas) per feature
+        fields: list[tuple[np.ndarray, np.ndarray]] = []
+        self._onehot, race_cols, race_of, race_src = [], [], [], []
+        cont = [j for j, s in enumerate(sliders) if s.kind in ("continuous", "integer") and not s.macro]
         self._cont = np.array(cont, dtype=np.int64)
         self._dflt = np.array([sliders[j].default for j in cont])
         self._span_up = np.array([max(sliders[j].max - sliders[j].default, 1e-12) for j in cont])
         self._span_down = np.array([max(sliders[j].default - sliders[j].min, 1e-12) for j in cont])
         has_up, has_down, col_up, col_down = [], [], [], []
-        self._stature = None
-        self._whole = np.array([s.kind in ("integer", "bool", "categorical") for s in sliders])
-
-        def add_feature(effects, at_min=False) -> int:
-            field = np.zeros((self.n_vertices, 3))
-            bends = []
-            for e in effects:
-                if e["deformer"] in deformers.LINEAR:
-                    field += deformers.displacement(frame, e, at_min)
-                elif e["deformer"] == "bend":
-                    bends.append((e, float(deformers.effect_amount(e, at_min))))
-            fields.append(field)
-            bend_rows.append(bends)
-            return len(fields) - 1
-
+        for j in cont:
+            s = sliders[j]
+            up, down = self._slider_fields(s)
+            has_up.append(up is not None)
+            has_down.append(down is not None)
+            for f, cols in ((up, col_up), (down, col_down)):
+                if f is None:
+                    continue
+                if isinstance(f, list):  # an expression unit: one field per ethnicity, same strength
+                    cols.append(len(fields))
+                    for r, field in enumerate(f):
+                        race_src.append(cols[-1])
+                        race_cols.append(len(fields))
+                        race_of.append(r)
+                        fields.append(field)
+                else:
+                    cols.append(len(fields))
+                    fields.append(f)
         for j, s in enumerate(sliders):
-            if s.kind in ("continuous", "integer"):
-                if any(e["deformer"] == "stature" for e in s.effects):
-                    self._stature = j
-                shaping = [e for e in s.effects if e["deformer"] != "stature"]
-                has_up.append(bool(shaping) and s.max > s.default)
-                has_down.append(bool(shaping) and s.min < s.default)
-                if has_up[-1]:
-                    col_up.append(add_feature(shaping))
-                if has_down[-1]:
-                    col_down.append(add_feature(shaping, at_min=True))
-            elif s.kind == "bool" and s.effects:
-                self._onehot.append((add_feature(s.effects), j, 1.0))
+            if s.kind == "bool" and s.effects:
+                self._onehot.append((len(fields), j, 1.0))
+                fields.append(self._effect_field(s.effects))
             elif s.kind == "categorical":
                 for c, name in enumerate(s.categories):
                     if s.effects.get(name):
-                        self._onehot.append((add_feature(s.effects[name]), j, float(c)))
+                        self._onehot.append((len(fields), j, float(c)))
+                        fields.append(self._effect_field(s.effects[name]))
         self._has_up, self._has_down = np.array(has_up, bool), np.array(has_down, bool)
         self._col_up, self._col_down = np.array(col_up, np.int64), np.array(col_down, np.int64)
+        self._race_cols, self._race_of = np.array(race_cols, np.int64), np.array(race_of, np.int64)
+        self._race_src = np.array(race_src, np.int64)
+        rest = self._dense_rows(np.arange(len(self._blend)),
+                                assets.base_mesh().vertices[self._blend].astype(np.float32))
+        fields.append(rest)
         self._n_features = len(fields)
-        # rows of the one big matrix: features, bend powers, rest pose, floor offset
-        bend_fields = self._bend_setup(bend_rows)
-        floor_field = np.zeros((self.n_vertices, 3))
-        floor_field[:, 1] = 1.0
-        rows = fields + bend_fields + [self.template.vertices, floor_field]
-        D = np.stack(rows).reshape(len(rows), -1).astype(np.float32)
-        self._blocks = self._block_sparse(D)
-        # the crown (top of the skull) and the feet give stature and floor
-        y = self.template.vertices[:, 1]
-        crown = int(np.argmax(np.where(self.template.part_mask("head"), y, -np.inf)))
-        soles = np.flatnonzero(self.template.part_mask("foot_l", "foot_r"))  # the lowest is one of them
-        self._probe = D[:, 3 * np.concatenate([[crown], soles]) + 1]
+        self._blocks = self._block_sparse(fields, len(self._blend))
 
-    def _bend_setup(self, bend_rows) -> list[np.ndarray]:
-        """One joint per distinct (bone, axis); each feature adds degrees to it."""
-        keys: dict = {}
-        fields, amounts = [], []
-        for k, bends in enumerate(bend_rows):
-            for e, degrees in bends:
-                key = (e["bone"], tuple(np.round(np.asarray(e["axis"], float), 9)))
-                if key not in keys:
-                    keys[key] = len(keys)
-                    fields.extend(deformers.bend_fields(self._frame, e["bone"], e["axis"]))
-                amounts.append((k, keys[key], degrees))
-        self._bend_amounts = np.zeros((self._n_features, len(keys)), dtype=np.float32)
-        for k, j, degrees in amounts:
-            self._bend_amounts[k, j] += degrees
-        return fields
+    def _slider_fields(self, s: SliderSpec):
+        """(field at max, field at min) of a continuous slider, None where it moves nothing."""
+        if s.makehuman:
+            group, _, name = s.makehuman.partition("/")
+            if name.startswith("*/") or group == "expression":  # expression/units/*/<unit>
+                unit = s.makehuman.rsplit("/", 1)[1]
+                return [self._target(f"expression/units/{race}/{unit}") for race in ("african", "asian", "caucasian")], None
+            if "|" in name:
+                stem, _, ends = name.rpartition("-")
+                lo, hi = ends.split("|")
+                return self._target(f"{group}/{stem}-{hi}"), self._target(f"{group}/{stem}-{lo}")
+            return self._target(f"{group}/{name}"), None
+        effects = [e for e in s.effects]
+        if not effects:
+            return None, None
+        up = self._effect_field(effects) if s.max > s.default else None
+        down = self._effect_field(effects, at_min=True) if s.min < s.default else None
+        return up, down
+
+    def _target(self, key: str) -> tuple[np.ndarray, np.ndarray]:
+        """A target's rows in the blend set: (rows (k,), deltas (k, 3) float32)."""
+        idx, d = self.targets.rows(key)
+        rows = self._position[idx]
+        keep = rows >= 0
+        return rows[keep], np.asarray(d[keep], np.float32)
+
+    def _dense(self, key: str) -> np.ndarray:
+        rows, d = self._target(key)
+        out = np.zeros((len(self._blend), 3), np.float32)
+        out[rows] = d
+        return out
 
     @staticmethod
-    def _block_sparse(D: np.ndarray) -> list[tuple[slice, np.ndarray, np.ndarray]]:
-        """Split (K, 3V) into column blocks holding only the features active there."""
+    def _dense_rows(rows: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return rows, d
+
+    def _effect_field(self, effects, at_min: bool = False) -> tuple[np.ndarray, np.ndarray]:
+        """Sparse (rows, deltas) of a list of effects: ``target`` files and the deformer vocabulary."""
+        total = np.zeros((len(self._blend), 3), np.float64)
+        for e in effects:
+            amount = float(np.asarray(deformers.effect_amount(e, at_min)))
+            if e["deformer"] == "target":
+                total += amount * self._effect_target(e["file"])
+            else:
+                field = deformers.displacement(self._frame, e, at_min)
+                total[: assets.N_BODY] += field[: assets.N_BODY]
+        rows = np.flatnonzero(np.any(total != 0, axis=1))
+        return rows, total[rows].astype(np.float32)
+
+    def _effect_target(self, file: str) -> np.ndarray:
+        key = file[: -len(".target.gz")] if file.endswith(".target.gz") else file
+        if key in self.targets:
+            return self._dense(key)
+        idx, d = assets.read_target(Path(file))
+        out = np.zeros((len(self._blend), 3))
+        rows = self._position[idx]
+        out[rows[rows >= 0]] = d[rows >= 0]
+        return out
+
+    @cached_property
+    def _frame(self):
+        return deformers.Frame(self.template)
+
+    @staticmethod
+    def _block_sparse(fields, n_points: int) -> list[tuple[slice, np.ndarray, np.ndarray]]:
+        """Column blocks of the (K, 3B) field matrix, each holding only the features active there."""
         blocks = []
-        for start in range(0, D.shape[1], 3 * BLOCK):
-            cols = slice(start, min(start + 3 * BLOCK, D.shape[1]))
-            active = np.flatnonzero(np.any(D[:, cols] != 0, axis=1))
-            blocks.append((cols, active, np.ascontiguousarray(D[active, cols])))
+        for start in range(0, n_points, BLOCK):
+            stop = min(start + BLOCK, n_points)
+            active = [k for k, (rows, _) in enumerate(fields) if np.any((rows >= start) & (rows < stop))]
+            D = np.zeros((len(active), stop - start, 3), np.float32)
+            for i, k in enumerate(active):
+                rows, d = fields[k]
+                m = (rows >= start) & (rows < stop)
+                D[i, rows[m] - start] = d[m]
+            blocks.append((slice(3 * start, 3 * stop), np.array(active, np.int64), D.reshape(len(active), -1)))
         return blocks
 
 
-
 def load_rig(path: str | Path | None = None) -> Rig:
-    """Load a rig YAML (default: ``configs/rigs/humanoid.yaml``) and its template."""
+    """Load a rig YAML (default: ``configs/rigs/humanoid.yaml``) on MakeHuman's body."""
     spec = load_rig_spec(Path(path) if path else DEFAULT_RIG)
     return Rig(spec, load_template(spec.template))

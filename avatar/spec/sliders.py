@@ -26,7 +26,7 @@ from avatar.spec.config import (ConfigError, Problems, check_choice, check_keys,
 from avatar.spec.vocabulary import COMMON, VOCABULARY
 
 KINDS = ("continuous", "integer", "bool", "categorical")
-UNITS = ("cm", "mm", "deg", "%", "none")
+UNITS = ("cm", "mm", "deg", "%", "years", "none")
 SIDES = ("both", "left", "right")
 # distribution kind -> (slider kinds it fits, its parameters)
 DISTRIBUTIONS = {
@@ -38,7 +38,10 @@ DISTRIBUTIONS = {
 }
 _RIG_KEYS = ("name", "description", "template", "groups", "sliders")
 _SLIDER_KEYS = ("label", "description", "kind", "min", "max", "default", "unit",
-                "distribution", "effects", "categories")
+                "distribution", "effects", "categories", "makehuman", "macro")
+# MakeHuman 1.1's macro variables a slider may drive (avatar.body.macros.VARIABLES)
+MACROS = ("gender", "age", "muscle", "weight", "height", "proportions", "cupsize", "firmness",
+          "african", "asian", "caucasian")
 _PRESET_KEYS = ("name", "description", "sliders")
 _SLIDER_NAME = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
 _GROUP_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
@@ -67,6 +70,8 @@ class SliderSpec:
     categories: tuple[str, ...] | None
     effects: tuple | dict
     line: int | None = None
+    makehuman: str | None = None  # MakeHuman modifier: ``nose/nose-width1-decr|incr``, ``head/head-square``
+    macro: str | None = None      # MakeHuman macro variable (:data:`MACROS`) this slider sets
 
     def sweep(self, steps: int) -> np.ndarray:
         """Values from min to max in ``steps`` (whole numbers for integers); every value of a bool or category."""
@@ -445,10 +450,40 @@ def _parse_slider(problems: Problems, name: object, raw: object, groups: dict | 
     effects = _parse_effects(problems, path + ("effects",), raw.get("effects"), kind, cats)
     if _uses_stature(effects) and (kind != "continuous" or unit != "cm"):
         problems.add(path + ("effects",), "the stature deformer needs a continuous slider in cm")
+    makehuman, macro = _parse_makehuman(problems, path, raw, kind, lo, hi)
     if len(problems) > before:
         return None
     return SliderSpec(name, group, label, description, kind, lo, hi, default, unit, dist, cats, effects,
-                      problems.line_of(path))
+                      problems.line_of(path), makehuman, macro)
+
+
+_MAKEHUMAN = re.compile(r"^[a-z0-9_-]+/(\*/)?[a-z0-9_.*-]+(\|[a-z0-9_-]+)?$|^expression/units/\*/[a-z0-9-]+$")
+
+
+def _parse_makehuman(problems: Problems, path: tuple, raw: dict, kind: str, lo, hi):
+    """``makehuman:`` (a modifier name) and ``macro:`` (a macro variable) of a slider."""
+    makehuman = macro = None
+    if "makehuman" in raw and "macro" in raw:
+        problems.add(path + ("macro",), "a slider is either a MakeHuman modifier or a macro, not both")
+    if "makehuman" in raw:
+        makehuman = check_str(problems, path + ("makehuman",), raw["makehuman"], one_line=True)
+        if makehuman is not None and not _MAKEHUMAN.match(makehuman):
+            problems.add(path + ("makehuman",), f"expected a MakeHuman modifier like 'nose/nose-width1-decr|incr' "
+                         f"or 'head/head-square', got {describe(makehuman)}")
+            makehuman = None
+        two_sided = makehuman is not None and "|" in makehuman
+        if makehuman is not None and kind != "continuous":
+            problems.add(path + ("makehuman",), "a MakeHuman modifier needs a continuous slider")
+        elif makehuman is not None and lo is not None and hi is not None:
+            want = (-100.0, 100.0) if two_sided else (0.0, 100.0)
+            if (lo, hi) != want:
+                problems.add(path + ("min",), f"MakeHuman's {makehuman} runs {format_number(want[0])} to "
+                             f"{format_number(want[1])}, got {format_number(lo)} to {format_number(hi)}")
+    if "macro" in raw:
+        macro = check_choice(problems, path + ("macro",), raw["macro"], MACROS, "macro")
+        if macro is not None and kind != "continuous":
+            problems.add(path + ("macro",), "a macro needs a continuous slider")
+    return makehuman, macro
 
 
 def _parse_groups(problems: Problems, raw: object) -> dict[str, str] | None:
