@@ -31,6 +31,30 @@ import numpy as np
 
 FORMAT = "avatar-dataset/1"
 CHECKSUM = "shard_sha256"
+META_DIGEST = "metadata_sha256"  # group attribute: sha256 of every other attribute (canonical JSON)
+
+
+class DatasetError(Exception):
+    """A problem with the user's request or store, reported without a traceback (exit 2)."""
+
+
+def canonical_json(obj) -> bytes:
+    """One byte string per JSON value (sorted keys, no spaces): what the metadata digests hash."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=True).encode()
+
+
+def metadata_digest(attrs: dict) -> str:
+    """The digest of the group attributes (without the digest itself), as JSON sees them."""
+    body = {k: v for k, v in attrs.items() if k != META_DIGEST}
+    return hashlib.sha256(canonical_json(json.loads(json.dumps(body)))).hexdigest()
+
+
+def read_json(file: Path):
+    """A small JSON metadata file, or None if missing, unreadable, invalid or absurdly nested."""
+    try:
+        return json.loads(Path(file).read_text())
+    except (OSError, ValueError, RecursionError, UnicodeDecodeError):
+        return None
 
 
 def outputs_of(resolved: dict) -> list[str]:
@@ -100,15 +124,23 @@ def create(path: Path, config, rig, version: str) -> None:
             a[...] = arr
             sums[name] = hashlib.sha256(np.ascontiguousarray(arr).tobytes()).hexdigest()
         g["parts"].attrs["part_names"] = list(t.part_names)
-        g.attrs.update({
+        # every array's metadata (shape, data type, chunks, codecs) as written: verify checks it
+        arrays = {}
+        for name in g.array_keys():
+            meta = read_json(tmp / name / "zarr.json")
+            arrays[name] = {"shape": meta["shape"], "data_type": meta["data_type"],
+                            "sha256": hashlib.sha256(canonical_json(meta)).hexdigest()}
+        attrs = {
             "avatar_dataset": FORMAT, "version": version, "fingerprint": config.fingerprint(version),
             "seed": config.seed, "n": config.n, "shard": shard, "n_shards": config.n_shards,
             "config": resolved, "config_text": config.text, "config_source": config.source,
             "rig_yaml": config.rig_text, "slider_names": rig.slider_names,
             "sliders": [slider_record(s) for s in rig.sliders], "part_names": list(t.part_names),
             "template": t.name, "static_sha256": sums, "outputs": names,
-            "card": card(config, rig, version), "versions": _versions(),
-        })
+            "card": card(config, rig, version), "versions": _versions(), "arrays": arrays,
+        }
+        attrs[META_DIGEST] = metadata_digest(attrs)
+        g.attrs.update(attrs)
         if path.exists():  # an empty directory the user made
             path.rmdir()
         os.replace(tmp, path)
@@ -158,13 +190,55 @@ def _versions() -> dict:
 # -- reading back -----------------------------------------------------------------
 def read_attrs(path: Path) -> dict | None:
     """The group attributes of an avatar dataset at ``path``, or None if it is not one."""
-    meta = Path(path) / "zarr.json"
-    try:
-        doc = json.loads(meta.read_text())
-    except (OSError, ValueError):
-        return None
-    attrs = doc.get("attributes") or {}
-    return attrs if attrs.get("avatar_dataset") else None
+    doc = read_json(Path(path) / "zarr.json")
+    attrs = doc.get("attributes") if isinstance(doc, dict) else None
+    return attrs if isinstance(attrs, dict) and attrs.get("avatar_dataset") else None
+
+
+def check_metadata(path: Path, attrs: dict | None = None) -> list[str]:
+    """What is wrong with a store's metadata: [] when the group attributes match their checksum and
+    every array's metadata (shape, data type, chunks, codecs) is the one recorded at creation.
+
+    Nothing else of the store is trusted until this passes: ``n_shards``, ``outputs``, the config
+    and the rig YAML all come from these attributes.
+    """
+    path = Path(path)
+    attrs = read_attrs(path) if attrs is None else attrs
+    if attrs is None:
+        return [f"{path / 'zarr.json'}: missing, unreadable or not an avatar dataset"]
+    digest = attrs.get(META_DIGEST)
+    if not isinstance(digest, str):
+        return [f"{path / 'zarr.json'}: no metadata checksum ({META_DIGEST}); the attributes cannot be "
+                "trusted (edited, or made by an older avatar): regenerate with --overwrite"]
+    if metadata_digest(attrs) != digest:
+        return [f"{path / 'zarr.json'}: the attributes (config, rig, seed, sizes, ...) were changed after the "
+                "store was made: they no longer match their checksum"]
+    problems = []
+    arrays = attrs.get("arrays")
+    if not isinstance(arrays, dict) or not arrays:
+        return [f"{path / 'zarr.json'}: no record of the arrays' metadata; regenerate with --overwrite"]
+    for name, want in arrays.items():
+        meta = read_json(path / name / "zarr.json")
+        if not isinstance(meta, dict):
+            problems.append(f"{name}: array metadata ({name}/zarr.json) missing or unreadable")
+            continue
+        wrong = [f"{name}: {key.replace('_', ' ')} is {meta.get(key)} but the store was made with {want[key]}"
+                 for key in ("shape", "data_type") if meta.get(key) != want[key]]
+        if not wrong and hashlib.sha256(canonical_json(meta)).hexdigest() != want["sha256"]:
+            wrong = [f"{name}: array metadata ({name}/zarr.json: chunks, codecs, fill value, ...) changed "
+                     "after the store was made"]
+        problems += wrong
+    return problems
+
+
+def require_intact_metadata(path: Path, attrs: dict | None = None) -> dict:
+    """The store's attributes, or DatasetError when :func:`check_metadata` finds a problem."""
+    attrs = read_attrs(path) if attrs is None else attrs
+    problems = check_metadata(path, attrs)
+    if problems:
+        raise DatasetError(f"{path}: damaged store metadata: {problems[0]}"
+                           + (f" (and {len(problems) - 1} more problems)" if len(problems) > 1 else ""))
+    return attrs
 
 
 def shard_file(path: Path, name: str, k: int, ndim: int) -> Path:
@@ -189,15 +263,21 @@ def checksum_file(path: Path, k: int) -> Path:
     return shard_file(path, CHECKSUM, k, 3)
 
 
-def completed(path: Path, n_shards: int) -> np.ndarray:
-    """(n_shards,) bool: shards whose checksum row is written."""
+def shard_complete(path: Path, k: int, n_outputs: int) -> bool:
+    """THE rule for "shard k is complete", used by generate (skip it), verify (then check its files)
+    and the Python API (``Dataset.complete``): its checksum row holds exactly one sha256 per
+    output and none of them is all zero (a truncated, zeroed or partly zeroed row is not complete)."""
+    sums = read_checksums(path, k, n_outputs)
+    return sums is not None and bool(sums.any(axis=1).all())
+
+
+def completed(path: Path, n_shards: int, n_outputs: int | None = None) -> np.ndarray:
+    """(n_shards,) bool: shards that are complete by :func:`shard_complete`."""
+    if n_outputs is None:
+        n_outputs = len((read_attrs(path) or {}).get("outputs") or ())
     done = np.zeros(n_shards, bool)
     for k in range(n_shards):
-        f = checksum_file(path, k)
-        try:
-            done[k] = f.stat().st_size > 0
-        except OSError:
-            pass
+        done[k] = n_outputs > 0 and shard_complete(path, k, n_outputs)
     return done
 
 
@@ -227,13 +307,19 @@ def clean_partials(path: Path) -> int:
 def verify(path: Path) -> dict:
     """Check a store: every shard present, every file matching its recorded checksum.
 
-    Returns {"n_shards", "ok": [k...], "missing": {k: why}, "damaged": {k: why}, "static": {name: why}}.
-    Raises ValueError if ``path`` is not an avatar dataset.
+    Returns {"n_shards", "ok": [k...], "missing": {k: why}, "damaged": {k: why}, "static": {name: why},
+    "metadata": [problem...]}. The metadata (attributes and every array's shape, dtype, chunks) is
+    checked first against its checksums; when it is damaged nothing else can be trusted, so no shard
+    is checked (``n_shards`` is then 0 in the report). Raises ValueError if ``path`` is not an avatar
+    dataset.
     """
     path = Path(path)
     attrs = read_attrs(path)
     if attrs is None:
         raise ValueError(f"{path}: not an avatar dataset store (no zarr.json with avatar_dataset attributes)")
+    meta_problems = check_metadata(path, attrs)
+    if meta_problems:
+        return {"n_shards": 0, "ok": [], "missing": {}, "damaged": {}, "static": {}, "metadata": meta_problems}
     names, n_shards = attrs["outputs"], attrs["n_shards"]
     ndims = {}
     for name in names:
@@ -241,12 +327,12 @@ def verify(path: Path) -> dict:
             ndims[name] = array_ndim(path, name)
         except (OSError, ValueError, KeyError):
             ndims[name] = None
-    report = {"n_shards": n_shards, "ok": [], "missing": {}, "damaged": {}, "static": {}}
+    report = {"n_shards": n_shards, "ok": [], "missing": {}, "damaged": {}, "static": {}, "metadata": []}
     for k in range(n_shards):
-        sums = read_checksums(path, k, len(names))
-        if sums is None or not sums.any():
-            report["missing"][k] = "never completed (no checksum recorded)"
+        if not shard_complete(path, k, len(names)):
+            report["missing"][k] = "not complete (no valid checksum row recorded)"
             continue
+        sums = read_checksums(path, k, len(names))
         bad = []
         for j, name in enumerate(names):
             if ndims[name] is None:
@@ -294,6 +380,7 @@ class Dataset:
         attrs = read_attrs(self.path)
         if attrs is None:
             raise FileNotFoundError(f"{self.path}: not an avatar dataset store")
+        require_intact_metadata(self.path, attrs)  # DatasetError: nothing below may trust damaged metadata
         self.attrs = attrs
         self.group = zarr.open_group(str(self.path), mode="r")
         self.config = attrs["config"]
@@ -301,7 +388,7 @@ class Dataset:
         self.slider_names = list(attrs["slider_names"])
         self.part_names = tuple(attrs["part_names"])
         self.n_shards = attrs["n_shards"]
-        done = completed(self.path, self.n_shards)
+        done = completed(self.path, self.n_shards, len(attrs["outputs"]))
         self.missing_shards = [int(k) for k in np.flatnonzero(~done)]
         if check and self.missing_shards:
             warnings.warn(f"{self.path}: {len(self.missing_shards)} of {self.n_shards} shards are not complete "
