@@ -26,16 +26,14 @@ from pathlib import Path
 
 import numpy as np
 
+from ..checks import NonFiniteError, check_finite
 from ..threads import one_blas_thread
 from . import store as st
 from .config import DatasetConfig
+from .store import DatasetError
 
 MICRO = 32  # rows per aligned micro-batch
 _CACHE: dict = {}  # per process: fingerprint -> (config, rig, sampler)
-
-
-class DatasetError(Exception):
-    """A problem with the user's request, reported without a traceback (exit 2)."""
 
 
 @dataclass
@@ -95,6 +93,8 @@ def compute_shard(payload: dict, k: int) -> dict[str, np.ndarray]:
         if "vertices" in o:
             dt = np.dtype(o["vertices"]["dtype"])
             out["vertices"] = np.concatenate([rig.vertices(S[i - a:j - a]).astype(dt) for i, j in pieces])
+            # never store a NaN or infinite mesh (an effect amount of 1e300; float16 overflow): refuse the shard
+            check_finite(out["vertices"], f"{payload['path']}: vertices of avatars {a}-{b - 1}")
         if "textures" in o:
             size = o["textures"]["size"]
             out["textures"] = np.concatenate([rig.textures(S[i - a:j - a], size) for i, j in pieces])
@@ -149,7 +149,28 @@ def write_shard(payload: dict, k: int, _fail_after: str | None = None) -> dict:
 
 
 def _init_worker() -> None:
+    import signal
+
     os.environ.setdefault("OMP_NUM_THREADS", "1")
+    # Ctrl-C reaches the whole process group: the parent alone handles it (stops the workers, prints
+    # one line). A worker that took it too would print its own traceback and could hang the pool.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def resolve_store(store) -> Path:
+    """The store path with symlinks followed; DatasetError for a loop or a link that leads nowhere usable.
+
+    Every later step (the lock, --overwrite's removal, the rename into place) then works on the real
+    folder, never on the link itself."""
+    path = Path(store).expanduser().absolute()
+    try:
+        real = Path(os.path.realpath(path, strict=True))  # it exists: follow every link
+    except FileNotFoundError:
+        real = Path(os.path.realpath(path))  # not there yet (or a dangling link): where it will be made
+    except OSError as err:  # ELOOP: a symlink loop
+        raise DatasetError(f"{path}: the store path is a symlink loop ({err.strerror or err}); "
+                           "choose another store path") from None
+    return real
 
 
 # -- orchestration (the parent) ----------------------------------------------------------
@@ -160,7 +181,7 @@ def prepare(config: DatasetConfig, overwrite: bool = False, rig=None) -> tuple[P
     from .samplers import spec_from_text
 
     version = _version()
-    path = Path(config.store).expanduser()
+    path = resolve_store(config.store)
     if rig is None:
         spec = spec_from_text(config.rig_text, config.rig)
         rig = Rig(spec, load_template(spec.template))
@@ -171,12 +192,20 @@ def prepare(config: DatasetConfig, overwrite: bool = False, rig=None) -> tuple[P
     if attrs is None and path.exists() and any(path.iterdir()):
         raise DatasetError(f"{path}: exists and is not an avatar dataset; refusing to write into it "
                            "(choose another store path, or remove it yourself)")
-    if attrs is not None and attrs.get("fingerprint") != fingerprint:
+    damaged = st.check_metadata(path, attrs) if attrs is not None else []
+    if attrs is not None and (damaged or attrs.get("fingerprint") != fingerprint):
         if not overwrite:
+            if damaged:  # a resume would trust n_shards, outputs and dtypes that no longer hold
+                raise DatasetError(f"{path}: damaged store metadata: {damaged[0]}; use --overwrite to "
+                                   "regenerate it, or choose another store path")
             raise DatasetError(f"{path}: holds a dataset made from a different config "
                                f"({_differences(attrs, config, version)}); use --overwrite to replace it, "
                                "or choose another store path")
-        shutil.rmtree(path)
+        try:
+            shutil.rmtree(path)
+        except OSError as err:
+            raise DatasetError(f"{path}: --overwrite cannot remove the old store "
+                               f"({err.strerror or err}: {err.filename or path})") from None
         attrs = None
     if "renders" in config.outputs:
         from avatar.rendering.core import choose_backend
@@ -185,7 +214,7 @@ def prepare(config: DatasetConfig, overwrite: bool = False, rig=None) -> tuple[P
     _check_writable(path)
     for stale in path.parent.glob(f".{path.name}.creating-*"):  # a creation killed before its rename
         shutil.rmtree(stale, ignore_errors=True)
-    todo = config.n if attrs is None else int((~st.completed(path, config.n_shards)).sum()) * config.shard
+    todo = config.n if attrs is None else int((~st.completed(path, config.n_shards, len(attrs["outputs"]))).sum()) * config.shard
     _check_space(path, st.estimate_bytes(config.resolved(), rig.n_vertices, len(rig.sliders), min(todo, config.n)))
     if attrs is None:
         st.create(path, config, rig, version)
@@ -193,6 +222,11 @@ def prepare(config: DatasetConfig, overwrite: bool = False, rig=None) -> tuple[P
     else:
         st.clean_partials(path)
     return path, rig, attrs
+
+
+def _os_message(path: Path, err: OSError) -> str:
+    where = err.filename or path
+    return f"{path}: cannot write {where} ({err.strerror or err})"
 
 
 def _differences(attrs: dict, config: DatasetConfig, version: str) -> str:
@@ -231,15 +265,26 @@ def generate(config: DatasetConfig, workers: int | None = None, scheduler: str |
         process unless renders are asked for. scheduler : a Dask scheduler
         address (``tcp://host:8786``); workers must see the store path.
     """
+    from .lock import store_lock
+
+    with store_lock(resolve_store(config.store)):  # one writer per store: a second run is refused (exit 2)
+        return _generate(config, workers, scheduler, overwrite, progress, rig)
+
+
+def _generate(config, workers, scheduler, overwrite, progress, rig) -> Summary:
     t0 = time.perf_counter()
-    path, rig, attrs = prepare(config, overwrite, rig)
+    try:
+        path, rig, attrs = prepare(config, overwrite, rig)
+    except OSError as err:
+        raise DatasetError(_os_message(Path(config.store), err)) from None
     payload = {"path": str(path.resolve()), "config": config.resolved(), "rig_text": config.rig_text,
                "fingerprint": attrs["fingerprint"], "outputs": attrs["outputs"]}
-    done = st.completed(path, config.n_shards)
+    done = st.completed(path, config.n_shards, len(attrs["outputs"]))
     todo = [int(k) for k in np.flatnonzero(~done)]
     rows_done = sum(b - a for a, b in map(config.shard_range, np.flatnonzero(done)))
     bar = _bar(config.n, rows_done, path.name, progress)
     written = 0
+    results = ()
     try:
         if scheduler:
             results = _run_dask(payload, todo, scheduler)
@@ -254,7 +299,14 @@ def generate(config: DatasetConfig, workers: int | None = None, scheduler: str |
         for r in results:
             written += r["bytes"]
             bar.update(r["rows"])
+    except OSError as err:  # disk full (ENOSPC), a folder gone read-only: completed shards stay valid
+        raise DatasetError(_os_message(path, err) + "; completed shards are kept: fix it and rerun the same "
+                           "command to resume") from None
+    except NonFiniteError as err:
+        raise DatasetError(f"{err}") from None
     finally:
+        if hasattr(results, "close"):  # Ctrl-C or an error between results: stop the workers now
+            results.close()
         bar.close()
     return Summary(config.n - rows_done, len(todo), config.n_shards - len(todo), time.perf_counter() - t0,
                    written, _du(path), path)
@@ -285,26 +337,70 @@ def _run_pool(payload: dict, todo: list[int], workers: int):
 
     env = {k: os.environ.get(k) for k in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS")}
     os.environ.update({k: "1" for k in env})  # spawned children read these before importing numpy
+    pool = ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"), initializer=_init_worker)
+    clean = False
     try:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn"),
-                                 initializer=_init_worker) as pool:
-            pending, queue = set(), list(reversed(todo))
-            while queue or pending:
-                while queue and len(pending) < 2 * workers:
+        pending, queue = set(), list(reversed(todo))
+        while queue or pending:
+            while queue and len(pending) < 2 * workers:
+                with _sigint_ignored():  # a child spawned now starts with Ctrl-C ignored (no import traceback)
                     pending.add(pool.submit(write_shard, payload, queue.pop()))
-                finished, pending = wait(pending, return_when=FIRST_COMPLETED)
-                for fut in finished:
-                    try:
-                        yield fut.result()
-                    except BrokenProcessPool:
-                        raise DatasetError("a worker process died (killed or out of memory); rerun the same "
-                                           "command to resume from the completed shards") from None
+            finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+            for fut in finished:
+                try:
+                    yield fut.result()
+                except BrokenProcessPool:
+                    raise DatasetError("a worker process died (killed or out of memory); rerun the same "
+                                       "command to resume from the completed shards") from None
+        clean = True
     finally:
+        # an error or Ctrl-C: stop the workers now instead of waiting for their shards (a killed shard
+        # is rewritten whole on resume; its checksum row, written last, was never written)
+        if clean:
+            pool.shutdown(wait=True)
+        else:
+            _stop_pool(pool)
         for k, v in env.items():
             if v is None:
                 os.environ.pop(k, None)
             else:
                 os.environ[k] = v
+
+
+class _sigint_ignored:
+    """Ignore SIGINT for the block (main thread only): children spawned in it inherit SIG_IGN through
+    exec, and Python then installs no KeyboardInterrupt handler in them."""
+
+    def __enter__(self):
+        import signal
+        import threading
+
+        self.old = None
+        if threading.current_thread() is threading.main_thread():
+            self.old = signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    def __exit__(self, *exc):
+        import signal
+
+        if self.old is not None:
+            signal.signal(signal.SIGINT, self.old)
+
+
+def _stop_pool(pool) -> None:
+    """Terminate a process pool's workers and return promptly (never wait on a busy worker)."""
+    procs = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for proc in procs:
+        try:
+            proc.terminate()
+        except (OSError, ValueError):
+            pass
+    deadline = time.monotonic() + 5.0
+    for proc in procs:
+        proc.join(max(0.0, deadline - time.monotonic()))
+        if proc.is_alive():
+            proc.kill()
+            proc.join(1.0)
 
 
 def _run_dask(payload: dict, todo: list[int], address: str):
