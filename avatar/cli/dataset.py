@@ -11,7 +11,7 @@ or damaged, listing them.
 """
 from __future__ import annotations
 
-from avatar.cli.errors import UsageError, usage
+from avatar.cli.errors import EXIT_INTERRUPTED, UsageError, check_output, os_error_line, usage
 
 import sys
 from pathlib import Path
@@ -65,9 +65,10 @@ def cmd_generate(args) -> int:
                            progress=not args.no_progress)
     except DatasetError as err:
         raise usage(str(err)) from None
-    except KeyboardInterrupt:
-        print("\ninterrupted: completed shards are kept; rerun the same command to resume", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt:  # the workers are stopped already (generate's finally)
+        print("avatar generate: interrupted; completed shards are kept: rerun the same command to resume",
+              file=sys.stderr)
+        return EXIT_INTERRUPTED
     print(summary)
     return 0
 
@@ -75,14 +76,26 @@ def cmd_generate(args) -> int:
 def cmd_verify(args) -> int:
     from avatar.dataset import store as st
 
+    from avatar.dataset.generate import resolve_store
+
     path = Path(args.store)
-    if not path.exists():
+    try:
+        real = resolve_store(path)
+    except st.DatasetError as err:
+        raise usage(str(err)) from None
+    if not real.exists():
         raise usage(f"{path}: no such store")
     try:
-        report = st.verify(path)
+        report = st.verify(real)
     except ValueError as err:
         raise usage(str(err)) from None
-    attrs = st.read_attrs(path)
+    if report["metadata"]:  # nothing else of the store can be trusted: say so and stop
+        for why in report["metadata"]:
+            print(f"  damaged metadata: {why}")
+        print(f"{path}: the store's metadata is damaged, so its shards were not checked; regenerate it with "
+              "`avatar generate ... --overwrite`" + ("; --repair cannot fix metadata" if args.repair else ""))
+        return EXIT_DAMAGED
+    attrs = st.read_attrs(real)
     n, shard = attrs["n"], attrs["shard"]
 
     def rows(k):
@@ -103,11 +116,22 @@ def cmd_verify(args) -> int:
         return 0
     if bad:
         print(f"bad shards: {' '.join(map(str, sorted(bad)))}")
-    if args.repair and report["damaged"]:
-        for k in report["damaged"]:
-            st.checksum_file(path, k).unlink(missing_ok=True)
-        print(f"forgot {len(report['damaged'])} damaged shard(s); rerun `avatar generate` with the same "
-              "config to rewrite them")
+    if args.repair and bad:
+        # forget every shard that is not complete and intact: damaged ones, and "missing" ones whose
+        # checksum row is there but invalid (truncated, zeroed), so that generate rewrites them all
+        from avatar.dataset.lock import store_lock
+
+        try:
+            with store_lock(real, "avatar verify --repair"):
+                for k in bad:
+                    st.checksum_file(real, k).unlink(missing_ok=True)
+        except st.DatasetError as err:
+            raise usage(str(err)) from None
+        except OSError as err:
+            raise usage(f"{path}: cannot repair: {os_error_line(err)} (is the store read-only?); nothing "
+                        "was changed that generate would trust") from None
+        print(f"forgot {len(bad)} shard(s) that are not complete and intact; rerun `avatar generate` with "
+              "the same config to rewrite them")
     elif bad:
         print("rerun `avatar generate` with the same config to finish missing shards"
               + ("; damaged ones need `avatar verify --repair` first" if report["damaged"] else ""))
@@ -150,7 +174,10 @@ def cmd_export(args) -> int:
     path = Path(args.store)
     if st.read_attrs(path) is None:
         raise usage(f"{path}: not an avatar dataset store")
-    ds = st.open(path, check=False)
+    try:
+        ds = st.open(path, check=False)
+    except st.DatasetError as err:  # damaged metadata: shapes and dtypes cannot be trusted
+        raise usage(str(err)) from None
     try:
         idx = parse_index(args.index, len(ds))
     except ValueError as err:
@@ -162,8 +189,11 @@ def cmd_export(args) -> int:
                      "generated yet; finish the dataset first")
     if args.texture_size is not None and not 8 <= args.texture_size <= 4096:
         raise usage("--texture-size must be 8 to 4096")
-    rig = ds.load_rig()
     out = Path(args.output)
+    if out.exists() and not out.is_dir():
+        raise usage(f"{out}: exists and is not a folder; -o names the folder the files go into")
+    check_output(out / f"{idx[0]:06d}.{args.format}", "exported files")  # before any work
+    rig = ds.load_rig()
     out.mkdir(parents=True, exist_ok=True)
     V = ds.group["vertices"] if "vertices" in ds.group else None
     want_tex = args.format != "ply"
