@@ -10,7 +10,7 @@ index out of range) exits 2 with a one-line message; nothing is written.
 """
 from __future__ import annotations
 
-from avatar.cli.errors import UsageError, usage
+from avatar.cli.errors import UsageError, check_output, usage
 
 import sys
 from pathlib import Path
@@ -69,6 +69,8 @@ def cmd_fit(args) -> int:
     if args.output and not args.output.endswith(".npz"):
         raise usage(f"{args.output}: a model file must end in .npz")
     log = (lambda *a, **k: None) if args.quiet else (lambda msg: print(msg, flush=True))
+    target = check_output(args.output or cfg.output, "model file")  # before the fit, not after it
+    check_output(target.with_suffix(".yaml"), "model metadata file")
     try:
         out = run(cfg, output=args.output, log=log)
     except (ValueError, FileNotFoundError) as err:
@@ -89,11 +91,15 @@ def cmd_encode(args) -> int:
         raise usage(f"{out}: codes are written as .npy")
     if args.batch < 1:
         raise usage("--batch must be at least 1")
+    check_output(out, "codes file")
     _, (name, model) = _load(args.model, args.name)
     path = Path(args.dataset)
     if st.read_attrs(path) is None:
         raise usage(f"{path}: not an avatar dataset store" + ("" if path.exists() else " (no such path)"))
-    ds = st.open(path, check=False)
+    try:
+        ds = st.open(path, check=False)
+    except st.DatasetError as err:
+        raise usage(str(err)) from None
     rows = None
     if args.index:
         try:
@@ -143,6 +149,7 @@ def cmd_decode(args) -> int:
     out = Path(args.output)
     if out.suffix.lower() not in FORMATS:
         raise usage(f"{out}: unknown mesh format {out.suffix!r}; use one of {', '.join(FORMATS)}")
+    check_output(out, "mesh file")
     f, (name, model) = _load(args.model, args.name)
     k = model.n_components
     if args.codes_file:
@@ -152,6 +159,8 @@ def cmd_decode(args) -> int:
             Z = np.load(args.codes_file, allow_pickle=False)
         except (OSError, ValueError) as err:
             raise usage(f"{args.codes_file}: not a .npy array of codes ({err})") from None
+        if Z.dtype.kind not in "biuf":  # strings, dates, structured records: not codes
+            raise usage(f"{args.codes_file}: expected numeric codes, got an array of {Z.dtype} values")
         Z = np.atleast_2d(np.asarray(Z, np.float64))
         if Z.ndim != 2 or Z.shape[1] != k or not np.isfinite(Z).all():
             raise usage(f"{args.codes_file}: expected finite codes of shape (n, {k}), got {Z.shape}")
@@ -168,8 +177,13 @@ def cmd_decode(args) -> int:
     if model.features_ is None or "vertices" not in model.features_.names:
         raise usage(f"{args.model}: model {name!r} does not model vertices, so it cannot make a mesh")
     template = _template(args, f, model)
-    parts = model.features_.inverse(model.inverse_transform(Z))
+    from avatar.checks import check_finite
+
+    with np.errstate(over="ignore", invalid="ignore"):  # overflow is refused just below, by name
+        parts = model.features_.inverse(model.inverse_transform(Z))
     V, T = parts["vertices"], parts.get("textures")
+    # a code of 1e300 decodes to infinity: refuse it, never write it (NonFiniteError: exit 2)
+    check_finite(V, f"decoding {', '.join(what[:3])}{' ...' if len(what) > 3 else ''} with {name}")
     if V.shape[1] != len(template.vertices):
         raise usage(f"{args.model}: the model makes {V.shape[1]} vertices but the template has "
                      f"{len(template.vertices)}; pass the rig it was fitted with (--rig)")

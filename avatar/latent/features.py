@@ -110,7 +110,7 @@ class FeatureTransform:
         return tuple(stored_shape[:-3]) + (s, s, 3)
 
     def dims(self, shapes: dict | None = None) -> dict[str, int]:
-        shapes = shapes or self.shapes_
+        shapes = self.shapes_ if shapes is None else shapes
         return {b["name"]: int(np.prod(self.prepared_shape(b["name"], shapes[b["name"]]))) for b in self.blocks}
 
     def slices(self) -> dict[str, slice]:

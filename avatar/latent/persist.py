@@ -105,6 +105,8 @@ def save_models(models: dict[str, LatentModel], path, features: FeatureTransform
     for key, a in arrays.items():
         if a.dtype.hasobject or a.dtype.kind not in "biuf":
             raise ValueError(f"{key}: only numeric arrays can be stored, got dtype {a.dtype}")
+        if a.dtype.kind == "f" and not np.isfinite(a).all():  # load refuses them: never write them
+            raise ValueError(f"{key}: holds NaN or infinity; a model with such arrays cannot be saved")
     header = {"format": FORMAT, "models": entries,
               "features": features.params() if features is not None else None,
               "split": sorted((split or {}).keys()),
@@ -214,11 +216,11 @@ def load_file(path) -> ModelFile:
     meta = {}
     mp = metadata_path(path)
     if mp.is_file():
-        import yaml
+        from avatar.spec.config import ConfigError, parse_yaml_lenient
 
-        try:
-            meta = yaml.safe_load(mp.read_text()) or {}
-        except (yaml.YAMLError, OSError, UnicodeDecodeError):
+        try:  # the shared loader: safe_load semantics, nesting depth guarded
+            meta, _, _ = parse_yaml_lenient(mp.read_text(), str(mp))
+        except (ConfigError, OSError, UnicodeDecodeError):
             meta = {}
     return ModelFile(path, header, models, features, split, meta if isinstance(meta, dict) else {})
 
@@ -269,6 +271,9 @@ def _check_arrays(path: Path, header: dict, arrays: dict) -> None:
             raise LatentFileError(f"{path}: tampered or damaged: array {key!r} does not match its checksum")
         if a.dtype.kind not in "biuf":
             raise LatentFileError(f"{path}: array {key!r} has a non-numeric dtype {a.dtype}")
+        if a.dtype.kind == "f" and not np.isfinite(a).all():  # would decode to NaN meshes everywhere
+            raise LatentFileError(f"{path}: array {key!r} holds NaN or infinity; the model is unusable "
+                                  "(refit it)")
 
 
 def _build(path: Path, entry: dict, arrays: dict, features) -> LatentModel:
