@@ -11,7 +11,7 @@ one message naming the packages to install and the CLI exits 2.
 """
 from __future__ import annotations
 
-from avatar.cli.errors import UsageError, usage
+from avatar.cli.errors import UsageError, check_output, usage
 
 from pathlib import Path
 
@@ -80,7 +80,38 @@ def _check(path: str, suffixes=IMAGE_SUFFIXES) -> Path:
     out = Path(path)
     if out.suffix.lower() not in suffixes:
         raise usage(f"{out}: unknown image format {out.suffix!r}; use one of {', '.join(suffixes)}")
-    return out
+    return check_output(out, "image")  # unwritable: say so before rendering anything
+
+
+def available_memory() -> int:
+    """Bytes of memory this process can still take (MemAvailable), or 8 GiB when unknown."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    import os
+
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 8 << 30
+
+
+def check_memory(what: str, images: int, size: int, n_avatars: int, n_sliders: int) -> None:
+    """Refuse, with the numbers, a request whose pictures would not fit in memory.
+
+    A sheet or strip holds every rendered image (``images`` of ``size``² RGB) and the picture they
+    are laid out in (as many bytes again), plus the slider vectors; half the available memory is the
+    most a command may plan to take, leaving room for the renderer and the rig."""
+    need = 2 * images * size * size * 3 + n_avatars * n_sliders * 8
+    have = available_memory()
+    if need > have // 2:
+        raise usage(f"{what} would need about {need / 2**30:,.1f} GiB of memory "
+                    f"({images:,} images of {size}x{size} and the picture they make); "
+                    f"{have / 2**30:,.1f} GiB are available: ask for fewer or smaller images")
 
 
 def _check_size(size: int) -> None:
@@ -179,6 +210,8 @@ def cmd_sheet(args) -> int:
         raise usage("--cols must be >= 1")
     view, kw = _views(args.view)[0], _kw(args)
     rig = _rig(args)
+    n_cells = args.n + len(args.presets)
+    check_memory(f"a sheet of {n_cells:,} avatars", n_cells, args.size, n_cells, len(rig.sliders))
     items = [(Path(p).stem, preset_vector(rig.spec, p)) for p in args.presets]
     items += [(f"seed {args.seed} #{i}", v) for i, v in enumerate(rig.sample(args.n, seed=args.seed))]
     if not items:
@@ -203,6 +236,9 @@ def cmd_traverse(args) -> int:
     s = rig.sliders[rig.slider_names.index(args.slider)]
     if args.steps < 2 and s.kind not in ("bool", "categorical"):
         raise usage("--steps must be >= 2")
+    n_views = len(views) if views else 2
+    steps = {"bool": 2, "categorical": len(s.categories or ())}.get(s.kind, args.steps)  # those take all values
+    check_memory(f"a strip of {steps:,} steps", steps * n_views, args.size, steps, len(rig.sliders))
     base = preset_vector(rig.spec, args.preset) if args.preset else None
     strip = traversal_strip(rig, args.slider, args.steps, base, views, args.size,
                             base_name=Path(args.preset).stem if args.preset else None, **kw)
