@@ -17,17 +17,20 @@ import numpy as np
 
 from avatar.body.template import Template
 
-FORMATS = (".glb", ".obj", ".ply")
+FORMATS = (".glb", ".obj", ".ply", ".mhm")
 SKIN_RGBA = (0.80, 0.64, 0.54, 1.0)  # base colour of a mesh exported without its texture
 
 
 def write_mesh(path: str | Path, vertices: np.ndarray, template: Template,
-               sliders: dict[str, object] | None = None, texture: np.ndarray | None = None) -> list[Path]:
+               sliders: dict[str, object] | None = None, texture: np.ndarray | None = None,
+               spec=None) -> list[Path]:
     """Write one avatar; returns the files written.
 
     vertices : (V, 3) solid positions in metres; texture : (H, W, 3) uint8 or
     None. GLB embeds the texture; OBJ writes ``<name>.mtl`` and
-    ``<name>.png`` beside itself; PLY has no texture (the solid only).
+    ``<name>.png`` beside itself; PLY has no texture (the solid only); MHM
+    writes the sliders as a MakeHuman 1.1 model file (``spec``: their rig
+    spec, default the default rig).
     """
     path = Path(path)
     suffix = path.suffix.lower()
@@ -40,6 +43,10 @@ def write_mesh(path: str | Path, vertices: np.ndarray, template: Template,
     if suffix == ".ply":
         _atomic_write(path, _ply_bytes(vertices, template, sliders))
         return [path]
+    if suffix == ".mhm":  # MakeHuman 1.1 model file: the slider values, not the mesh
+        from avatar.body.mhm import write_mhm
+
+        return [write_mhm(path, sliders, spec)]
     written = []
     if texture is not None:
         png, mtl = path.with_suffix(".png"), path.with_suffix(".mtl")

@@ -28,8 +28,8 @@ def _write(rig, values: np.ndarray, out: Path, texture_size: int = 1024) -> None
     from avatar.export import write_mesh
 
     readable = {s.name: s.readable(v) for s, v in zip(rig.sliders, values)}
-    texture = rig.textures(values, texture_size) if out.suffix.lower() != ".ply" else None
-    for path in write_mesh(out, rig.vertices(values), rig.template, readable, texture):
+    texture = rig.textures(values, texture_size) if out.suffix.lower() not in (".ply", ".mhm") else None
+    for path in write_mesh(out, rig.vertices(values), rig.template, readable, texture, spec=rig.spec):
         print(f"wrote {path}")
 
 

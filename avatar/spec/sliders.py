@@ -595,7 +595,12 @@ def load_preset(path: str | PathLike, spec: RigSpec) -> dict[str, object]:
     """Validated preset file -> {slider name: readable value} for the sliders it lists.
 
     Readable values: float (continuous), int (integer), bool, category name.
+    A ``.mhm`` path is read as a MakeHuman 1.1 model file (:mod:`avatar.body.mhm`).
     """
+    if str(path).lower().endswith(".mhm"):
+        from avatar.body.mhm import load_mhm
+
+        return load_mhm(path, spec)
     data, lines, duplicates = load_yaml_lenient(path)
     return _preset_from_data(spec, data, Problems(str(path), lines, duplicates))
 
@@ -603,8 +608,9 @@ def load_preset(path: str | PathLike, spec: RigSpec) -> dict[str, object]:
 def preset_vector(spec: RigSpec, preset: str | PathLike | Mapping) -> np.ndarray:
     """Defaults overridden by a preset, shape (P,).
 
-    ``preset`` is a file path, a parsed preset document (a mapping with a
-    ``sliders`` key), or a plain mapping slider name -> value.
+    ``preset`` is a file path (a preset YAML or a MakeHuman ``.mhm`` file), a
+    parsed preset document (a mapping with a ``sliders`` key), or a plain
+    mapping slider name -> value.
     """
     if isinstance(preset, Mapping) and "sliders" in preset:
         preset = _preset_from_data(spec, dict(preset), Problems("<preset>"))
