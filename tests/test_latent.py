@@ -19,7 +19,7 @@ from avatar.latent.experiment import config_from_text, split_rows
 from avatar.latent.features import FeatureTransform, box_downsample, kabsch_align, row_batches
 
 # sliders whose geometry is linear on [default, max] (moves, bumps, widths; no bends, no stature)
-LINEAR = ["face.chin_width", "face.nose_width", "face.mouth_width", "face.jaw_width", "body.hips"]
+LINEAR = ["chin.prominent", "nose.scale_horiz", "mouth.scale_horiz", "chin.width", "hip.scale_horiz"]
 KINDS = ["pca", "incremental_pca", "ica", "factor_analysis", "autoencoder"]
 SMALL = {"autoencoder": {"hidden": (16,), "epochs": 5, "input_components": 20},
          "factor_analysis": {"max_iter": 30, "pre_components": 40}, "incremental_pca": {"batch_size": 40}}

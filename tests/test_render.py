@@ -197,7 +197,7 @@ def test_cli_writes_images_of_the_right_size(tmp_path, capsys):
         assert im.format == "PNG" and im.size == (3 * 64, 2 * (64 + label))
 
     strip = tmp_path / "nose.png"
-    assert main(["traverse", "face.nose_width", "--steps", "4", "--size", "64", "-o", str(strip),
+    assert main(["traverse", "nose.scale_horiz", "--steps", "4", "--size", "64", "-o", str(strip),
                  "--preset", str(KNIGHT)]) == 0
     with Image.open(strip) as im:
         label = pictures._label_height(64)
@@ -217,8 +217,8 @@ def test_cli_writes_images_of_the_right_size(tmp_path, capsys):
 
 def test_cli_rejects_bad_input_without_traceback(tmp_path, capsys):
     out = tmp_path / "x.png"
-    assert main(["traverse", "face.nose_wdth", "-o", str(out)]) == 2
-    assert "did you mean 'face.nose_width'" in capsys.readouterr().err
+    assert main(["traverse", "nose.scale_horz", "-o", str(out)]) == 2
+    assert "did you mean 'nose.scale_horiz'" in capsys.readouterr().err
     assert main(["render", str(KNIGHT), "-o", str(tmp_path / "x.bmp")]) == 2
     assert main(["render", str(KNIGHT), "-o", str(out), "--views", "top"]) == 2
     assert main(["turntable", str(KNIGHT), "-o", str(out)]) == 2      # a turntable is a GIF
@@ -231,5 +231,5 @@ def test_labels_and_traversal_values(rig):
     assert pictures.format_value(s, 150.0) == "150 cm"
     vals = pictures.traversal_values(s, 5)
     assert vals[0] == s.min and vals[-1] == s.max and len(vals) == 5
-    pct = rig.sliders[rig.slider_names.index("face.nose_width")]
+    pct = rig.sliders[rig.slider_names.index("nose.scale_horiz")]
     assert pictures.format_value(pct, 100 / 6) == "16.7%"

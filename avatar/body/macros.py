@@ -20,8 +20,13 @@ factors by MakeHuman 1.1's piecewise ramps (``apps/humanmodifier.py`` and
 
 Every factor is piecewise linear with at most two non-zero ramps, so an
 avatar activates about 90 of the 564 macro targets, and which ones depends
-only on which factors are non-zero: its *cell*. :func:`blend` groups a batch
-by cell and runs one BLAS product per cell over just those targets.
+only on which factors are non-zero: its *cell*. The rig groups a batch by
+cell and runs one BLAS product per cell over just those targets. Small
+cells are memory-bound (each reads its targets' rows once), so
+:meth:`MacroBasis.cells` may merge the ramps of some variables (treat all
+their factors as possibly non-zero): fewer, larger cells with a few more
+rows each. It picks the merge level with the lowest estimated cost for the
+batch at hand; the result is the same, only the grouping differs.
 """
 from __future__ import annotations
 
@@ -101,6 +106,18 @@ def target_factors(key: str) -> tuple[str, ...]:
     return tuple(words)
 
 
+def _mask(*variables: str) -> np.ndarray:
+    groups = {"muscle": "muscle", "weight": "weight", "height": "height", "proportions": "proportions",
+              "cupsize": "cup", "firmness": "firmness"}
+    return np.array([any(groups[v] in f for v in variables) for f in FACTORS])
+
+
+# merge levels tried by MacroBasis.cells, from one cell per ramp pattern to one dense product
+MERGES = (_mask(), _mask("cupsize", "firmness"), _mask("cupsize", "firmness", "height", "proportions"),
+          _mask("cupsize", "firmness", "height", "proportions", "muscle", "weight"))
+BANDWIDTH, FLOPS = 8e9, 6e10  # bytes/s and flop/s of this kind of machine, for choosing a merge level
+
+
 class MacroBasis:
     """The macro targets of a rig and their factor names: weights and cells, batched.
 
@@ -125,16 +142,27 @@ class MacroBasis:
         """(n, 26) factor values -> (n, T) target weights: the product of each target's factors."""
         return np.prod(F[:, self.columns], axis=2)
 
-    def cells(self, F: np.ndarray) -> tuple[np.ndarray, list[np.ndarray]]:
+    def cells(self, F: np.ndarray, row_bytes: int = 0) -> tuple[np.ndarray, list[np.ndarray]]:
         """Group avatars by which factors are non-zero.
 
         Returns (cell (n,) int, active): avatar i is in cell ``cell[i]``, whose
         possibly non-zero targets are ``active[cell[i]]`` (sorted indices);
-        every other target has weight exactly 0 for it.
+        every other target has weight exactly 0 for it. ``row_bytes`` (the
+        size of one target's row of displacements) turns on the choice of a
+        merge level by estimated cost (:data:`MERGES`).
         """
-        bits = (F != 0) @ (1 << np.arange(len(FACTORS), dtype=np.int64))
-        keys, cell = np.unique(bits, return_inverse=True)
-        return cell.ravel(), [self._active(int(k)) for k in keys]
+        best = None
+        for merged in (MERGES if row_bytes else MERGES[:1]):
+            bits = (F != 0) | merged
+            keys, cell = np.unique(bits @ (1 << np.arange(len(FACTORS), dtype=np.int64)), return_inverse=True)
+            active = [self._active(int(k)) for k in keys]
+            rows = np.array([len(a) for a in active])
+            count = np.bincount(cell.ravel(), minlength=len(keys))
+            # seconds ~ bytes of target rows read once per cell + flops of the products
+            cost = row_bytes * (rows.sum() / BANDWIDTH + 0.5 * (count * rows).sum() / FLOPS)
+            if best is None or cost < best[0]:
+                best = (cost, cell.ravel(), active)
+        return best[1], best[2]
 
     @lru_cache(maxsize=512)
     def _active(self, key: int) -> np.ndarray:

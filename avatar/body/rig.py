@@ -191,7 +191,7 @@ class Rig:
         from scipy.linalg.blas import sgemm
 
         Fm = factor_values(self.macro_values(S))
-        cell, active = self._macros.cells(Fm)
+        cell, active = self._macros.cells(Fm, row_bytes=self._Dm.shape[1] * 4)
         order = np.argsort(cell, kind="stable")
         W = self._macros.weights(Fm[order]).astype(np.float32)
         G = self.features(S[order])
@@ -331,7 +331,10 @@ class Rig:
         key = file[: -len(".target.gz")] if file.endswith(".target.gz") else file
         if key in self.targets:
             return self._dense(key)
-        idx, d = assets.read_target(Path(file))
+        path = Path(file).expanduser()
+        if not path.is_absolute() and self.spec.source and not self.spec.source.startswith("<"):
+            path = Path(self.spec.source).resolve().parent / path  # relative to the rig YAML's folder
+        idx, d = assets.read_target(path)
         out = np.zeros((len(self._blend), 3))
         rows = self._position[idx]
         out[rows[rows >= 0]] = d[rows >= 0]

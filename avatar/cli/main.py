@@ -49,7 +49,8 @@ def _parser() -> argparse.ArgumentParser:
         return sp
 
     sp = add("sliders", rig.cmd_sliders, "List every slider: group, name, range, default, unit, description.")
-    sp.add_argument("--group", help="only this group (body, face, ...)")
+    sp.add_argument("--group", help="only this group (body, nose, ears, ...)")
+    sp.add_argument("--preset", help="show a preset's values (a YAML or .mhm file) and its stature and mass")
     sp.add_argument("--markdown", action="store_true", help="print a Markdown table")
 
     sp = add("make", rig.cmd_make, "Build an avatar from a preset YAML and write a mesh (.glb, .obj, .ply).")

@@ -2,7 +2,7 @@
 
     avatar render configs/avatars/knight.yaml -o knight.png --views front,three_quarter,side --size 512
     avatar sheet --n 24 --seed 0 -o gallery.png
-    avatar traverse face.nose_width --steps 7 -o nose.png [--preset FILE]
+    avatar traverse nose.scale_horiz --steps 7 -o nose.png [--preset FILE]
     avatar turntable configs/avatars/knight.yaml -o knight.gif
 
 :func:`register` adds them to the main parser (``avatar/cli.py``). When no
@@ -44,7 +44,7 @@ def register(sub, add) -> None:
     _options(sp)
 
     sp = add("traverse", cmd_traverse, "One slider from min to max, the rest at default (or at --preset).")
-    sp.add_argument("slider", help="dotted slider name, e.g. face.nose_width")
+    sp.add_argument("slider", help="dotted slider name, e.g. nose.scale_horiz")
     sp.add_argument("-o", "--output", required=True, help="image file (.png, .jpg, .webp)")
     sp.add_argument("--steps", type=int, default=7)
     sp.add_argument("--preset", help="preset YAML holding the other sliders")
@@ -208,10 +208,11 @@ def cmd_sheet(args) -> int:
         raise usage("--n and --seed must be >= 0")
     if args.cols is not None and args.cols < 1:
         raise usage("--cols must be >= 1")
-    view, kw = _views(args.view)[0], _kw(args)
+    view = _views(args.view)[0]
     rig = _rig(args)
     n_cells = args.n + len(args.presets)
     check_memory(f"a sheet of {n_cells:,} avatars", n_cells, args.size, n_cells, len(rig.sliders))
+    kw = _kw(args)
     items = [(Path(p).stem, preset_vector(rig.spec, p)) for p in args.presets]
     items += [(f"seed {args.seed} #{i}", v) for i, v in enumerate(rig.sample(args.n, seed=args.seed))]
     if not items:
@@ -226,7 +227,6 @@ def cmd_traverse(args) -> int:
 
     out = _check(args.output)
     _check_size(args.size)
-    kw = _kw(args)
     views = _views(args.views) if args.views else None
     rig = _rig(args)
     if args.slider not in rig.slider_names:
@@ -239,6 +239,7 @@ def cmd_traverse(args) -> int:
     n_views = len(views) if views else 2
     steps = {"bool": 2, "categorical": len(s.categories or ())}.get(s.kind, args.steps)  # those take all values
     check_memory(f"a strip of {steps:,} steps", steps * n_views, args.size, steps, len(rig.sliders))
+    kw = _kw(args)
     base = preset_vector(rig.spec, args.preset) if args.preset else None
     strip = traversal_strip(rig, args.slider, args.steps, base, views, args.size,
                             base_name=Path(args.preset).stem if args.preset else None, **kw)
@@ -265,7 +266,7 @@ def cmd_turntable(args) -> int:
 
 
 # -- the main job's pictures ---------------------------------------------------
-DEMO_TRAVERSALS = ("body.height", "body.weight", "face.nose_length", "face.ear_point")
+DEMO_TRAVERSALS = ("body.age", "body.gender", "body.weight", "nose.scale_vert")
 
 
 def demo_pictures(rig, presets: list, S: np.ndarray, seed: int, out: Path, size: int = 256) -> None:

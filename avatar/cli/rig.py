@@ -28,9 +28,12 @@ def _write(rig, values: np.ndarray, out: Path, texture_size: int = 1024) -> None
     from avatar.export import write_mesh
 
     readable = {s.name: s.readable(v) for s, v in zip(rig.sliders, values)}
+    from avatar.body.measure import summary
+
     texture = rig.textures(values, texture_size) if out.suffix.lower() not in (".ply", ".mhm") else None
-    for path in write_mesh(out, rig.vertices(values), rig.template, readable, texture, spec=rig.spec):
-        print(f"wrote {path}")
+    vertices = rig.vertices(values)
+    for path in write_mesh(out, vertices, rig.template, readable, texture, spec=rig.spec):
+        print(f"wrote {path} ({summary(vertices[None], rig.template)[0]})")
 
 
 # -- commands ----------------------------------------------------------------
@@ -40,6 +43,8 @@ def cmd_sliders(args) -> int:
 
     spec = load_rig_spec(args.rig or DEFAULT_RIG)
     rows = [s for s in spec.sliders if not args.group or s.group == args.group]
+    if args.preset:
+        rows = _preset_rows(spec, args.preset, rows)
     if args.group and not rows:
         from avatar.spec.config import did_you_mean
 
@@ -47,7 +52,25 @@ def cmd_sliders(args) -> int:
     from avatar.spec.docs import slider_table
 
     print(slider_table(rows, markdown=args.markdown))
+    if args.preset:
+        from avatar.body.measure import summary
+        from avatar.body.rig import Rig
+        from avatar.body.template import load as load_template
+        from avatar.spec.sliders import preset_vector
+
+        rig = Rig(spec, load_template(spec.template))
+        print(f"{args.preset}: {summary(rig.vertices(preset_vector(spec, args.preset))[None], rig.template)[0]}")
     return 0
+
+
+def _preset_rows(spec, preset, rows):
+    """Slider specs with each default replaced by the preset's value (the table then shows the preset)."""
+    from dataclasses import replace
+
+    from avatar.spec.sliders import preset_vector
+
+    x = preset_vector(spec, preset)
+    return [replace(s, default=float(x[spec.index(s.name)])) for s in rows]
 
 
 def cmd_make(args) -> int:

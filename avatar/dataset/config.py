@@ -4,7 +4,7 @@
     n: 10000
     seed: 0
     sampler: sobol           # uniform | prior | sobol | latin_hypercube | grid | traversal
-    vary: [face.*, skin.*]   # glob patterns; the other sliders stay at `base:` (default: defaults)
+    vary: [head.*, forehead.*, eyebrows.*, eyes.*, nose.*, ears.*, cheek.*, mouth.*, chin.*, skin.*]   # glob patterns; the other sliders stay at `base:` (default: defaults)
     base: configs/avatars/knight.yaml      # optional: a preset file or a mapping slider -> value
     correlate: {body.weight: {body.muscle: 0.5}}   # optional, random samplers only
     levels: 5                # grid only: values per continuous slider (or {slider: levels})
@@ -205,7 +205,7 @@ def _from_data(data: dict, problems: Problems, text: str, base_dir: Path, store_
     varied: set[str] = set()
     if isinstance(vary_raw, list) and not vary_raw:
         problems.add(("vary",), "the list is empty: name at least one slider or glob pattern to vary "
-                     "(e.g. ['face.*']; ['*'] varies every slider)")
+                     "(e.g. ['nose.*']; ['*'] varies every slider)")
     elif not isinstance(vary_raw, list):
         problems.add(("vary",), f"expected a list of slider names or glob patterns, got {describe(vary_raw)}")
     else:

@@ -381,6 +381,7 @@ class Dataset:
         if attrs is None:
             raise FileNotFoundError(f"{self.path}: not an avatar dataset store")
         require_intact_metadata(self.path, attrs)  # DatasetError: nothing below may trust damaged metadata
+        require_current_template(self.path, attrs)
         self.attrs = attrs
         self.group = zarr.open_group(str(self.path), mode="r")
         self.config = attrs["config"]
@@ -466,6 +467,20 @@ class Dataset:
 
         spec = self.rig
         return Rig(spec, load_template(spec.template))
+
+
+def require_current_template(path, attrs: dict) -> None:
+    """DatasetError unless the store's template (its faces' sha256) is the installed body's."""
+    from avatar.body.template import load as load_template
+
+    try:
+        t = load_template(attrs.get("template", "?"))
+    except ValueError:
+        t = None
+    now = None if t is None else hashlib.sha256(np.ascontiguousarray(t.faces.astype(np.int32)).tobytes()).hexdigest()
+    if now is None or attrs.get("static_sha256", {}).get("faces") != now:
+        raise DatasetError(f"{path}: made with another template than this version's body (MakeHuman's hm08 "
+                           f"mesh); regenerate it with `avatar generate`")
 
 
 def open(path, check: bool = True) -> Dataset:  # noqa: A001 - the API the issue names

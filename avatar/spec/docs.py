@@ -1,8 +1,8 @@
-"""Generated README sections: the slider table and the deformer vocabulary.
+"""Generated doc sections: the slider table and the deformer vocabulary.
 
-``python -m avatar.spec.docs`` rewrites the parts of README.md between
+``python -m avatar.spec.docs`` rewrites the parts of docs/sliders.md between
 ``<!-- NAME:start -->`` and ``<!-- NAME:end -->`` markers; a test checks that
-the committed README matches, so the docs cannot drift from the YAML.
+the committed page matches, so the docs cannot drift from the YAML.
 """
 from __future__ import annotations
 
@@ -11,7 +11,9 @@ from pathlib import Path
 
 from avatar.spec.vocabulary import COMMON, VOCABULARY
 
-README = Path(__file__).resolve().parents[2] / "README.md"
+ROOT = Path(__file__).resolve().parents[2]
+README = ROOT / "README.md"
+SLIDERS_PAGE = ROOT / "docs" / "sliders.md"  # holds the generated sections
 
 
 def slider_table(sliders, markdown: bool = False) -> str:
@@ -55,15 +57,15 @@ def sections() -> dict[str, str]:
 
 
 def render(text: str) -> str:
-    """README text with every generated section brought up to date."""
+    """Page text with every generated section brought up to date."""
     for name, body in sections().items():
         pattern = re.compile(rf"(<!-- {name}:start -->\n).*?(<!-- {name}:end -->)", re.S)
         if not pattern.search(text):
-            raise ValueError(f"README has no <!-- {name}:start/end --> markers")
+            raise ValueError(f"{SLIDERS_PAGE.name} has no <!-- {name}:start/end --> markers")
         text = pattern.sub(lambda m: m.group(1) + body + "\n" + m.group(2), text)
     return text
 
 
 if __name__ == "__main__":
-    README.write_text(render(README.read_text()))
-    print(f"updated {README}")
+    SLIDERS_PAGE.write_text(render(SLIDERS_PAGE.read_text()))
+    print(f"updated {SLIDERS_PAGE}")
