@@ -61,7 +61,8 @@ MACRO_NAMES = {
 # ``measure-*`` modifiers into the regions they measure
 _ARMSLEGS = ("arms", "legs", "hands", "feet")
 # MPFB2 modifiers MakeHuman 1.1 lacks: written in MPFB2's spelling
-_MPFB2_ONLY = ("foot-scale-horiz", "foot-scale-vert", "foot-scale-depth", "foot-trans", "lowerleg-scale-vert")
+_MPFB2_ONLY = ("foot-scale-horiz-", "foot-scale-vert-", "foot-scale-depth-", "foot-trans-down|up",
+               "lowerleg-scale-vert-")
 VERSION = "v1.1.1"
 COMMENT = "# avatar"
 _METADATA = ("version", "uuid", "tags", "camera")  # read without a note: they describe the file, not a body
@@ -90,7 +91,7 @@ def makehuman_name(s: SliderSpec) -> str | None:
     target = rest.rpartition("-")[0] if "|" in rest else rest
     if target.startswith("measure-"):
         group = "measure"
-    elif group in _ARMSLEGS and not target.split("-", 1)[-1].startswith(_MPFB2_ONLY):
+    elif group in _ARMSLEGS and not rest.split("-", 1)[-1].startswith(_MPFB2_ONLY):
         group = "armslegs"
     return f"{group}/{rest}"
 
