@@ -27,6 +27,8 @@ class TexelMap:
     parts      : (N,) int   part label
     fill       : (size, size) int   covered texel each texel shows (gutters too)
     texel_area : float      mean surface area of one texel, m^2
+    areas      : (N,) float surface area each texel covers, m^2 (MakeHuman's UVs give the
+                            face more texels per cm^2 than the back)
     """
 
     size: int
@@ -37,6 +39,7 @@ class TexelMap:
     parts: np.ndarray
     fill: np.ndarray
     texel_area: float
+    areas: np.ndarray | None = None
 
 
 def rasterize(uv: np.ndarray, faces: np.ndarray, size: int):
@@ -92,9 +95,14 @@ def _cached(template_id: int, size: int, template: Template) -> TexelMap:
     _, (ri, ci) = distance_transform_edt(grid < 0, return_indices=True)
     fill = grid[ri, ci]
     a, b, c = (t.vertices[t.faces[:, i]] for i in range(3))
-    area = 0.5 * np.linalg.norm(np.cross(b - a, c - a), axis=1).sum()
+    face_area = 0.5 * np.linalg.norm(np.cross(b - a, c - a), axis=1)
+    area = face_area.sum()
+    ua, ub, uc = (t.export_uv[t.export_faces[:, i]] * size for i in range(3))
+    uv_area = 0.5 * np.abs((ub - ua)[:, 0] * (uc - ua)[:, 1] - (ub - ua)[:, 1] * (uc - ua)[:, 0])
+    per_texel = face_area / np.maximum(uv_area, 1e-9)                # m^2 per texel, per face
     return TexelMap(size, texel // size, texel % size, points.astype(np.float32),
-                    normals.astype(np.float32), parts, fill, float(area / len(texel)))
+                    normals.astype(np.float32), parts, fill, float(area / len(texel)),
+                    per_texel[face].astype(np.float32))
 
 
 def texel_map(template: Template, size: int) -> TexelMap:

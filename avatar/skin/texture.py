@@ -28,33 +28,47 @@ from avatar.skin.texels import TexelMap, texel_map
 
 L = anatomy.LANDMARKS
 
-# Skin tone ramp (sRGB, 0-255) at tone 0, 20, ..., 100: light to dark, melanin-like.
-TONE_RAMP = np.array([(247, 226, 212), (236, 197, 172), (214, 165, 128),
-                      (176, 122, 86), (122, 80, 54), (72, 46, 32)], dtype=np.float32)
+# MakeHuman 1.1's ethnic skin colours (its EthnicSkinBlender's diffuse colours, 0..1),
+# blended by the normalised body.african/asian/caucasian sliders. MakeHuman shades
+# them with litspheres that brighten the midtones; our renderer's plain lighting
+# needs that lift baked in, so they are raised to the power 1/1.4.
+MAKEHUMAN_SKIN = np.array([(0.207, 0.113, 0.066),    # african
+                           (0.721, 0.568, 0.431),    # asian
+                           (0.843, 0.639, 0.517)],   # caucasian
+                          dtype=np.float32)
+ETHNIC_SKIN = MAKEHUMAN_SKIN ** (1 / 1.4) * 255.0
+RACES = ("body.african", "body.asian", "body.caucasian")
+LIGHTEST, DARKEST = np.array([250, 226, 210], np.float32), np.array([58, 36, 24], np.float32)
 COOL, WARM = np.array([10, -6, 8], np.float32), np.array([8, 4, -14], np.float32)
+HAIR_COLOURS = {"black": (26, 22, 20), "dark_brown": (56, 38, 27), "brown": (98, 66, 42),
+                "auburn": (120, 52, 28), "blonde": (188, 152, 98), "grey": (136, 134, 130),
+                "white": (218, 216, 208)}
 PALETTES = {
     "skin.lip_colour": {"rose": (190, 90, 110), "red": (172, 22, 42), "berry": (112, 30, 62),
                         "coral": (232, 112, 92), "plum": (92, 42, 72), "nude": (200, 140, 122)},
-    "skin.brow_colour": {"black": (28, 24, 22), "dark_brown": (62, 42, 30), "brown": (104, 72, 46),
-                         "auburn": (124, 56, 30), "blonde": (196, 164, 112), "grey": (142, 142, 142),
-                         "white": (224, 224, 218)},
+    "skin.brow_colour": dict(HAIR_COLOURS),
+    "hair.colour": dict(HAIR_COLOURS),
     "skin.iris_colour": {"brown": (92, 56, 30), "hazel": (132, 102, 52), "green": (72, 122, 72),
                          "blue": (72, 112, 172), "grey": (122, 132, 142), "amber": (182, 122, 42),
                          "violet": (122, 82, 162)},
     "skin.eyeshadow_colour": {"smoky": (62, 56, 62), "purple": (122, 72, 142), "blue": (62, 92, 162),
                               "green": (62, 122, 82), "gold": (202, 162, 72), "rose": (202, 112, 122)},
 }
+HAIR_STYLES = ("crew", "buzz", "receding", "balding", "undercut", "widow", "bald")
 SCLERA = np.array([236, 233, 226], np.float32)
+PUPIL = np.array([12, 10, 10], np.float32)
 REGIONS = ("chest", "back", "upper_arm", "forearm", "thigh", "neck", "cheek", "forehead")
 SIZE_PER_SCALE = 0.0025  # metres of tattoo half-width per point of tattoo.scale (100 -> 25 cm)
 
 # default values of the appearance sliders, used where a rig leaves one out
 # (a test keeps them equal to configs/rigs/humanoid.yaml)
 DEFAULTS = {
-    "skin.tone": 35.0, "skin.undertone": 50.0, "skin.freckles": 0.0, "skin.blush": 20.0,
+    "body.african": 33.333333, "body.asian": 33.333333, "body.caucasian": 33.333333,
+    "skin.tone": 50.0, "skin.undertone": 50.0, "skin.freckles": 0.0, "skin.blush": 20.0,
     "skin.lip_colour": "rose", "skin.lipstick": 0.0, "skin.brow_colour": "dark_brown",
     "skin.brow_thickness": 50.0, "skin.iris_colour": "brown", "skin.eyeliner": 0.0,
     "skin.eyeshadow": 0.0, "skin.eyeshadow_colour": "smoky", "skin.stubble": 0.0,
+    "hair.style": "crew", "hair.colour": "dark_brown", "hair.hairline": 30.0,
     "tattoo.pattern": "none", "tattoo.region": "chest", "tattoo.vertical": 50.0,
     "tattoo.horizontal": 50.0, "tattoo.angle": 0.0, "tattoo.scale": 25.0, "tattoo.flip": 0.0,
     "tattoo.hue": 220.0, "tattoo.value": 15.0, "tattoo.opacity": 100.0,
@@ -106,49 +120,171 @@ def _spots(points, spacing: float, radius: float, seed: int) -> tuple[np.ndarray
     return np.clip((radius - best) / (0.35 * radius), 0.0, 1.0), rank
 
 
+def _ramp(x, lo, hi):
+    """0 below ``lo``, 1 above ``hi``, smooth (smoothstep) between."""
+    t = np.clip((x - lo) / (hi - lo), 0.0, 1.0)
+    return t * t * (3 - 2 * t)
+
+
+@lru_cache(maxsize=4)
+def _uv_mask(name: str) -> np.ndarray:
+    """MPFB2's CC0 region mask ``textures/mpfb_<name>.jpg`` (painted on base.obj's UVs), 0..1 float32."""
+    from PIL import Image
+
+    from avatar.body import assets
+
+    with Image.open(assets.data_dir() / "textures" / f"mpfb_{name}.jpg") as im:
+        return np.asarray(im.convert("L"), np.float32) / 255.0
+
+
+def _sample_uv_mask(tm: TexelMap, name: str) -> np.ndarray:
+    """(N,) a UV mask at each texel's centre (bilinear; the mask's row 0 is v = 1, as ours)."""
+    img = _uv_mask(name)
+    h, w = img.shape
+    x = np.clip((tm.cols + 0.5) / tm.size * w - 0.5, 0, w - 1.001)
+    y = np.clip((tm.rows + 0.5) / tm.size * h - 0.5, 0, h - 1.001)
+    x0, y0 = x.astype(np.int64), y.astype(np.int64)
+    fx, fy = x - x0, y - y0
+    top = img[y0, x0] * (1 - fx) + img[y0, x0 + 1] * fx
+    bottom = img[y0 + 1, x0] * (1 - fx) + img[y0 + 1, x0 + 1] * fx
+    return (top * (1 - fy) + bottom * fy).astype(np.float32)
+
+
+def _uv_mask_on_surface(tm: TexelMap, name: str) -> np.ndarray:
+    """(N,) a UV mask carried onto the 3D surface, so that it agrees across UV seams.
+
+    The mask is read at every export vertex's UV, each solid vertex takes the
+    largest value of its copies, and each texel interpolates the values of its
+    nearest body vertices (inverse distance): a function of the 3D point only.
+    """
+    from scipy.spatial import cKDTree
+
+    from avatar.body.template import load
+
+    t = load()
+    img = _uv_mask(name)
+    h, w = img.shape
+    uv = t.export_uv
+    x = np.clip(np.rint(uv[:, 0] * w - 0.5), 0, w - 1).astype(np.int64)
+    y = np.clip(np.rint((1 - uv[:, 1]) * h - 0.5), 0, h - 1).astype(np.int64)
+    value = np.zeros(len(t.vertices))
+    np.maximum.at(value, t.export_index, img[y, x])
+    body = np.arange(t.n_body)
+    dist, near = cKDTree(t.vertices[body]).query(tm.points, k=4)
+    wgt = 1.0 / np.maximum(dist, 1e-5) ** 2
+    return ((value[body][near] * wgt).sum(1) / wgt.sum(1)).astype(np.float32)
+
+
+def eye_polar(tm: TexelMap) -> np.ndarray:
+    """(N,) each eye texel's angle from the gaze (the eyes' UV disc radius is proportional to it); nan off the eyes."""
+    from avatar.body import eyes
+
+    u = (tm.cols + 0.5) / tm.size
+    v = 1.0 - (tm.rows + 0.5) / tm.size
+    names = np.array(_part_names())[tm.parts]
+    out = np.full(len(u), np.nan)
+    for k, side in enumerate(("eye_l", "eye_r")):
+        (cu, cv), r = eyes.UV_DISCS[k]
+        m = names == side
+        out[m] = np.pi * np.hypot(u[m] - cu, v[m] - cv) / r
+    return out
+
+
+def _brow(P, side: float, width: float) -> np.ndarray:
+    """A thin brow arc over the eye on ``side`` (+1 left): thick at the head, tapering to the tail."""
+    e = L["eye_l"] * (side, 1, 1)
+    t = (np.abs(P[:, 0]) - (abs(e[0]) - 0.019)) / 0.041          # 0 at the brow's head, 1 at its tail
+    centre = L["brow_l"][1] - 0.001 + 0.005 * np.sin(np.pi * np.clip(t, 0, 1) * 0.8) - 0.007 * np.clip(t - 0.75, 0, 1) * 4
+    half = width * (1.0 - 0.55 * np.clip(t, 0, 1))
+    across = 1 - _ramp(np.abs(P[:, 1] - centre), half * 0.55, half)
+    along = _ramp(t, -0.02, 0.1) * (1 - _ramp(t, 0.92, 1.04))
+    return across * along * (np.sign(P[:, 0]) == side) * (P[:, 2] > e[2] - 0.005)
+
+
 MASK_NAMES = ("skin", "variation", "freckles_1", "freckles_2", "freckles_3", "blush", "lips",
-              "brow_thin", "brow_thick", "eyeliner", "eyeshadow", "stubble", "sclera", "iris")
+              "brow_thin", "brow_thick", "eyeliner", "eyeshadow", "stubble", "sclera", "iris", "pupil")
 
 
 @lru_cache(maxsize=8)
 def _masks(tm: TexelMap) -> np.ndarray:
     """(K, N) float32 per-texel masks, in :data:`MASK_NAMES` order."""
-    P, parts = tm.points, tm.parts
+    P, parts = tm.points.astype(np.float64), tm.parts
     names = np.array(_part_names())[parts]
     eye = np.isin(names, ["eye_l", "eye_r"])
     skin = (~eye).astype(np.float32)
     front = np.clip(tm.normals[:, 2] * 2.0, 0.0, 1.0)  # faces forward
     face = np.isin(names, ["face", "nose", "forehead", "chin", "mouth", "head"])
-    # freckles: nested spot sets (more spots at higher density) over nose and cheeks
-    spots, rank = _spots(P, 0.0045, 0.0016, 1)
-    zone = np.maximum(_ellipse(P, L["nose_bridge"] - (0, 0.02, 0), (0.09, 0.05, 0.08)),
-                      _ellipse(P, np.array([0, 1.40, 0.0]), (0.3, 0.08, 0.3)) * 0.6)
+    # freckles: nested spot sets (more spots at higher density) over nose, cheeks and shoulders
+    spots, rank = _spots(P, 0.0042, 0.0014, 1)
+    cheeks = _ellipse(P, L["nose_bridge"] - (0, 0.022, 0), (0.075, 0.035, 0.08)) * front
+    shoulders = _ellipse(P, np.array([0, anatomy.JOINTS["shoulder_l"][1] + 0.03, 0.0]), (0.3, 0.07, 0.3)) * 0.6
+    zone = np.maximum(cheeks, shoulders) * np.isin(names, ["face", "nose", "chest", "neck", "upper_arm_l",
+                                                          "upper_arm_r", "forehead", "head"])
     freckles = [zone * skin * spots * ((rank >= lo) & (rank < hi)) for lo, hi in ((0, 0.34), (0.34, 0.67), (0.67, 1.01))]
-    blush = _both_sides(P, "cheek_l", (0.035, 0.03, 0.04)) * skin
-    lips = _ellipse(P, (L["lip_upper"] + L["lip_lower"]) / 2 + (0, 0, 0.003), (0.03, 0.02, 0.03))
-    lips = lips * np.clip((P[:, 2] - 0.088) / 0.006, 0, 1) * skin
-    brow = [_both_sides(P, "brow_l", (0.026, h, 0.03)) * front * skin * face for h in (0.006, 0.011)]
+    blush = _both_sides(P, "cheek_l", (0.024, 0.02, 0.03)) * skin * front
+    # lips: MPFB2's artist-painted lip mask on MakeHuman's UVs (the vermilion and mouth corners)
+    lips = np.clip(_uv_mask_on_surface(tm, "lips") * 1.15, 0, 1) * skin * np.isin(names, ["mouth", "face", "chin"])
+    brow = [(np.maximum(_brow(P, 1.0, w), _brow(P, -1.0, w)) * face * skin
+             * (0.8 + 0.2 * _noise(P, 0.0025, 7, 16))).astype(np.float32) for w in (0.0032, 0.0052)]
+    # around the real eye openings: distance from each skin point to its eyeball's surface
     eye_ring = np.zeros(len(P), np.float32)
     shadow = np.zeros(len(P), np.float32)
-    for side in (1.0, -1.0):
-        c = L["eye_l"] * (side, 1, 1)
-        r = np.hypot((P[:, 0] - c[0]) / 1.25, P[:, 1] - c[1])
-        eye_ring = np.maximum(eye_ring, np.clip(1 - np.abs(r - 0.0135) / 0.003, 0, 1))
-        shadow = np.maximum(shadow, _ellipse(P, c + (0, 0.009, 0.004), (0.022, 0.011, 0.02)))
-    eye_ring *= front * skin
-    shadow *= front * skin * (1 - brow[0])
-    stubble_zone = np.maximum(_ellipse(P, L["chin"] + (0, 0.01, -0.03), (0.075, 0.055, 0.09)),
-                              _ellipse(P, L["lip_upper"] + (0, 0.008, 0), (0.026, 0.01, 0.02)))
-    stubble = stubble_zone * (1 - lips) * skin * (0.8 + 0.2 * _noise(P, 0.03, 2, 8))  # a soft shadow
-    # eyes: iris disc facing forward, sclera elsewhere on the eyeball
-    ecenter = np.where(P[:, :1] > 0, L["eye_l"], L["eye_l"] * (-1, 1, 1))
-    d = P - ecenter
-    cos = d[:, 2] / np.maximum(np.linalg.norm(d, axis=1), 1e-9)
-    iris = np.clip((cos - 0.86) / 0.02, 0, 1) * np.clip((0.975 - cos) / 0.02, 0, 1) * eye
-    sclera = np.clip((0.86 - cos) / 0.02, 0, 1) * eye
+    lid_ball = _eyeballs(tm)
+    for c, r in lid_ball:
+        d = P - c
+        dist = np.linalg.norm(d, axis=1)
+        gap = dist - r
+        ahead = d[:, 2] / np.maximum(dist, 1e-9)                 # cos of the angle from the gaze
+        sel = (ahead > 0.25) & (np.abs(d[:, 0]) < 0.03) & (np.sign(d[:, 0]) == np.sign(c[0]))
+        upper = d[:, 1] > -0.001
+        liner = (1 - _ramp(gap, 0.0012, 0.0032)) * np.where(upper, 1.0, 0.55)
+        eye_ring = np.maximum(eye_ring, liner * sel)
+        lid = (1 - _ramp(gap, 0.004, 0.011)) * _ramp(d[:, 1], -0.003, 0.002) * (1 - _ramp(d[:, 1], 0.011, 0.016))
+        shadow = np.maximum(shadow, lid * sel)
+    eye_ring *= skin * face
+    shadow *= skin * face * (1 - brow[1])
+    stubble = _beard_zone(P, names) * (1 - lips) * skin * (0.8 + 0.2 * _noise(P, 0.004, 2, 16))
+    # eyes: the iris and pupil are rings of each eyeball's UV disc (eyes.IRIS_ANGLE, eyes.PUPIL_ANGLE)
+    from avatar.body.eyes import IRIS_ANGLE, PUPIL_ANGLE
+
+    polar = np.nan_to_num(eye_polar(tm), nan=np.pi)
+    edge = 0.025
+    in_iris = (1 - _ramp(polar, IRIS_ANGLE - edge, IRIS_ANGLE + edge)) * eye
+    pupil = (1 - _ramp(polar, PUPIL_ANGLE - edge, PUPIL_ANGLE + edge)) * eye
+    fibres = 0.8 + 0.2 * np.sin(np.arctan2(P[:, 1] - lid_ball[0][0][1], P[:, 0]) * 23.0)
+    limbus = 1 - 0.45 * _ramp(polar, IRIS_ANGLE * 0.75, IRIS_ANGLE)      # darker rim
+    iris = (in_iris - pupil) * fibres * limbus
+    sclera = (1 - in_iris) * eye * (1 - 0.12 * _ramp(polar, 1.2, 1.6))
     variation = _noise(P, 0.08, 3, 8) * skin
-    rows = [skin, variation, *freckles, blush, lips, *brow, eye_ring, shadow, stubble, sclera, iris]
+    rows = [skin, variation, *freckles, blush, lips, *brow, eye_ring, shadow, stubble, sclera, iris, pupil]
     return np.stack(rows).astype(np.float32)
+
+
+def _eyeballs(tm: TexelMap):
+    """((centre (3,), radius), ...) of the template's two eyeballs, left then right."""
+    from avatar.body.template import load
+
+    t = load(getattr(tm, "template_name", "humanoid"))
+    out = []
+    for side in ("eye_l", "eye_r"):
+        v = t.vertices[t.part_mask(side)]
+        c = v.mean(0)
+        out.append((c, float(np.linalg.norm(v - c, axis=1).mean())))
+    return out
+
+
+def _beard_zone(P, names) -> np.ndarray:
+    """Where a beard grows: upper lip, chin, jaw and cheeks below the cheekbone line, under the jaw."""
+    x, y = np.abs(P[:, 0]), P[:, 1]
+    nose, mouth, chin, ear = L["nose_tip"], L["mouth"], L["chin"], L["ear_l"]
+    # upper edge: under the nose at the midline, the cheek line rising to the sideburn before the ear
+    top = np.interp(x, [0.0, 0.016, 0.03, 0.058, 0.07], [nose[1] - 0.013, nose[1] - 0.014, mouth[1] + 0.006,
+                                                        ear[1] + 0.012, ear[1] + 0.02])
+    below = 1 - _ramp(y - top, -0.012, 0.004)
+    ahead = _ramp(P[:, 2], ear[2] - 0.01, ear[2] + 0.01)           # in front of the ears
+    under = _ramp(y, L["throat"][1] + 0.01, L["throat"][1] + 0.03)  # down to the upper neck
+    where = np.isin(names, ["face", "mouth", "chin", "head", "neck"])
+    return (below * ahead * under * where).astype(np.float32) * (1 - np.isin(names, ["nose"]))
 
 
 def _part_names():
@@ -165,19 +301,36 @@ def _palette(name: str, idx: np.ndarray, categories) -> np.ndarray:
     return table[idx.astype(np.int64)]
 
 
-def skin_colour(tone: np.ndarray, undertone: np.ndarray) -> np.ndarray:
-    """(n, 3) base skin colour from tone (0 light..100 dark) and undertone (0 cool..100 warm)."""
-    x = np.clip(tone, 0, 100) / 20.0
-    i = np.minimum(x.astype(np.int64), len(TONE_RAMP) - 2)
-    f = (x - i)[:, None]
-    base = TONE_RAMP[i] * (1 - f) + TONE_RAMP[i + 1] * f
+def ethnic_colour(races: np.ndarray) -> np.ndarray:
+    """(n, 3) MakeHuman's skin colour for african/asian/caucasian values (n, 3), normalised as the macros are."""
+    from avatar.body.macros import normalise_races
+
+    return (normalise_races(races) @ ETHNIC_SKIN).astype(np.float32)
+
+
+def skin_colour(tone: np.ndarray, undertone: np.ndarray, races: np.ndarray | None = None) -> np.ndarray:
+    """(n, 3) base skin colour.
+
+    races : (n, 3) african/asian/caucasian slider values (None: an even blend);
+    tone : 0 lighter .. 50 as the blend .. 100 darker; undertone : 0 cool .. 100 warm.
+    """
+    tone = np.asarray(tone, np.float32)
+    if races is None:
+        races = np.ones((len(tone), 3))
+    base = ethnic_colour(races)
+    f = ((np.clip(tone, 0, 100) - 50.0) / 50.0)[:, None]
+    base = np.where(f > 0, base + f * (DARKEST - base), base - f * (LIGHTEST - base))
     u = (np.asarray(undertone, np.float32)[:, None] - 50.0) / 50.0
-    return base + np.where(u < 0, -u * COOL, u * WARM)
+    return base + np.where(u < 0, -u * COOL, u * WARM) * (0.4 + 0.6 * base.mean(1, keepdims=True) / 200.0)
+
+
+def _races(v: dict) -> np.ndarray:
+    return np.stack([np.asarray(v[r], np.float64) for r in RACES], axis=1)
 
 
 def layer_colours(v: dict, categories: dict) -> np.ndarray:
     """(n, K, 3) colour coefficient of each mask (in :data:`MASK_NAMES` order)."""
-    base = skin_colour(v["skin.tone"], v["skin.undertone"])
+    base = skin_colour(v["skin.tone"], v["skin.undertone"], _races(v))
     n = len(base)
 
     def pct(name):
@@ -186,8 +339,8 @@ def layer_colours(v: dict, categories: dict) -> np.ndarray:
     freckle = base * 0.72 - 6.0  # darker, browner spots
     density = pct("skin.freckles")[:, 0] * 3.0
     # nested spot sets fade in one after another as density rises
-    fw = [np.clip(density - k, 0, 1)[:, None] * 0.8 for k in range(3)]
-    natural_lip = base * np.array([0.86, 0.6, 0.62], np.float32)
+    fw = [np.clip(density - k, 0, 1)[:, None] * 0.7 for k in range(3)]
+    natural_lip = base * np.array([0.84, 0.62, 0.64], np.float32) + np.array([8, 0, 2], np.float32)
     lip = natural_lip + pct("skin.lipstick") * (
         _palette("skin.lip_colour", v["skin.lip_colour"], categories["skin.lip_colour"]) - natural_lip)
     brow = _palette("skin.brow_colour", v["skin.brow_colour"], categories["skin.brow_colour"])
@@ -195,22 +348,110 @@ def layer_colours(v: dict, categories: dict) -> np.ndarray:
     shadow = _palette("skin.eyeshadow_colour", v["skin.eyeshadow_colour"],
                       categories["skin.eyeshadow_colour"])
     iris = _palette("skin.iris_colour", v["skin.iris_colour"], categories["skin.iris_colour"])
-    blush_colour = np.array([225, 95, 100], np.float32)
+    blush_colour = np.array([222, 110, 110], np.float32)
     rows = [
         base,                                              # skin
-        base * 0.025,                                      # variation (+-2.5%)
+        base * 0.03,                                       # variation (+-3%)
         *[w * (freckle - base) for w in fw],               # freckles
-        pct("skin.blush") * 0.45 * (blush_colour - base),  # blush
+        pct("skin.blush") * 0.3 * (blush_colour - base),   # blush
         lip - base,                                        # lips
-        0.85 * (1 - thick) * (brow - base),                # thin brow
-        0.85 * thick * (brow - base),                      # thick brow
-        pct("skin.eyeliner") * (np.float32(20) - base),    # eyeliner
-        pct("skin.eyeshadow") * 0.7 * (shadow - base),     # eyeshadow
-        pct("skin.stubble") * 0.6 * (brow * 0.8 - base),   # stubble
+        0.9 * (1 - thick) * (brow - base),                 # thin brow
+        0.9 * thick * (brow - base),                       # thick brow
+        pct("skin.eyeliner") * 0.9 * (np.float32(18) - base),   # eyeliner
+        pct("skin.eyeshadow") * 0.65 * (shadow - base),    # eyeshadow
+        pct("skin.stubble") * 0.5 * (brow * 0.6 + base * 0.25 - base),  # stubble
         np.broadcast_to(SCLERA, (n, 3)),                   # sclera
         iris,                                              # iris
+        np.broadcast_to(PUPIL, (n, 3)),                    # pupil
     ]
     return np.stack(rows, axis=1).astype(np.float32)
+
+
+# --------------------------------------------------------------------------
+# hair: short scalp hair painted over the head, per avatar (style, colour, hairline)
+# --------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class Scalp:
+    """The texels hair may cover: idx (M,), azimuth a (M,) (0 at the front, pi at the back, radians),
+    y (M,) height, crown (M,) height above the ears' tops, grain (M,) fine noise in [-1, 1]."""
+
+    idx: np.ndarray
+    a: np.ndarray
+    y: np.ndarray
+    crown: np.ndarray
+    grain: np.ndarray
+
+
+@lru_cache(maxsize=8)
+def scalp(tm: TexelMap) -> Scalp:
+    names = np.array(_part_names())[tm.parts]
+    P = tm.points.astype(np.float64)
+    ear = L["ear_l"]
+    keep = np.isin(names, ["head", "forehead", "face", "neck"]) & (P[:, 1] > L["jaw_angle_l"][1] - 0.02)
+    keep &= ~((np.abs(P[:, 0]) < 0.05) & (P[:, 2] > L["eye_l"][2] - 0.02) & (P[:, 1] < L["brow_l"][1] + 0.02))
+    idx = np.flatnonzero(keep)
+    p = P[idx]
+    a = np.abs(np.arctan2(p[:, 0], p[:, 2] - ear[2]))
+    grain = 0.6 * _noise(p, 0.0022, 11, 24) + 0.4 * _noise(p, 0.009, 12, 12)
+    return Scalp(idx, a.astype(np.float32), p[:, 1].astype(np.float32),
+                 (p[:, 1] - L["ear_top_l"][1]).astype(np.float32), grain.astype(np.float32))
+
+
+def hairline_height(a: np.ndarray, raise_m: np.ndarray, temples: np.ndarray) -> np.ndarray:
+    """(m, M) height of the hairline at azimuths ``a`` (M,) for ``raise_m`` (m,) metres higher at the
+    front and ``temples`` (m,) extra metres of recession at the temples (an M-shaped hairline)."""
+    brow, eye, ear, top = L["brow_l"][1], L["eye_l"][1], L["ear_l"][1], L["ear_top_l"][1]
+    deg = np.degrees(a)
+    base = np.interp(deg, [0, 25, 45, 62, 78, 92, 105, 125, 150, 180],
+                     [brow + 0.056, brow + 0.052, brow + 0.04, eye + 0.03, ear + 0.01, ear + 0.008,
+                      top + 0.006, top + 0.002, ear - 0.01, ear - 0.045])
+    front = np.clip(1 - deg / 80.0, 0, 1)
+    temple = np.exp(-((deg - 40.0) / 14.0) ** 2)
+    return base[None] + raise_m[:, None] * front[None] + temples[:, None] * temple[None]
+
+
+def hair_coverage(sc: Scalp, style: str, hairline: np.ndarray) -> np.ndarray:
+    """(m, M) hair cover of one style over the scalp texels; hairline (m,) 0 low .. 100 high."""
+    h = np.asarray(hairline, np.float32) / 100.0
+    m = len(h)
+    if style == "bald":
+        return np.zeros((m, len(sc.idx)), np.float32)
+    raise_m = (h - 0.3) * 0.035
+    temples = np.zeros(m, np.float32)
+    if style == "receding":
+        temples = temples + 0.022 + 0.02 * h
+    line = hairline_height(sc.a, raise_m, temples)
+    if style == "widow":  # a peak at the middle of the forehead
+        line = line - 0.012 * np.exp(-(np.degrees(sc.a) / 9.0) ** 2)[None]
+    edge = 0.003 if style != "buzz" else 0.0022
+    cover = _ramp(sc.y[None] - line, -edge, edge)
+    density = {"crew": 0.96, "buzz": 0.62, "receding": 0.93, "balding": 0.9, "undercut": 0.95, "widow": 0.96}[style]
+    if style == "balding":  # a horseshoe: the crown and top are bare
+        cover = cover * (1 - _ramp(sc.crown, 0.02, 0.035))[None]
+    if style == "receding":  # thinning crown
+        cover = cover * (1 - 0.35 * _ramp(sc.crown, 0.055, 0.075))[None]
+    if style == "undercut":  # long on top, clippered sides and back
+        top = _ramp(sc.crown, 0.022, 0.03)
+        density = density * (0.45 + 0.55 * top)[None]
+    grain = 0.85 + 0.15 * sc.grain
+    return (cover * density * grain[None]).astype(np.float32)
+
+
+def _paint_hair(texels: np.ndarray, tm: TexelMap, v: dict, cats: dict) -> None:
+    """Paint each avatar's hair into its texels (c, 3, N), in place."""
+    if "hair.style" not in cats:
+        return
+    sc = scalp(tm)
+    colour = _palette("hair.colour", v["hair.colour"], cats["hair.colour"])     # (c, 3)
+    for s, style in enumerate(cats["hair.style"]):
+        who = np.flatnonzero(v["hair.style"] == s)
+        if style == "bald" or not len(who):
+            continue
+        alpha = hair_coverage(sc, style, v["hair.hairline"][who])                # (w, M)
+        shade = (1.0 + 0.22 * sc.grain)[None, None, :]                           # strands: lighter, darker
+        ink = colour[who][:, :, None] * shade                                    # (w, 3, M)
+        cur = texels[who][:, :, sc.idx]
+        texels[who[:, None], :, sc.idx[None, :]] = np.moveaxis(cur + alpha[:, None] * (ink - cur), 1, 2)
 
 
 # --------------------------------------------------------------------------
@@ -349,6 +590,8 @@ def slider_columns(spec, S: np.ndarray) -> tuple[dict, dict]:
                 choices = ("none", *patterns.DESIGNS)
             elif name == "tattoo.region":
                 choices = REGIONS
+            elif name == "hair.style":
+                choices = HAIR_STYLES
             if choices:
                 cats[name] = choices
                 default = choices.index(default)
@@ -369,6 +612,7 @@ def textures(template, spec, S: np.ndarray, size: int = 512, chunk: int = 32) ->
         c, k, _ = colours.shape
         # channel-major (c, 3, N): one (3c, K) @ (K, N) product
         texels = (np.ascontiguousarray(colours.transpose(0, 2, 1)).reshape(3 * c, k) @ masks).reshape(c, 3, -1)
+        _paint_hair(texels, tm, values, cats)
         _paint_tattoos(texels, tm, values, cats)
         np.clip(texels, 0, 255, out=texels)
         rgb = np.ascontiguousarray(texels.astype(np.uint8).transpose(0, 2, 1))   # (c, N, 3)
