@@ -256,7 +256,7 @@ def test_other_lines_ignored_with_one_note(rig, tmp_path):
 # -- (d) bad input ----------------------------------------------------------------------------
 @pytest.mark.parametrize("line, message", [
     ("modifier nose/nose-widht1-decr|incr 0.5", "did you mean 'nose/nose-width1-decr|incr'"),
-    ("modifier armlegs/r-hand-scale-decr|incr 0.5", "hand-scale-decr|incr'"),
+    ("modifier armslegs/r-hand-scael-decr|incr 0.5", "did you mean 'armslegs/r-hand-scale-decr|incr'"),
     ("modifier macrodetails/Gendr 0.5", "did you mean 'macrodetails/Gender'"),
     ("modifier nose/nose-width1-decr|incr abc", "expected a number, got 'abc'"),
     ("modifier nose/nose-width1-decr|incr nan", "expected a number"),

@@ -115,7 +115,7 @@ def cmd_validate(args) -> int:
     failed = False
     for f in args.files:
         try:
-            data, _, _ = load_yaml_lenient(f)
+            data = None if str(f).lower().endswith(".mhm") else load_yaml_lenient(f)[0]  # .mhm: a preset
             if isinstance(data, dict) and "template" in data:
                 load_rig_spec(f)
             else:
