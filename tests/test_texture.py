@@ -221,3 +221,49 @@ def test_array_inputs_are_range_checked(rig):
     x[rig.slider_names.index("skin.lip_colour")] = 99
     with pytest.raises(ValueError, match="skin.lip_colour"):
         rig.textures(x, SIZE)
+
+
+def test_hair_styles_paint_the_scalp_only(rig, tm):
+    names = np.array(rig.template.part_names)[tm.parts]
+    bald = rig.textures(rig.values({"hair.style": "bald"}), 512)[tm.rows, tm.cols].astype(int)
+    scalp = np.isin(names, ["head", "forehead", "face", "neck"])
+    covered = {}
+    for style in ("buzz", "crew", "receding", "balding"):
+        img = rig.textures(rig.values({"hair.style": style, "hair.colour": "black"}), 512)[tm.rows, tm.cols]
+        hair = np.abs(img.astype(int) - bald).sum(1) > 30
+        assert hair.sum() > 500, style
+        assert scalp[hair].mean() > 0.99, style            # on the head, never the body
+        top = tm.points[hair, 1].mean()
+        assert top > rig.template.vertices[:, 1].max() - 0.15, style  # the upper head
+        covered[style] = hair.sum()
+    assert covered["receding"] < covered["crew"] and covered["balding"] < covered["crew"]
+    # a higher hairline uncovers forehead
+    low = rig.textures(rig.values({"hair.style": "crew", "hair.hairline": 0}), 512)[tm.rows, tm.cols]
+    high = rig.textures(rig.values({"hair.style": "crew", "hair.hairline": 100}), 512)[tm.rows, tm.cols]
+    assert (np.abs(low.astype(int) - bald).sum(1) > 30).sum() > (np.abs(high.astype(int) - bald).sum(1) > 30).sum()
+    # default sampling gives a mix, mostly not bald
+    styles = rig.sample(400, seed=1)[:, rig.slider_names.index("hair.style")]
+    cats = rig.sliders[rig.slider_names.index("hair.style")].categories
+    assert len(np.unique(styles)) >= 5 and (styles == cats.index("bald")).mean() < 0.3
+
+
+def test_base_tone_blends_makehuman_ethnic_colours(rig, tm):
+    names = np.array(rig.template.part_names)[tm.parts]
+    chest = np.isin(names, ["chest"])
+
+    def tone(**races):
+        v = {f"body.{k}": races.get(k, 0) for k in ("african", "asian", "caucasian")}
+        return rig.textures(rig.values(v), 512)[tm.rows, tm.cols][chest].astype(float).mean(0)
+
+    african, asian, caucasian = tone(african=100), tone(asian=100), tone(caucasian=100)
+    assert african.mean() < asian.mean() - 60 and african.mean() < caucasian.mean() - 60
+    assert caucasian.mean() > asian.mean()
+    # normalised like the macros: 50/50 equals 100/100, and lies between the two
+    np.testing.assert_allclose(tone(african=50, caucasian=50), tone(african=100, caucasian=100), atol=0.5)
+    mid = tone(african=50, caucasian=50)
+    assert african.mean() < mid.mean() < caucasian.mean()
+    # skin.tone lightens and darkens the blend
+    light = rig.textures(rig.values({"skin.tone": 10}), 512)[tm.rows, tm.cols][chest].astype(float).mean()
+    dark = rig.textures(rig.values({"skin.tone": 90}), 512)[tm.rows, tm.cols][chest].astype(float).mean()
+    base = rig.textures(rig.defaults(), 512)[tm.rows, tm.cols][chest].astype(float).mean()
+    assert light > base + 20 and dark < base - 20

@@ -235,15 +235,15 @@ def _masks(tm: TexelMap) -> np.ndarray:
         dist = np.linalg.norm(d, axis=1)
         gap = dist - r
         ahead = d[:, 2] / np.maximum(dist, 1e-9)                 # cos of the angle from the gaze
-        sel = (ahead > 0.25) & (np.abs(d[:, 0]) < 0.03) & (np.sign(d[:, 0]) == np.sign(c[0]))
+        sel = _ramp(ahead, 0.2, 0.45) * (1 - _ramp(np.abs(d[:, 0]), 0.018, 0.028)) * (np.sign(d[:, 0]) == np.sign(c[0]))
         upper = d[:, 1] > -0.001
-        liner = (1 - _ramp(gap, 0.0012, 0.0032)) * np.where(upper, 1.0, 0.55)
+        liner = (1 - _ramp(gap, 0.0015, 0.0042)) * np.where(upper, 1.0, 0.55)
         eye_ring = np.maximum(eye_ring, liner * sel)
         lid = (1 - _ramp(gap, 0.004, 0.011)) * _ramp(d[:, 1], -0.003, 0.002) * (1 - _ramp(d[:, 1], 0.011, 0.016))
         shadow = np.maximum(shadow, lid * sel)
     eye_ring *= skin * face
     shadow *= skin * face * (1 - brow[1])
-    stubble = _beard_zone(P, names) * (1 - lips) * skin * (0.8 + 0.2 * _noise(P, 0.004, 2, 16))
+    stubble = _beard_zone(P, names) * (1 - lips) * skin * (0.88 + 0.12 * _noise(P, 0.0025, 2, 16))
     # eyes: the iris and pupil are rings of each eyeball's UV disc (eyes.IRIS_ANGLE, eyes.PUPIL_ANGLE)
     from avatar.body.eyes import IRIS_ANGLE, PUPIL_ANGLE
 
