@@ -20,9 +20,8 @@ import numpy as np
 
 from avatar.spec.config import ConfigError
 from .display import DisplayMesh, encode_image
-from .state import CODE_LIMIT, Change, ExplorerState, readable
-
-MAX_UPLOAD = 256 * 1024  # bytes: a preset YAML is a few kB
+from .guard import MAX_UPLOAD, ClientGuard
+from .state import CODE_LIMIT, Change, ExplorerState, readable, validate_code, validate_value
 BAR_ROWS = 12
 SKIN = (204, 163, 138)
 
@@ -77,6 +76,9 @@ class Explorer:
         self.lock = threading.RLock()
         self.display = DisplayMesh(state.rig.template)
         self.server = viser.ViserServer(host=host, port=port, verbose=False)
+        # the gate for every client message: own origin only, only `value` on our widgets, every value
+        # validated before viser stores or broadcasts it, uploads bounded by their declared size
+        self.guard = ClientGuard(self.server, MAX_UPLOAD, notify=self._notify_client)
         # viser lets any client ask for a public share URL (a tunnel through viser's relay on the
         # internet); the page must stay where --host put it, so that request is refused here.
         self.server.request_share_url = self._refuse_share
@@ -91,6 +93,7 @@ class Explorer:
         self._scene()
         self._designer_panel(title)
         self._latent_panel()
+        self._guard_widgets()
         self._push(texture_changed=True)
         self._sync_latent()
         self._sender = threading.Thread(target=self._send_loop, name="explorer-sender", daemon=True)
@@ -113,6 +116,45 @@ class Explorer:
             self._wake.notify_all()
         self.server.stop()
 
+    def _notify_client(self, client_id: int, title: str, body: str) -> None:
+        client = self.server._connected_clients.get(client_id)
+        if client is not None:
+            client.add_notification(title, body, color="red", auto_close_seconds=8.0)
+
+    def _guard_widgets(self) -> None:
+        """Which widget values a client may set, each with the server-side check it must pass first."""
+        g, state = self.guard, self.state
+
+        def button(handle):
+            def check(value):
+                if value is not True or handle.disabled:
+                    raise ValueError(f"button {handle.label!r} cannot be pressed that way")
+            return check
+
+        def text(value):
+            if not isinstance(value, str) or len(value) > 200 or not value.isprintable():
+                raise ValueError("a preset name is one line of at most 64 letters, digits, - or _")
+
+        def preset(value):
+            if value not in self.d_preset.options:
+                raise ValueError(f"unknown preset {str(value)[:80]!r}")
+
+        def flag(value):
+            if not isinstance(value, bool):
+                raise ValueError("expected true or false")
+
+        for name, handle in self.inputs.items():
+            g.accept(handle, lambda v, name=name: validate_value(state.spec, name, v))
+        for i, handle in enumerate(self.latent_inputs):
+            g.accept(handle, lambda v, i=i: validate_code(state.latent.n_components, i, v))
+        for handle in (self.b_random, self.b_reset, self.b_load, self.b_save, self.b_preset_download,
+                       self.b_glb, self.b_apply, self.b_back):
+            g.accept(handle, button(handle))
+        g.accept(self.t_name, text)
+        g.accept(self.d_preset, preset)
+        g.accept(self.c_texture, flag)
+        g.accept_uploads(self.b_upload)
+
     # -- scene --------------------------------------------------------------------------------------
     def _scene(self) -> None:
         scene, server = self.server.scene, self.server
@@ -131,9 +173,12 @@ class Explorer:
 
     def _push(self, texture_changed: bool = True) -> None:
         """Send the avatar on show: a textured GLB, or bare positions on the untextured mesh."""
+        from avatar.checks import check_finite
+
         t0 = time.perf_counter()
         with self.lock:
             V, tex = self.state.vertices, self.state.texture
+        check_finite(V, "the avatar on show")  # never serve a NaN/inf mesh (the sender reports it)
         if self.textured:
             if texture_changed:
                 self._image = encode_image(tex)

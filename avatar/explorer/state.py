@@ -253,9 +253,13 @@ class ExplorerState:
         codes = np.asarray(codes, np.float64)
         if codes.shape != (self.latent.n_components,) or not np.isfinite(codes).all():
             raise ValueError(f"expected {self.latent.n_components} finite codes, got shape {codes.shape}")
+        from ..checks import check_finite
+
+        vertices, texture = self.latent.decode(codes)
+        check_finite(vertices, "the latent decoding")  # NonFiniteError (a ValueError): refused, state unchanged
         self.mode = "latent"
         self.codes = codes
-        self.vertices, texture = self.latent.decode(codes)
+        self.vertices = vertices
         had_decoded = self._decoded_texture
         if texture is not None:
             self.texture, self._decoded_texture = texture, True
