@@ -318,3 +318,392 @@ def test_ctrl_c_stops_workers_at_once_prints_one_line_exits_130_and_resumes_to_t
                           capture_output=True).returncode == 0
     dataset.generate(config_from_text(cfg_text(tmp_path / "ref.zarr", **over)), workers=1, progress=False)
     assert files_of(tmp_path / "s.zarr") == files_of(tmp_path / "ref.zarr")
+
+
+# == 6. NaN and inf meshes are never written ==============================================
+@pytest.fixture(scope="module")
+def model_file(tmp_path_factory, rig):
+    """A 2-component PCA of the default rig's vertex count (synthetic avatars), saved as avatar fit does."""
+    import avatar.latent as L
+
+    rng = np.random.default_rng(0)
+    V = rig.template.vertices[None] + 0.01 * rng.normal(size=(12, rig.n_vertices, 3))
+    path = tmp_path_factory.mktemp("model") / "m.npz"
+    L.save(L.fit_vertices(V, kind="pca", n_components=2, random_state=0), path, name="pca")
+    return path
+
+
+def _with_nan_array(src: Path, dst: Path) -> Path:
+    """A copy of model file ``src`` with a NaN in one learned array, its checksum made to match
+    (as a model saved from NaN data would be): only the finiteness check can catch it."""
+    from avatar.latent import persist
+
+    with np.load(src, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    header = json.loads(arrays["header"].tobytes().decode())
+    key = next(k for k in header["arrays"] if k.endswith(".components"))
+    arrays[key] = arrays[key].copy()
+    arrays[key][0, 0] = np.nan
+    header["arrays"][key]["sha256"] = persist._digest(arrays[key])
+    arrays["header"] = np.frombuffer(json.dumps(header, sort_keys=True).encode(), np.uint8)
+    np.savez(dst, **arrays)
+    return dst
+
+
+def test_check_finite_refuses_nan_inf_and_values_beyond_float32(capsys):
+    check_finite(np.zeros((2, 5, 3)), "fine")
+    check_finite(np.array([1, 2]), "ints are always finite")
+    for bad, word in ((np.nan, "NaN"), (np.inf, "infinite"), (-1e39, "infinite")):
+        V = np.zeros((4, 5, 3))
+        V[2, 1, 0] = bad
+        with pytest.raises(NonFiniteError, match=rf"the batch: 1 of 60 values are {word}.* in 1 of 4 avatars \(first: #2\)"):
+            check_finite(V, "the batch")
+    check_finite(np.full(3, 1e39), "unbounded", limit=None)
+
+
+def test_decode_refuses_a_code_that_decodes_to_infinity(model_file, tmp_path, capsys):
+    out = tmp_path / "d.glb"
+    rc, _, err = cli(capsys, "decode", model_file, "--code", "0:1e300", "-o", out)
+    assert rc == 2 and "infinite" in one_error_line(err) and "nothing was written" in err
+    assert not out.exists() and not list(tmp_path.iterdir())
+    assert cli(capsys, "decode", model_file, "--code", "0:2", "-o", out)[0] == 0 and out.exists()
+
+
+def test_a_model_file_holding_nan_is_refused_everywhere(model_file, tmp_path, capsys):
+    import avatar.latent as L
+
+    bad = _with_nan_array(model_file, tmp_path / "nan.npz")
+    with pytest.raises(L.LatentFileError, match="holds NaN or infinity"):
+        L.load_file(bad)
+    rc, _, err = cli(capsys, "decode", bad, "-o", tmp_path / "d.glb")
+    assert rc == 2 and "holds NaN or infinity" in one_error_line(err) and not (tmp_path / "d.glb").exists()
+    from avatar.cli.errors import UsageError
+    from avatar.cli.explore import make_explorer
+    from avatar.cli.main import _parser
+
+    with pytest.raises(UsageError, match="holds NaN or infinity"):  # `avatar explore`: refused before serving
+        make_explorer(_parser().parse_args(["explore", "--model", str(bad), "--port", "65000"]), log=lambda *a: None)
+    model = L.load_file(model_file).models["pca"]
+    model.components_ = model.components_.copy()
+    model.components_[0, 0] = np.inf
+    with pytest.raises(ValueError, match="NaN or infinity"):
+        L.save(model, tmp_path / "never.npz")
+    assert not (tmp_path / "never.npz").exists()
+
+
+class _NaNRig:
+    """The default rig, but one avatar in every batch gets a NaN vertex (as `amount: 1e300` does)."""
+
+    def __init__(self, rig):
+        self._rig = rig
+
+    def __getattr__(self, name):
+        return getattr(self._rig, name)
+
+    def vertices(self, S):
+        V = self._rig.vertices(S)
+        V[0, 0, 0] = np.nan
+        return V
+
+
+def test_generate_never_stores_a_nan_mesh(tmp_path, capsys):
+    from avatar.body.rig import Rig
+    from avatar.body.template import load as load_template
+    from avatar.dataset.samplers import spec_from_text
+
+    config = config_from_text(cfg_text(tmp_path / "s.zarr"))
+    spec = spec_from_text(config.rig_text, config.rig)
+    with pytest.raises(dataset.DatasetError, match=r"vertices of avatars 0-3: .* NaN"):
+        dataset.generate(config, workers=1, progress=False, rig=_NaNRig(Rig(spec, load_template(spec.template))))
+    assert not st.completed(tmp_path / "s.zarr", 3).any()  # nothing recorded as done
+
+
+def test_the_explorer_refuses_a_decoding_that_is_not_finite(explorer_state):
+    state = explorer_state
+    before = state.vertices.copy(), state.codes.copy(), state.mode
+    big = np.full(state.latent.n_components, 1e300)
+    with pytest.raises(NonFiniteError, match="the latent decoding"):
+        state.set_codes(big)
+    np.testing.assert_array_equal(state.vertices, before[0])
+    np.testing.assert_array_equal(state.codes, before[1])
+    assert state.mode == before[2]
+
+
+# == 7. validate and a rig whose template is missing (checked where the rig loads its template) ======
+@pytest.mark.parametrize("template", ["no-such-template", "not-json"])
+def test_validate_refuses_a_rig_whose_template_is_missing(tmp_path, capsys, template):
+    text = (ROOT / "configs" / "rigs" / "humanoid.yaml").read_text()
+    if template == "not-json":
+        (tmp_path / "bad.json").write_text("this is not json")
+        template = str(tmp_path / "bad.json")
+    rig = tmp_path / "r.yaml"
+    rig.write_text(text.replace("\ntemplate: humanoid", f"\ntemplate: {template}"))
+    rc, _, err = cli(capsys, "validate", rig)
+    assert rc == 2 and "template" in err
+
+
+# == 8. deep YAML nesting ===============================================================
+DEEP = "sliders: " + "[" * 600 + "]" * 600 + "\n"
+DEEP_BLOCK = "sliders:\n" + "".join("  " * i + "- \n" for i in range(1, 700))
+
+
+@pytest.mark.parametrize("text", [DEEP, DEEP_BLOCK], ids=["flow", "block"])
+def test_every_yaml_we_read_refuses_deep_nesting_in_one_line(tmp_path, capsys, text, model_file, explorer_state):
+    from avatar.spec.config import ConfigError, MAX_DEPTH
+
+    f = tmp_path / "deep.yaml"
+    f.write_text(text)
+    want = f"nested deeper than {MAX_DEPTH} levels"
+    for argv in (("validate", f), ("generate", f, "--no-progress"), ("fit", f)):  # preset/rig, dataset, experiment
+        rc, out, err = cli(capsys, *argv)
+        assert rc == 2 and want in err and f"{f}:" in err, argv
+    with pytest.raises(ConfigError, match=want):
+        avatar.load_rig(f)
+    with pytest.raises(ConfigError, match=want):  # an uploaded preset says why on the page
+        explorer_state.load_preset_text(text, "upload.yaml")
+    # a model sidecar that deep is ignored (it is informative only), never a RecursionError
+    import avatar.latent as L
+
+    m = tmp_path / "m.npz"
+    shutil.copy(model_file, m)
+    m.with_suffix(".yaml").write_text(text)
+    assert L.load_file(m).metadata == {}
+
+
+# == 9. unwritable outputs ================================================================
+def test_unwritable_outputs_are_one_line_naming_the_path_before_the_work(tmp_path, capsys, made, model_file, rig):
+    blocker = tmp_path / "file"
+    blocker.write_text("a file, not a folder")
+    exp = tmp_path / "e.yaml"
+    exp.write_text(f"dataset: {made[1]}\nfeatures: [vertices]\nmodels: [{{kind: pca, n_components: 2}}]\n")
+    preset = ROOT / "configs" / "avatars" / "knight.yaml"
+    cases = {
+        "decode": ("decode", model_file, "-o", blocker / "d.glb"),
+        "encode": ("encode", model_file, made[1], "-o", blocker / "z.npy"),
+        "fit": ("fit", exp, "-o", blocker / "m.npz"),
+        "export": ("export", made[1], "--index", "0", "-o", blocker / "ex"),
+        "export onto a file": ("export", made[1], "--index", "0", "-o", blocker),
+        "sheet": ("sheet", "--n", "2", "-o", blocker / "s.png"),
+        "make": ("make", preset, "-o", blocker / "k.glb"),
+        "random --save-preset": ("random", "-o", tmp_path / "r.glb", "--save-preset", blocker / "r.yaml"),
+    }
+    for what, argv in cases.items():
+        t0 = time.perf_counter()
+        rc, out, err = cli(capsys, *argv)
+        line = one_error_line(err)
+        assert rc == 2 and str(blocker) in line, what
+        if what == "fit":
+            assert "fitted" not in out and time.perf_counter() - t0 < 5  # refused before the fit
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["file", "e.yaml"] + (
+        ["r.glb"] if (tmp_path / "r.glb").exists() else []))
+
+
+def test_a_full_disk_while_writing_is_one_line_naming_the_file(model_file, tmp_path, capsys, monkeypatch):
+    def full(src, dst, *a, **k):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(dst))
+
+    monkeypatch.setattr(os, "replace", full)
+    rc, _, err = cli(capsys, "decode", model_file, "-o", tmp_path / "d.glb")
+    line = one_error_line(err)
+    assert rc == 2 and "No space left on device" in line and "d.glb" in line
+
+
+# == 10. oversized requests ================================================================
+def test_oversized_requests_are_refused_up_front_with_the_numbers(tmp_path, capsys, monkeypatch, rig):
+    import avatar.cli.render as render_cli
+
+    monkeypatch.setattr(render_cli, "available_memory", lambda: 8 << 30)
+    continuous = next(s.name for s in rig.sliders if s.kind == "continuous")
+    for argv in (("traverse", continuous, "--steps", "100000", "-o", tmp_path / "t.png"),
+                 ("sheet", "--n", "100000000", "-o", tmp_path / "s.png")):
+        t0 = time.perf_counter()
+        rc, _, err = cli(capsys, *argv)
+        line = one_error_line(err)
+        assert rc == 2 and "GiB of memory" in line and "8.0 GiB are available" in line
+        assert time.perf_counter() - t0 < 20
+    assert not list(tmp_path.iterdir())
+
+
+# == 11. fit without the features, codes that are strings ==================================
+def test_fit_with_a_feature_the_store_lacks_and_string_codes_are_config_errors(tmp_path, capsys, made, model_file):
+    exp = tmp_path / "e.yaml"
+    exp.write_text(f"dataset: {made[1]}\nfeatures:\n  - renders: {{size: 32}}\nmodels: [{{kind: pca, n_components: 2}}]\n")
+    rc, _, err = cli(capsys, "fit", exp)
+    assert rc == 2 and f"{exp}:2: features: the dataset has no renders (it stores: vertices)" in err
+    codes = tmp_path / "codes.npy"
+    np.save(codes, np.array([["a", "b"]]))
+    rc, _, err = cli(capsys, "decode", model_file, "--codes-file", codes, "-o", tmp_path / "d.glb")
+    assert rc == 2 and "expected numeric codes" in one_error_line(err)
+
+
+# == 12. messages that mislead ===============================================================
+def test_messages_say_what_is_wrong_and_quote_no_foreign_file(tmp_path, capsys):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(cfg_text(tmp_path / "s.zarr", vary=[], seed=None) + "seed: 1e23\n")
+    rc, _, err = cli(capsys, "generate", cfg)
+    assert rc == 2 and "got a list" not in err and "vary: the list is empty" in err
+    assert "seed must be at most 2**63 - 1, got 1e+23" in err and "99999999" not in err
+    secret = tmp_path / "shadow"
+    for content in ("root:$6$SECRETSALT$SECRETHASH:19000:0:99999:7:::\ndaemon:*:19000:0:99999:7:::\n",
+                    "the password is SECRETHASH\n"):
+        secret.write_text(content)
+        cfg.write_text(cfg_text(tmp_path / "s.zarr", base=str(secret)))
+        rc, _, err = cli(capsys, "generate", cfg)
+        assert rc == 2 and "SECRET" not in err and str(secret) in err
+        assert "not the kind of file expected" in err or "got text" in err
+
+
+# == 13-16. the explorer's gate ==========================================================
+@pytest.fixture(scope="module")
+def explorer_state(rig):
+    import avatar.latent as L
+    from avatar.explorer import ExplorerState, LatentView, SliderBasis
+
+    rng = np.random.default_rng(1)
+    V = rig.template.vertices[None] + 0.01 * rng.normal(size=(12, rig.n_vertices, 3))
+    model = L.fit_vertices(V, kind="pca", n_components=2, random_state=0)
+    basis = SliderBasis(n_samples=40, seed=0).fit(rig)
+    return ExplorerState(rig, LatentView(model, rig.n_vertices, "synthetic"), basis, texture_size=32)
+
+
+@pytest.fixture(scope="module")
+def explorer(explorer_state):
+    from avatar.explorer import Explorer
+
+    ex = Explorer(explorer_state, port=0)
+    ex.guard.log = lambda line: None
+    yield ex
+    ex.stop()
+
+
+def _ws(explorer, origin):
+    import viser
+    from websockets.sync.client import connect
+
+    return connect(explorer.url.replace("http://", "ws://"), origin=origin, open_timeout=10,
+                   subprotocols=[f"viser-v{viser.__version__}"], max_size=None)
+
+
+def _send(ws, type_: str, **fields) -> None:
+    import msgspec
+
+    ws.send(msgspec.msgpack.encode({"type": type_, **fields}))
+
+
+def _handshake(ws) -> None:
+    _send(ws, "ViewerCameraMessage", wxyz=[1.0, 0.0, 0.0, 0.0], position=[0.0, 1.0, 2.7], fov=0.9, near=0.01,
+          far=100.0, image_height=600, image_width=800, look_at=[0.0, 0.9, 0.0], up_direction=[0.0, 1.0, 0.0])
+
+
+def _wait(cond, timeout=10.0):
+    t0 = time.monotonic()
+    while not cond():
+        assert time.monotonic() - t0 < timeout
+        time.sleep(0.02)
+
+
+def _a_continuous_slider(explorer):
+    s = next(s for s in explorer.state.rig.sliders if s.kind == "continuous" and s.max < 999)
+    return s, explorer.inputs[s.name]
+
+
+def test_origin_rule():
+    from avatar.explorer.guard import origin_allowed
+
+    assert origin_allowed("http://127.0.0.1:8080", "127.0.0.1:8080", "127.0.0.1")
+    assert origin_allowed("http://localhost:8080", "localhost:8080", "127.0.0.1")
+    assert not origin_allowed("http://evil.example.com", "127.0.0.1:8080", "127.0.0.1")
+    assert not origin_allowed("http://evil.example.com:8080", "evil.example.com:8080", "127.0.0.1")  # rebinding
+    assert not origin_allowed("http://127.0.0.1:9999", "127.0.0.1:8080", "127.0.0.1")  # another local page
+    assert not origin_allowed(None, "127.0.0.1:8080", "127.0.0.1")
+    assert not origin_allowed("null", "127.0.0.1:8080", "127.0.0.1")
+    assert origin_allowed("http://myhost:8080", "myhost:8080", "0.0.0.0")  # exposed on purpose
+
+
+def test_13_a_cross_origin_websocket_is_closed_before_any_message(explorer):
+    from websockets.exceptions import ConnectionClosed
+
+    s, handle = _a_continuous_slider(explorer)
+    value = handle.value
+    with _ws(explorer, "http://evil.example.com") as ws:
+        try:  # the server may have closed it already: then these sends fail, as they should
+            _handshake(ws)
+            _send(ws, "GuiUpdateMessage", uuid=handle._impl.uuid, updates={"value": float(s.min)})
+        except ConnectionClosed:
+            pass
+        with pytest.raises(ConnectionClosed):
+            for _ in range(1000):
+                ws.recv(timeout=10)  # not one message of the page reaches it
+        assert ws.close_code == 1008
+    time.sleep(0.3)
+    assert handle.value == value and explorer.guard.refused["origin"] >= 1
+    with _ws(explorer, explorer.url) as ws:  # the page's own origin is served
+        assert isinstance(ws.recv(timeout=10), bytes)
+
+
+def test_14_clients_set_only_values_of_our_widgets(explorer):
+    from viser import _messages as m
+
+    s, handle = _a_continuous_slider(explorer)
+    guard = explorer.guard
+    with _ws(explorer, explorer.url) as ws:
+        _handshake(ws)
+        _wait(lambda: len(explorer.server._connected_clients) > 0)
+        cid = max(explorer.server._connected_clients)
+        for updates in ({"min": 0.0}, {"max": 1.0}, {"visible": False}, {"update_cb": []},
+                        {"disabled": True}, {"value": float(s.default), "min": 0.0}):
+            assert not guard.allow(cid, m.GuiUpdateMessage(handle._impl.uuid, updates)), updates
+            _send(ws, "GuiUpdateMessage", uuid=handle._impl.uuid, updates=updates)
+        assert not guard.allow(cid, m.GuiUpdateMessage(explorer.b_upload._impl.uuid, {"value": {}}))
+        assert not guard.allow(cid, m.GuiUpdateMessage("not-a-widget", {"value": 1}))
+        time.sleep(0.5)
+    assert (handle.min, handle.max, handle.visible, handle.disabled) == (s.min, s.max, True, False)
+    assert handle._impl.update_cb  # our callback is still there
+
+
+def test_15_every_value_is_validated_with_or_without_the_handshake(explorer):
+    s, handle = _a_continuous_slider(explorer)
+    state, j = explorer.state, explorer.state.spec.index(s.name)
+    before = handle.value, state.values[j]
+    refused = dict(explorer.guard.refused)
+    with _ws(explorer, explorer.url) as ws:
+        _send(ws, "GuiUpdateMessage", uuid=handle._impl.uuid, updates={"value": 999.0})  # no handshake
+        _wait(lambda: explorer.guard.refused["handshake"] > refused.get("handshake", 0))
+        _handshake(ws)
+        _wait(lambda: len(explorer.server._connected_clients) > 0)
+        for bad in (999.0, float(s.min) - 1, "nan", True):
+            _send(ws, "GuiUpdateMessage", uuid=handle._impl.uuid, updates={"value": bad})
+        _wait(lambda: explorer.guard.refused["value"] >= refused.get("value", 0) + 4)
+        assert (handle.value, state.values[j]) == before  # never stored, never broadcast
+        good = float(s.max)  # a valid value from the same client goes through to the state
+        _send(ws, "GuiUpdateMessage", uuid=handle._impl.uuid, updates={"value": good})
+        _wait(lambda: state.values[j] == good)
+        assert handle.value == good
+
+
+def test_16_uploads_are_refused_by_declared_size_and_capped(explorer):
+    from viser import _messages as m
+
+    guard, uploads = explorer.guard, explorer.server.gui._current_file_upload_states
+    up = explorer.b_upload._impl.uuid
+    with _ws(explorer, explorer.url) as ws:
+        _handshake(ws)
+        _wait(lambda: len(explorer.server._connected_clients) > 0)
+        cid = max(explorer.server._connected_clients)
+        refused = guard.refused["upload"]
+        _send(ws, "FileTransferStartUpload", source_component_uuid=up, transfer_uuid="t-huge", filename="x.yaml",
+              mime_type="text/yaml", part_count=4_000_000, size_bytes=10**12)
+        _wait(lambda: guard.refused["upload"] > refused)
+        for i in range(8):  # its parts find nothing to grow
+            _send(ws, "FileTransferPart", source_component_uuid=up, transfer_uuid="t-huge", part_index=i,
+                  content=b"x" * 60_000)
+        time.sleep(0.3)
+        assert "t-huge" not in uploads
+        # a client that declares little and sends more is dropped at the first excess byte
+        _send(ws, "FileTransferStartUpload", source_component_uuid=up, transfer_uuid="t-liar", filename="x.yaml",
+              mime_type="text/yaml", part_count=3, size_bytes=100)
+        _wait(lambda: "t-liar" in uploads)
+        _send(ws, "FileTransferPart", source_component_uuid=up, transfer_uuid="t-liar", part_index=0,
+              content=b"x" * 200_000)
+        _wait(lambda: "t-liar" not in uploads)
+        assert not guard.allow(cid, m.FileTransferStartUpload(explorer.b_glb._impl.uuid, "t-2", "x", "t", 1, 10))
