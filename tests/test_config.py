@@ -76,6 +76,10 @@ def test_fixture_rig_loads(spec):
     assert nose.distribution["low"] == pytest.approx(0.001)  # `1e-3` is a str to YAML 1.1
     assert nose.effects[1]["amount_at_min"] == (-0.003, 0.0, 0.0)
     assert spec.sliders[1].effects[1]["span"] == (0.2, 0.8)
+    # a target effect's amount defaults to the whole target
+    assert nose.effects[2] == {"deformer": "target", "file": "nose/nose-hump-incr", "amount": 1.0,
+                               "side": "both", "amount_at_min": None}
+    assert spec.sliders[0].effects[1]["amount"] == 0.5
     np.testing.assert_array_equal(spec.defaults(), [175, 0, 5, 50, 0, 0, 0.5])
     np.testing.assert_array_equal(spec.lows(), [140, -10, 3, 0, 0, 0, 0])
     np.testing.assert_array_equal(spec.highs(), [210, 10, 6, 100, 2, 1, 1])
@@ -247,13 +251,12 @@ def test_slider_kind_rules(tmp_path):
           default: 175
           unit: cm
           effects: [{deformer: stature}]
-        body.height2:
-          description: Height again.
-          min: 140
-          max: 210
-          default: 175
-          unit: cm
-          effects: [{deformer: stature}]
+        body.shape:
+          description: A sculpted target without its file, then a file that is not text.
+          min: 0
+          max: 1
+          default: 0
+          effects: [{deformer: target, amount: 1}, {deformer: target, file: 3}, {deformer: bend, bone: neck}]
         """)
     assert "did you mean 'pointed'?" in one(problems, "sliders.face.ear.default").message
     assert "does not apply" in one(problems, "sliders.face.ear.min").message
@@ -263,8 +266,11 @@ def test_slider_kind_rules(tmp_path):
     assert "does not fit a bool slider" in one(problems, "sliders.face.blink.distribution.kind").message
     assert "only for continuous and integer" in one(
         problems, "sliders.face.blink.effects[0].amount_at_min").message
-    p = one(problems, "sliders.body.height2.effects")
-    assert "only one slider may use the stature deformer" in p.message
+    # pose and stature are MakeHuman's now: no bend or stature deformer
+    assert "unknown deformer 'stature'" in one(problems, "sliders.body.height.effects[0].deformer").message
+    assert "unknown deformer 'bend'" in one(problems, "sliders.body.shape.effects[2].deformer").message
+    assert "missing required key 'file'" in one(problems, "sliders.body.shape.effects[0]").message
+    assert "expected text, got 3" in one(problems, "sliders.body.shape.effects[1].file").message
 
 
 def test_many_problems_reported_at_once(tmp_path):
@@ -398,3 +404,11 @@ def test_normalize(spec):
     s = spec.normalize(spec.sample(500, seed=0))
     assert s.min() >= 0 and s.max() <= 1
     np.testing.assert_allclose(spec.normalize(spec.highs()), 1.0)
+
+
+def test_unknown_template_is_a_config_error(tmp_path):
+    slider = "  body.a: {description: A., min: 0, max: 1, default: 0}\n"
+    path = write(tmp_path, HEADER.replace("template: humanoid", "template: humanoidd") + slider)
+    [p] = errors(load_rig_spec, path)
+    assert p.key == "template" and p.line == line_of(path, "template:")
+    assert "unknown template 'humanoidd'; did you mean 'humanoid'?" in p.message

@@ -1,19 +1,22 @@
-"""Deformers: what a slider's ``effects`` do to the template, as arrays.
+"""Deformers: what a slider's ``effects`` do to MakeHuman's body, as arrays.
 
-Linear deformers (length, girth, scale, move, bump, rotate) turn one effect
+Our own vocabulary (length, girth, scale, move, bump, rotate) turns one effect
 into a displacement field ``(V, 3)``: the offset of every template vertex
-when the effect is at full strength. A slider's effects add up into one field
-per feature (see :mod:`avatar.body.rig`), and an avatar is the template plus a
-weighted sum of those fields, so the whole batch is one (block-sparse) matrix
-product. ``bend`` (a rotation) becomes a few more fields weighted by powers of
-its angle (:func:`bend_fields`); ``stature`` is a per-avatar offset and scale.
+when the effect is at full strength, on the neutral MakeHuman body. Bones run
+between the joint cubes of base.obj (:data:`avatar.body.anatomy.BONES`,
+:data:`~avatar.body.anatomy.JOINTS`); ``at:`` names a joint or a landmark
+(:data:`~avatar.body.anatomy.LANDMARKS`). A slider's effects add up into one
+field per feature, next to MakeHuman's own targets (the ``target`` effect,
+which :mod:`avatar.body.rig` reads from a ``.target`` file), and an avatar is
+the template plus a weighted sum of those fields, so the whole batch is one
+(block-sparse) matrix product. Pose and stature are MakeHuman's (its macros
+and, later, its skeleton), so there is no bend or stature deformer.
 
 Everything that depends only on the template (bone coordinates, skinning
 weights, normals, the mirror map) is computed once in :class:`Frame`.
 """
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -272,47 +275,3 @@ def displacement(frame: Frame, effect: dict, at_min: bool = False) -> np.ndarray
     # a midline anchor: keep the requested half of a symmetric effect
     keep = frame.vertices[:, 0] < 0 if want_right else frame.vertices[:, 0] > 0
     return field * keep[:, None]
-
-
-# --------------------------------------------------------------------------
-# nonlinear deformers
-# --------------------------------------------------------------------------
-BEND_ORDER = 6  # terms of the angle's power series; error < 1e-7 rad up to 25 degrees
-
-
-def bend_fields(frame: Frame, bone: str, axis) -> np.ndarray:
-    """(BEND_ORDER, V, 3) fields whose sum weighted by angle**k rotates the template.
-
-    A bend turns each vertex by ``angle * w`` (w = how much of the bone it
-    carries, 0..1) about the axis through the bone's start. With p the offset
-    from that pivot, p_perp its part across the axis and K p = axis x p,
-    Rodrigues' formula gives a displacement
-
-        (cos(angle w) - 1) p_perp + sin(angle w) K p
-        = sum_k angle**k * [w**k c_k(p)]
-
-    so a bend is BEND_ORDER more linear features (angle, angle**2, ...) and
-    the rig stays one matrix product.
-    """
-    start, _, _ = frame.bone_axes[bone]
-    k = np.asarray(axis, float) / np.linalg.norm(axis)
-    w = frame.carried(bone)[:, None]
-    p = frame.vertices - start
-    kp = np.cross(k, p)
-    perp = p - (p @ k)[:, None] * k
-    out = np.empty((BEND_ORDER, len(p), 3))
-    for order in range(1, BEND_ORDER + 1):
-        # sin x = x - x^3/3! + ...,  cos x - 1 = -x^2/2! + x^4/4! - ...
-        sign = (-1) ** ((order - 1) // 2) if order % 2 else (-1) ** (order // 2)
-        basis = kp if order % 2 else perp
-        out[order - 1] = sign * w**order / math.factorial(order) * basis
-    return out
-
-
-def stature_scale(crown_y: np.ndarray, floor_y: np.ndarray, height_m: np.ndarray) -> np.ndarray:
-    """(n,) uniform scale that makes the crown-to-floor height exactly ``height_m``.
-
-    Measuring to the crown vertex, not the highest one, keeps ears from
-    changing stature.
-    """
-    return height_m / (crown_y - floor_y)

@@ -318,9 +318,8 @@ class Rig:
         """Sparse (rows, deltas) of a list of effects: ``target`` files and the deformer vocabulary."""
         total = np.zeros((len(self._blend), 3), np.float64)
         for e in effects:
-            amount = float(np.asarray(deformers.effect_amount(e, at_min)))
-            if e["deformer"] == "target":
-                total += amount * self._effect_target(e["file"])
+            if e["deformer"] == "target":  # a scalar weight; the vocabulary's amounts may be vec3
+                total += float(deformers.effect_amount(e, at_min)) * self._effect_target(e["file"])
             else:
                 field = deformers.displacement(self._frame, e, at_min)
                 total[: assets.N_BODY] += field[: assets.N_BODY]

@@ -339,6 +339,8 @@ def _parse_param(problems: Problems, path: tuple, kind: str, value: object):
         return check_choice(problems, path, value, POINT_NAMES, "point")
     if kind == "side":
         return check_choice(problems, path, value, SIDES, "side")
+    if kind == "file":
+        return check_str(problems, path, value, one_line=True)
     if kind == "number" or (kind == "number_or_vec3" and not isinstance(value, list)):
         return check_number(problems, path, value)
     size = 2 if kind == "span" else 3
@@ -373,6 +375,8 @@ def _parse_effect(problems: Problems, path: tuple, raw: object, kind: str) -> di
     out.update({k: _parse_param(problems, path + (k,), pk, raw[k]) for k, (pk, _, _) in params.items() if k in raw})
     if "span" in params and "span" not in raw:
         out["span"] = (0.0, 1.0)  # the vocabulary's documented default
+    if deformer == "target" and "amount" not in raw:
+        out["amount"] = 1.0  # the whole target at the slider's maximum
     out["side"] = _parse_param(problems, path + ("side",), "side", raw.get("side", "both"))
     out["amount_at_min"] = None
     # a region needs a positive reach and a turn a direction, or the deformer divides by zero
@@ -418,11 +422,6 @@ def _parse_effects(problems: Problems, path: tuple, raw: object, kind: str, cats
     return {c: _parse_effect_list(problems, path + (c,), raw.get(c), kind) for c in cats}
 
 
-def _uses_stature(effects: tuple | dict) -> bool:
-    lists = effects.values() if isinstance(effects, dict) else [effects]
-    return any(e is not None and e["deformer"] == "stature" for effect_list in lists for e in effect_list)
-
-
 def _parse_slider(problems: Problems, name: object, raw: object, groups: dict | None) -> SliderSpec | None:
     """One slider entry -> SliderSpec, or None after recording its problems."""
     path, before = ("sliders", name), len(problems)
@@ -448,8 +447,6 @@ def _parse_slider(problems: Problems, name: object, raw: object, groups: dict | 
     lo, hi, default, cats = _parse_range(problems, path, raw, kind, unit)
     dist = _parse_distribution(problems, path + ("distribution",), raw.get("distribution"), kind, lo, hi, default, cats)
     effects = _parse_effects(problems, path + ("effects",), raw.get("effects"), kind, cats)
-    if _uses_stature(effects) and (kind != "continuous" or unit != "cm"):
-        problems.add(path + ("effects",), "the stature deformer needs a continuous slider in cm")
     makehuman, macro = _parse_makehuman(problems, path, raw, kind, lo, hi)
     if len(problems) > before:
         return None
@@ -518,10 +515,10 @@ def rig_spec_from_data(data: dict, problems: Problems, source: str = "<rig>") ->
         problems.add(("sliders",), "expected a non-empty mapping of slider name -> settings")
         raw = {}
     sliders = [s for s in (_parse_slider(problems, k, v, groups) for k, v in raw.items()) if s is not None]
-    stature = [s for s in sliders if _uses_stature(s.effects)]
-    for s in stature[1:]:
-        problems.add(("sliders", s.name, "effects"), f"only one slider may use the stature deformer; "
-                     f"'{stature[0].name}' already does")
+    if template is not None:
+        from avatar.body.template import TEMPLATES  # lazily: a YAML check must not load the assets
+
+        check_choice(problems, ("template",), template, TEMPLATES, "template")
     problems.raise_if_any()
     labels = dict(groups or {})
     for s in sliders:

@@ -2,7 +2,8 @@
 
 Each entry names a deformer, says what it does, and lists its parameters with
 their kinds. Config validation reads this table; :mod:`avatar.body.deformers`
-implements it. ``amount`` is always the effect at the slider's maximum; at the
+implements the first six, :mod:`avatar.body.rig` reads ``target`` files.
+``amount`` is always the effect at the slider's maximum; at the
 minimum the effect is ``amount_at_min`` (default: ``-amount``), and it is
 linear in between on each side of the default value.
 
@@ -14,6 +15,7 @@ Parameter kinds:
     number_or_vec3  either of the two (per-axis when a vec3)
     span            two floats 0 <= a < b <= 1 (a stretch along a bone)
     side            both | left | right (``both`` mirrors a left-side effect)
+    file            a string: a MakeHuman target key or a .target(.gz) path
 """
 from __future__ import annotations
 
@@ -72,16 +74,12 @@ VOCABULARY: dict[str, tuple[str, dict[str, tuple[str | None, bool, str]]]] = {
             "amount": ("number", True, "angle in degrees"),
         },
     ),
-    "bend": (
-        "bend the body at a bone's start joint: the bone and all beyond it turn",
+    "target": (
+        "add a sculpted MakeHuman target: each listed vertex moves by the file's offset times amount",
         {
-            "bone": ("bone", True, "first bone that turns"),
-            "axis": ("vec3", True, "rotation axis (right-hand rule); [1, 0, 0] bows forward"),
-            "amount": ("number", True, "angle in degrees"),
+            "file": ("file", True, "a MakeHuman target key (nose/nose-hump-incr) or a path to a .target or "
+                     ".target.gz file, relative to the rig YAML's folder"),
+            "amount": ("number", False, "weight of the target at the slider's maximum (default 1)"),
         },
-    ),
-    "stature": (
-        "the avatar's standing height: the slider value in cm is the exact crown-to-sole height",
-        {},
     ),
 }
