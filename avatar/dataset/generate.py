@@ -16,6 +16,7 @@ every worker uses one, and workers scale across cores as processes.
 """
 from __future__ import annotations
 
+import errno
 import hashlib
 import os
 import shutil
@@ -167,7 +168,9 @@ def resolve_store(store) -> Path:
         real = Path(os.path.realpath(path, strict=True))  # it exists: follow every link
     except FileNotFoundError:
         real = Path(os.path.realpath(path))  # not there yet (or a dangling link): where it will be made
-    except OSError as err:  # ELOOP: a symlink loop
+    except OSError as err:
+        if err.errno != errno.ELOOP:  # e.g. a parent that is a file: the writability check says so
+            return Path(os.path.realpath(path))
         raise DatasetError(f"{path}: the store path is a symlink loop ({err.strerror or err}); "
                            "choose another store path") from None
     return real
