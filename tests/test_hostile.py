@@ -707,3 +707,13 @@ def test_16_uploads_are_refused_by_declared_size_and_capped(explorer):
               content=b"x" * 200_000)
         _wait(lambda: "t-liar" not in uploads)
         assert not guard.allow(cid, m.FileTransferStartUpload(explorer.b_glb._impl.uuid, "t-2", "x", "t", 1, 10))
+
+
+def test_deep_json_in_a_model_header_is_one_line(model_file, tmp_path, capsys):
+    with np.load(model_file, allow_pickle=False) as npz:
+        arrays = {k: npz[k] for k in npz.files}
+    arrays["header"] = np.frombuffer(b"[" * 100000 + b"]" * 100000, np.uint8)
+    bad = tmp_path / "deep.npz"
+    np.savez(bad, **arrays)
+    rc, _, err = cli(capsys, "decode", bad, "-o", tmp_path / "d.glb")
+    assert rc == 2 and "damaged header" in one_error_line(err)

@@ -248,7 +248,10 @@ def shard_file(path: Path, name: str, k: int, ndim: int) -> Path:
 
 
 def array_ndim(path: Path, name: str) -> int:
-    return len(json.loads((Path(path) / name / "zarr.json").read_text())["shape"])
+    meta = read_json(Path(path) / name / "zarr.json")
+    if not isinstance(meta, dict) or not isinstance(meta.get("shape"), list):
+        raise ValueError(f"{Path(path) / name / 'zarr.json'}: missing or damaged array metadata")
+    return len(meta["shape"])
 
 
 def file_sha256(path: Path) -> bytes | None:

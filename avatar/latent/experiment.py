@@ -208,7 +208,7 @@ def _dataset_shapes(problems: Problems, dataset: str, features: list[dict]):
         try:
             meta = json.loads((path / b["name"] / "zarr.json").read_text())
             shapes[b["name"]] = tuple(meta["shape"][1:])
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, TypeError, RecursionError):
             stored = [k for k in BLOCKS if (path / k / "zarr.json").is_file()]
             problems.add(("features",), f"the dataset has no {b['name']} (it stores: "
                          f"{', '.join(stored) or 'sliders only'})")

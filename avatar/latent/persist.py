@@ -236,7 +236,7 @@ def _header(path: Path, blob) -> dict:
         raise LatentFileError(f"{path}: damaged header")
     try:
         header = json.loads(blob.tobytes().decode("utf-8"))
-    except (UnicodeDecodeError, ValueError) as err:
+    except (UnicodeDecodeError, ValueError, RecursionError) as err:  # absurd nesting too: one line
         raise LatentFileError(f"{path}: damaged header ({err})") from None
     if not isinstance(header, dict) or not isinstance(header.get("format"), str):
         raise LatentFileError(f"{path}: damaged header (no format)")
