@@ -717,3 +717,12 @@ def test_deep_json_in_a_model_header_is_one_line(model_file, tmp_path, capsys):
     np.savez(bad, **arrays)
     rc, _, err = cli(capsys, "decode", bad, "-o", tmp_path / "d.glb")
     assert rc == 2 and "damaged header" in one_error_line(err)
+
+
+def test_other_client_messages_are_dropped(explorer):
+    from viser import _messages as m
+
+    cid = 10**6  # the rule does not depend on who sends it
+    for message in (m.ShareUrlRequest(), m.ShareUrlDisconnect(), m.GuiFormSubmitMessage(uuid="x"),
+                    m.CommandTriggerMessage(uuid="x")):
+        assert not explorer.guard.allow(cid, message), type(message).__name__

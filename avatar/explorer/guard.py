@@ -15,6 +15,9 @@ the WebSocket server's dispatch, so none of these checks can be skipped:
   one of the explorer's own input widgets, from a client that finished
   viser's handshake, and when the widget's validator accepts the value. So an
   unvalidated value is never stored or broadcast to the other viewers.
+* **Message types.** Only camera updates, GUI updates and uploads are handled;
+  every other client message (share-URL requests, forms, commands, scene
+  events) is dropped, since the page uses none.
 * **Uploads.** An upload is refused by its declared size, and a transfer whose
   parts exceed the declared size or :data:`MAX_UPLOAD` is dropped, so the
   server never buffers more than that per upload.
@@ -143,7 +146,12 @@ class ClientGuard:
             return self._allow_upload_start(client_id, message)
         if isinstance(message, m.FileTransferPart):
             return self._allow_upload_part(message)
-        return True
+        if isinstance(message, m.ViewerCameraMessage):
+            return True
+        # everything else the page never needs: share-URL requests, button holds, forms, commands,
+        # scene pointer and node events (the explorer registers none of those)
+        self.refused["message type"] += 1
+        return False
 
     def _allow_update(self, client_id: int, message) -> bool:
         entry = self.validators.get(message.uuid)
