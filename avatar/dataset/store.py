@@ -318,6 +318,9 @@ def verify(path: Path) -> dict:
     """
     path = Path(path)
     attrs = read_attrs(path)
+    if attrs is None and (path / CHECKSUM / "zarr.json").is_file():  # ours, but its root metadata is gone
+        return {"n_shards": 0, "ok": [], "missing": {}, "damaged": {}, "static": {},
+                "metadata": [f"{path / 'zarr.json'}: missing, unreadable or without its avatar attributes"]}
     if attrs is None:
         raise ValueError(f"{path}: not an avatar dataset store (no zarr.json with avatar_dataset attributes)")
     meta_problems = check_metadata(path, attrs)
