@@ -77,13 +77,16 @@ def test_views_batch_shape_and_head_close_up(rig):
 
 
 def test_silhouette_height_grows_with_body_height(rig):
-    heights_cm = [125, 145, 165, 185, 205]
-    S = np.stack([rig.values({"body.height": h}) for h in heights_cm])
+    from avatar.body.measure import stature_cm
+
+    S = np.stack([rig.values({"body.height": h}) for h in (0, 25, 50, 75, 100)])
+    heights_cm = stature_cm(rig.vertices(S), rig.template.n_body)
+    assert np.all(np.diff(heights_cm) > 5), heights_cm
     imgs = rendering.render(rig, S, views=("front",), size=160, projection="orthographic", frame="fixed",
-                            world_height=2.2)[:, 0]
+                            world_height=2.6)[:, 0]
     px = np.array([np.ptp(np.flatnonzero(silhouette(im).any(axis=1))) + 1 for im in imgs])
     assert np.all(np.diff(px) > 0), px
-    expected = np.array(heights_cm) / 100 / 2.2 * 160       # a fixed scale: pixels per metre
+    expected = np.array(heights_cm) / 100 / 2.6 * 160       # a fixed scale: pixels per metre
     assert np.all(np.abs(px - expected) < 3), (px, expected)
 
 
@@ -227,8 +230,8 @@ def test_cli_rejects_bad_input_without_traceback(tmp_path, capsys):
 
 
 def test_labels_and_traversal_values(rig):
-    s = rig.sliders[rig.slider_names.index("body.height")]
-    assert pictures.format_value(s, 150.0) == "150 cm"
+    s = rig.sliders[rig.slider_names.index("body.age")]
+    assert pictures.format_value(s, 30.0) == "30 years"
     vals = pictures.traversal_values(s, 5)
     assert vals[0] == s.min and vals[-1] == s.max and len(vals) == 5
     pct = rig.sliders[rig.slider_names.index("nose.scale_horiz")]

@@ -138,12 +138,13 @@ def _yaml_entries() -> str:
         rng = "min: 0\n    max: 100" if m.one_sided else "min: -100\n    max: 100"
         dist = "fixed" if off else "{kind: normal, mean: 0, std: %d}" % (12 if m.one_sided else 20)
         lines += [f"  {m.name}:", f"    label: {m.label}", f"    description: \"{m.description}\"",
-                  f"    {rng}", "    default: 0", f"    distribution: {dist}", f"    makehuman: {m.makehuman}"]
+                  f"    {rng}", "    default: 0", f"    distribution: {dist}", '    unit: "%"',
+                  f"    makehuman: {m.makehuman}"]
     for name, stem in expression_units():
         words = stem.replace("-", " ")
         lines += [f"  {name}:", f"    label: {words.capitalize()}",
                   f"    description: \"MakeHuman's '{words}' expression unit, neutral at 0 to full at 100.\"",
-                  "    min: 0", "    max: 100", "    default: 0", "    distribution: fixed",
+                  "    min: 0", "    max: 100", "    default: 0", "    distribution: fixed", '    unit: "%"',
                   f"    makehuman: expression/units/*/{stem}"]
     return "\n".join(lines) + "\n"
 

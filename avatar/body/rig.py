@@ -188,6 +188,10 @@ class Rig:
     # -- internals -------------------------------------------------------
     def _chunk(self, S: np.ndarray) -> np.ndarray:
         """Steps 1-5 for one chunk of avatars, processed in macro-cell order."""
+        if len(S) == 1:
+            # numpy sends a one-row product to gemv, whose sums round differently from gemm's; two
+            # rows keep every avatar's bytes independent of the batch it is computed in
+            return self._chunk(np.repeat(S, 2, axis=0))[:1]
         from scipy.linalg.blas import sgemm
 
         Fm = factor_values(self.macro_values(S))

@@ -209,9 +209,21 @@ def label_parts(vertices: np.ndarray, table) -> np.ndarray:
     return parts
 
 
-def triangles(quads: np.ndarray) -> np.ndarray:
-    """(Q, 4) quads -> (2Q, 3) triangles (0, 1, 2) and (0, 2, 3), keeping the quads' winding."""
-    return np.concatenate([quads[:, [0, 1, 2]], quads[:, [0, 2, 3]]])
+def diagonals(quads: np.ndarray, mirror: np.ndarray) -> np.ndarray:
+    """(Q,) bool: cut each quad along its 0-2 diagonal (else 1-3), so that the cut is mirror-symmetric.
+
+    The diagonal through the corner of smallest ``min(v, mirror[v])`` is chosen;
+    a quad and its mirror image then choose mirrored diagonals.
+    """
+    key = np.minimum(quads, mirror[quads])
+    return np.minimum(key[:, 0], key[:, 2]) <= np.minimum(key[:, 1], key[:, 3])
+
+
+def triangles(quads: np.ndarray, along_02: np.ndarray) -> np.ndarray:
+    """(Q, 4) quads -> (2Q, 3) triangles along the chosen diagonals, keeping the quads' winding."""
+    first = np.where(along_02[:, None], quads[:, [0, 1, 2]], quads[:, [1, 2, 3]])
+    second = np.where(along_02[:, None], quads[:, [0, 2, 3]], quads[:, [1, 3, 0]])
+    return np.concatenate([first, second])
 
 
 @lru_cache(maxsize=None)
@@ -224,17 +236,24 @@ def load(name: str = "humanoid") -> Template:
     base = assets.base_mesh()
     body = base.face_group == base.groups.index("body")
     verts = [base.vertices[: assets.N_BODY]]
-    faces, uv_faces = [triangles(base.quads[body])], [triangles(base.uv_quads[body])]
-    uv = [base.uv]
+    # the UV quads are cut along the same diagonals as the vertex quads (corner k matches corner k)
+    q, uq = base.quads[body], base.uv_quads[body]
+    cut = diagonals(q, assets.mirror_table())
+    faces = [triangles(q, cut)]
+    used, uv_index = np.unique(triangles(uq, cut), return_inverse=True)  # only the body's UVs
+    uv, uv_faces = [base.uv[used]], [uv_index.reshape(-1, 3)]
     parts = [label_parts(base.vertices[: assets.N_BODY], default_targets())]
     for k, side in enumerate(("l", "r")):
         ball = eyes.EYE_SPHERE
         offset, uv_offset = sum(len(v) for v in verts), sum(len(u) for u in uv)
         centre, radius = eyes.fit(base.vertices[None, assets.vertex_groups()[f"helper-{side}-eye"]])
         verts.append(centre[0] + radius[0] * ball.vertices)
-        faces.append(ball.faces + offset)
+        # the right eye's triangles are the left's mirrored (reversed to stay outward), so the
+        # template's faces are mirror-symmetric too
+        tri = ball.faces if side == "l" else ball.mirror[ball.faces][:, ::-1]
+        faces.append(tri + offset)
         uv.append(ball.uv(k))
-        uv_faces.append(ball.faces + uv_offset)
+        uv_faces.append(tri + uv_offset)
         parts.append(np.full(len(ball.vertices), PART_NAMES.index(f"eye_{side}")))
     stand = np.array([0.0, -base.vertices[: assets.N_BODY, 1].min(), 0.0])  # soles on y = 0
     return Template(np.concatenate(verts) + stand, np.concatenate(faces), np.concatenate(uv),

@@ -527,7 +527,7 @@ def audit_rig(rig, samples: int = 32, seed: int = 0, texture_size: int = 128, st
     # Only sliders with effects can move the mesh (the rig builds its geometry from
     # them alone) and only the sliders avatar.skin.texture reads can paint: the others'
     # effects are exactly zero and are not evaluated.
-    evaluate("geometry", 0, [moves_mesh(s) for s in sliders],
+    evaluate("geometry", 0, [s.moves_mesh for s in sliders],
              lambda rows: rig.vertices(rows).reshape(len(rows), -1), V, geo_effect, vertex_mm)
     vertex_mm *= 1000.0
     if textures:
@@ -612,12 +612,6 @@ def _vertex_texels(template, tm) -> np.ndarray:
     col = np.clip((uv[:, 0] * size).astype(np.int64), 0, size - 1)
     row = np.clip(((1.0 - uv[:, 1]) * size).astype(np.int64), 0, size - 1)
     return tm.fill[row, col]
-
-
-def moves_mesh(slider) -> bool:
-    """Whether a slider has any effect (deformer call); the rig's geometry comes from effects only."""
-    lists = slider.effects.values() if isinstance(slider.effects, dict) else [slider.effects]
-    return any(len(x) > 0 for x in lists)
 
 
 def paints(slider) -> bool:

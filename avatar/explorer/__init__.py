@@ -23,7 +23,7 @@ from .state import ExplorerState, builtin_presets, preset_path, validate_code, v
 def build_state(rig, model=None, model_path: str | Path | None = None, model_name: str | None = None,
                 n_components: int = 16, n_avatars: int = 1000, seed: int = 0,
                 cache_dir: str | Path | None = None, preset_dir: str | Path | None = None,
-                texture_size: int = 512, basis_samples: int = 400, log=print) -> ExplorerState:
+                texture_size: int = 512, log=print) -> ExplorerState:
     """An :class:`ExplorerState` for ``rig`` and a latent model.
 
     The model is ``model`` (fitted), else the file ``model_path`` (one model of
@@ -42,7 +42,7 @@ def build_state(rig, model=None, model_path: str | Path | None = None, model_nam
                                   cache_dir=cache_dir, log=log)
         name = f"quick PCA of {n_avatars} random avatars"
     latent = LatentView(model, rig.n_vertices, name)
-    basis = cached_basis(rig, n_samples=basis_samples, seed=seed, cache_dir=cache_dir)
+    basis = cached_basis(rig, cache_dir=cache_dir)
     return ExplorerState(rig, latent, basis, texture_size=texture_size, preset_dir=preset_dir,
                          presets=builtin_presets(preset_dir))
 

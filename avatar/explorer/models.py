@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -21,11 +20,8 @@ from ..threads import one_blas_thread
 
 # -- which sliders do what ------------------------------------------------------------------------
 def shape_sliders(rig) -> np.ndarray:
-    """(P,) bool: sliders with deformer effects (they move vertices)."""
-    def moves(s):
-        return any(s.effects.values()) if isinstance(s.effects, Mapping) else bool(s.effects)
-
-    return np.array([moves(s) for s in rig.sliders])
+    """(P,) bool: sliders that move vertices (macros, MakeHuman modifiers, deformer effects)."""
+    return np.array([s.moves_mesh for s in rig.sliders])
 
 
 def texture_sliders(rig) -> np.ndarray:
@@ -89,28 +85,34 @@ class LatentView:
 
 # -- the designer sliders' linear basis -----------------------------------------------------------
 class SliderBasis:
-    """A global linear fit of vertices on the shape sliders, to read vertex changes as slider changes.
+    """The rig's slider slopes at one avatar, to read vertex changes as slider changes.
+
+    Each numeric shape slider has two one-sided slopes at the base avatar (the
+    rig's defaults): raising it by ``h`` and lowering it by ``h``, a fraction
+    ``step`` of its range (clipped to the range). MakeHuman's modifiers blend
+    an ``incr`` target above neutral and a ``decr`` target below, linearly, so
+    these slopes are exact; the macros' are local. :meth:`implied` is the
+    ridge-damped least-squares mix of raises ``a`` and lowerings ``b`` that
+    best reproduces a vertex change, reported as the net change ``a - b``.
 
     Parameters
     ----------
-    n_samples : int
-        Random avatars the fit uses (must exceed the number of shape sliders).
-    seed : int
-        Their sampling seed.
+    step : float
+        Each difference's length, as a fraction of the slider's range.
     ridge : float
-        Relative Tikhonov damping of both solves (keeps near-collinear sliders finite).
+        Relative Tikhonov damping of the solve (keeps near-collinear slopes finite).
 
     Attributes
     ----------
     columns_ : (P_geo,) int       the numeric shape sliders' columns
     spans_ : (P_geo,) float       their ranges (high - low), array units
-    solve_ : (P_geo, 3V) float32  maps a flattened vertex change to normalised slider changes
+    solve_ : (P_geo, 3V) float32  maps a flattened vertex change to normalised net slider changes
     """
 
-    def __init__(self, n_samples: int = 400, seed: int = 0, ridge: float = 1e-6):
-        self.n_samples, self.seed, self.ridge = n_samples, seed, ridge
+    def __init__(self, step: float = 0.05, ridge: float = 1e-8):
+        self.step, self.ridge = step, ridge
 
-    def fit(self, rig, batch: int = 100) -> "SliderBasis":
+    def fit(self, rig, batch: int = 128) -> "SliderBasis":
         with one_blas_thread():  # small products: idle BLAS threads cost more than they give
             return self._fit(rig, batch)
 
@@ -118,26 +120,26 @@ class SliderBasis:
         # bools and categories have no slope to fit: their changes are not read from vertices
         numeric = np.array([s.kind in ("continuous", "integer") for s in rig.sliders])
         cols = np.flatnonzero(shape_sliders(rig) & numeric)
-        if self.n_samples <= len(cols):
-            raise ValueError(f"n_samples must exceed the {len(cols)} shape sliders, got {self.n_samples}")
-        S = rig.sample(self.n_samples, seed=self.seed)
-        X = rig.spec.normalize(S)[:, cols]
-        X -= X.mean(axis=0)
-        # B = (X^T X)^-1 X^T (V - mean V), accumulated in batches to keep memory flat
-        XtY = np.zeros((len(cols), rig.n_vertices * 3))
-        vsum = np.zeros(rig.n_vertices * 3)
-        for i in range(0, len(S), batch):
-            V = rig.vertices(S[i:i + batch]).reshape(-1, rig.n_vertices * 3).astype(np.float64)
-            XtY += X[i:i + batch].T @ V
-            vsum += V.sum(axis=0)
-        # X is centred, so X^T (V - mean) == X^T V
-        XtX = X.T @ X
-        B = np.linalg.solve(XtX + self.ridge * np.trace(XtX) / len(cols) * np.eye(len(cols)), XtY)
+        lo, hi = rig.spec.lows(), rig.spec.highs()
+        x0, span = rig.defaults(), hi - lo
+        v0 = rig.vertices(x0).reshape(-1)
+        ends = (np.minimum(x0[cols] + self.step * span[cols], hi[cols]),   # raised
+                np.maximum(x0[cols] - self.step * span[cols], lo[cols]))   # lowered
+        B = np.zeros((2 * len(cols), v0.size), np.float64)  # rows: raise slopes, then lowering slopes
+        for side, end in enumerate(ends):
+            for i in range(0, len(cols), batch):
+                k = np.arange(i, min(i + batch, len(cols)))
+                S = np.repeat(x0[None], len(k), axis=0)
+                S[np.arange(len(k)), cols[k]] = end[k]
+                dv = rig.vertices(S).reshape(len(k), -1) - v0
+                h = np.abs(end[k] - x0[cols[k]]) / span[cols[k]]
+                B[side * len(cols) + k] = np.divide(dv, h[:, None], out=np.zeros_like(dv), where=h[:, None] > 0)
         BBt = B @ B.T
-        self.solve_ = np.linalg.solve(BBt + self.ridge * np.trace(BBt) / len(cols) * np.eye(len(cols)),
-                                      B).astype(np.float32)
+        damp = self.ridge * np.trace(BBt) / len(B) * np.eye(len(B))
+        ab = np.linalg.solve(BBt + damp, B)               # vertex change -> (raises a, lowerings b)
+        self.solve_ = (ab[:len(cols)] - ab[len(cols):]).astype(np.float32)
         self.columns_ = cols
-        self.spans_ = (rig.spec.highs() - rig.spec.lows())[cols]
+        self.spans_ = span[cols]
         self.n_sliders_ = len(rig.sliders)
         return self
 
@@ -152,8 +154,8 @@ class SliderBasis:
                 "n_sliders": np.array(self.n_sliders_)}
 
     @classmethod
-    def from_arrays(cls, arrays, n_samples: int, seed: int) -> "SliderBasis":
-        self = cls(n_samples, seed)
+    def from_arrays(cls, arrays, step: float = 0.05) -> "SliderBasis":
+        self = cls(step)
         self.columns_, self.spans_ = np.asarray(arrays["columns"]), np.asarray(arrays["spans"])
         self.solve_, self.n_sliders_ = np.asarray(arrays["solve"]), int(arrays["n_sliders"])
         return self
@@ -209,17 +211,17 @@ def quick_model(rig, n_avatars: int = 1000, n_components: int = 16, seed: int = 
     return model, path
 
 
-def cached_basis(rig, n_samples: int = 400, seed: int = 0, cache_dir: str | Path | None = None) -> SliderBasis:
+def cached_basis(rig, step: float = 0.05, cache_dir: str | Path | None = None) -> SliderBasis:
     """:class:`SliderBasis` fitted once per rig and cached as ``.npz`` beside the quick models."""
     cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    path = cache / f"basis-{_key(rig, kind='basis', n=n_samples, seed=seed)}.npz"
+    path = cache / f"basis-{_key(rig, kind='slopes', step=step)}.npz"
     if path.exists():
         try:
             with np.load(path, allow_pickle=False) as f:
-                return SliderBasis.from_arrays(dict(f), n_samples, seed)
+                return SliderBasis.from_arrays(dict(f), step)
         except (OSError, ValueError, KeyError):
             pass  # damaged: refit below
-    basis = SliderBasis(n_samples, seed).fit(rig)
+    basis = SliderBasis(step).fit(rig)
     from ..export import atomic_write
 
     atomic_write(path, lambda f: np.savez(f, **basis.arrays()))

@@ -114,7 +114,9 @@ def readable(slider, x: float) -> str:
     """``175.0`` -> ``"175 cm"``, a category index -> its name."""
     if slider.kind in ("categorical", "bool"):
         return str(slider.readable(x)).lower()
-    unit = {"none": "", "%": "%", "deg": "°"}.get(slider.unit, f" {slider.unit}")
+    from avatar.spec.sliders import unit_suffix
+
+    unit = unit_suffix(slider.unit)
     return f"{x:.3g}{unit}" if abs(x) < 100 else f"{x:.0f}{unit}"
 
 

@@ -1,7 +1,7 @@
 """Pictures made of renders: contact sheets, traversal strips, turntables, image files.
 
     from avatar import pictures
-    pictures.traversal_strip(rig, "face.nose_width", steps=7).save("nose.png")
+    pictures.traversal_strip(rig, "nose.scale_horiz", steps=7).save("nose.png")
     pictures.contact_sheet(images, labels, cols=4)           # (k, H, W, 3) -> a PIL image
     pictures.save_gif("turn.gif", pictures.turntable(rig, values))
 
@@ -73,7 +73,9 @@ def format_value(slider, value) -> str:
     if slider.kind == "bool":
         return "true" if value >= 0.5 else "false"
     text = f"{int(round(value))}" if slider.kind == "integer" else f"{value:.1f}".removesuffix(".0")
-    unit = {"none": "", "%": "%", "deg": "°"}.get(slider.unit, f" {slider.unit}")
+    from avatar.spec.sliders import unit_suffix
+
+    unit = unit_suffix(slider.unit)
     return text + unit
 
 
@@ -87,6 +89,11 @@ def traversal_values(slider, steps: int) -> np.ndarray:
 def _slider(rig, name: str):
     """The spec of slider ``name`` (KeyError with a did-you-mean)."""
     return rig.sliders[rig.spec.index(name)]
+
+
+# slider groups a traversal shows in a face close-up and in profile (the rest: full body, front)
+FACE_GROUPS = ("head", "forehead", "eyebrows", "eyes", "nose", "ears", "cheek", "mouth", "chin", "expression",
+               "face", "hair")
 
 
 def traverse(rig, slider: str, steps: int = 7, base=None, views: Sequence | None = None, size=256, **kw):
@@ -103,7 +110,7 @@ def traverse(rig, slider: str, steps: int = 7, base=None, views: Sequence | None
     S = np.repeat(x[None], len(values), axis=0)
     S[:, j] = values
     if views is None:
-        views = ("face", "profile") if s.group == "face" else ("front",)
+        views = ("face", "profile") if s.group in FACE_GROUPS else ("front",)
     kw.setdefault("frame", "auto")
     imgs = render(rig, S, views=views, size=size, **kw)
     return imgs, values, [format_value(s, v) for v in values]

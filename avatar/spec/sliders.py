@@ -82,6 +82,12 @@ class SliderSpec:
         vals = np.linspace(self.min, self.max, steps)
         return np.round(vals) if self.kind == "integer" else vals
 
+    @property
+    def moves_mesh(self) -> bool:
+        """Whether the slider changes geometry: a macro, a MakeHuman modifier or deformer effects."""
+        lists = self.effects.values() if isinstance(self.effects, dict) else [self.effects]
+        return bool(self.macro or self.makehuman or any(len(x) for x in lists))
+
     def readable(self, x: float) -> object:
         """An array-unit value the way a preset writes it (category name, bool, int)."""
         if self.kind == "categorical":
@@ -218,9 +224,13 @@ def _inverse_cdf(s: SliderSpec, u: np.ndarray) -> np.ndarray:
 
 
 # rig validation ------------------------------------------------------------------
+def unit_suffix(unit: str) -> str:
+    """What follows a number of this unit in text: ``""``, ``"%"``, ``"°"``, ``" cm"``, ``" years"``."""
+    return {"none": "", "%": "%", "deg": "°"}.get(unit, f" {unit}")
+
+
 def _range_text(s_min: float, s_max: float, unit: str) -> str:
-    suffix = {"none": "", "%": "%"}.get(unit, f" {unit}")
-    return f"{format_number(s_min)} to {format_number(s_max)}{suffix}"
+    return f"{format_number(s_min)} to {format_number(s_max)}{unit_suffix(unit)}"
 
 
 def _parse_range(problems: Problems, path: tuple, raw: dict, kind: str, unit: str):
@@ -623,4 +633,4 @@ def preset_from_text(text: str, spec: RigSpec, file: str = "<string>") -> dict[s
 
 
 __all__ = ["ConfigError", "DISTRIBUTIONS", "KINDS", "RigSpec", "SliderSpec", "UNITS", "load_preset",
-           "load_rig_spec", "preset_from_text", "preset_vector", "rig_spec_from_data", "uniforms"]
+           "load_rig_spec", "preset_from_text", "preset_vector", "rig_spec_from_data", "uniforms", "unit_suffix"]
