@@ -48,4 +48,26 @@ def check_finite(values, what: str, limit: float | None = FLOAT32_MAX) -> None:
                          "(an effect amount or latent code too large for float arithmetic?)")
 
 
-__all__ = ["NonFiniteError", "check_finite"]
+def available_memory() -> int:
+    """Bytes of memory this process can still take (MemAvailable), or 8 GiB when unknown."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    import os
+
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 8 << 30
+
+
+def gib(n: float) -> str:
+    """Bytes as ``"12.3 GiB"`` for messages."""
+    return f"{n / 2**30:,.1f} GiB"
+
+
+__all__ = ["NonFiniteError", "available_memory", "check_finite", "gib"]

@@ -478,7 +478,8 @@ def test_unwritable_outputs_are_one_line_naming_the_path_before_the_work(tmp_pat
     blocker.write_text("a file, not a folder")
     exp = tmp_path / "e.yaml"
     exp.write_text(f"dataset: {made[1]}\nfeatures: [vertices]\nmodels: [{{kind: pca, n_components: 2}}]\n")
-    preset = ROOT / "configs" / "avatars" / "knight.yaml"
+    preset = tmp_path / "p.yaml"
+    preset.write_text("name: p\nsliders: {}\n")  # the defaults: no dependence on the rig's presets
     cases = {
         "decode": ("decode", model_file, "-o", blocker / "d.glb"),
         "encode": ("encode", model_file, made[1], "-o", blocker / "z.npy"),
@@ -496,7 +497,7 @@ def test_unwritable_outputs_are_one_line_naming_the_path_before_the_work(tmp_pat
         assert rc == 2 and str(blocker) in line, what
         if what == "fit":
             assert "fitted" not in out and time.perf_counter() - t0 < 5  # refused before the fit
-    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["file", "e.yaml"] + (
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["file", "e.yaml", "p.yaml"] + (
         ["r.glb"] if (tmp_path / "r.glb").exists() else []))
 
 
@@ -728,3 +729,34 @@ def test_other_client_messages_are_dropped(explorer):
     for message in (m.ShareUrlRequest(), m.ShareUrlDisconnect(), m.GuiFormSubmitMessage(uuid="x"),
                     m.CommandTriggerMessage(uuid="x")):
         assert not explorer.guard.allow(cid, message), type(message).__name__
+
+
+def test_oversized_datasets_fits_and_pages_are_refused_before_the_work(tmp_path, capsys, monkeypatch, made, rig):
+    import avatar.checks
+    import avatar.cli.render as render_cli
+    from avatar.cli.errors import UsageError
+    from avatar.cli.explore import make_explorer
+    from avatar.cli.main import _parser
+
+    monkeypatch.setattr(avatar.checks, "available_memory", lambda: 1 << 30)
+    monkeypatch.setattr(render_cli, "available_memory", lambda: 1 << 30)
+    for argv in (("turntable", "--seed", "0", "--frames", "720", "--size", "4096", "-o", tmp_path / "t.gif"),
+                 ("render", "--seed", "0", "--views", ",".join(["front"] * 200), "--size", "1024",
+                  "-o", tmp_path / "r.png")):
+        rc, _, err = cli(capsys, *argv)
+        assert rc == 2 and "GiB of memory" in one_error_line(err) and "1.0 GiB are available" in err
+    cfg = write_cfg(tmp_path / "c.yaml", tmp_path / "s.zarr", n=4096, shard=4096,
+                    outputs={"textures": {"size": 1024}})
+    rc, _, err = cli(capsys, "generate", cfg, "--workers", "2", "--no-progress")
+    assert rc == 2 and "need about" in one_error_line(err) and "lower `shard:`" in err
+    assert not (tmp_path / "s.zarr").exists()
+    exp = tmp_path / "e.yaml"
+    exp.write_text(f"dataset: {made[1]}\nfeatures: [vertices]\nmodels: [{{kind: pca, n_components: 2}}]\n"
+                   f"output: {tmp_path / 'm.npz'}\n")
+    monkeypatch.setattr(avatar.checks, "available_memory", lambda: 1 << 10)
+    rc, out, err = cli(capsys, "fit", exp)
+    assert rc == 2 and "needs about" in one_error_line(err) and "fitted" not in out
+    with pytest.raises(UsageError, match="the quick PCA needs about"):
+        make_explorer(_parser().parse_args(["explore", "--n-avatars", "10000000", "--port", "65001"]),
+                      log=lambda *a: None)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml", "e.yaml"]

@@ -63,6 +63,13 @@ def make_explorer(args, log=print):
     if args.preset_dir is not None:
         Path(args.preset_dir).mkdir(parents=True, exist_ok=True)
     rig = load_rig(args.rig)
+    if args.model is None:  # the quick PCA holds its avatars' vertices (float64) and the fit's copies
+        from avatar.checks import available_memory, gib
+
+        need, have = 3 * args.n_avatars * rig.n_vertices * 3 * 8, available_memory()
+        if need > have:
+            raise UsageError(f"--n-avatars {args.n_avatars:,}: the quick PCA needs about {gib(need)} of memory, "
+                             f"{gib(have)} are available; ask for fewer avatars")
     try:
         state = build_state(rig, model_path=args.model, model_name=args.model_name,
                             n_components=args.n_components, n_avatars=args.n_avatars, cache_dir=args.cache_dir,

@@ -11,6 +11,7 @@ one message naming the packages to install and the CLI exits 2.
 """
 from __future__ import annotations
 
+from avatar.checks import available_memory
 from avatar.cli.errors import UsageError, check_output, usage
 
 from pathlib import Path
@@ -81,23 +82,6 @@ def _check(path: str, suffixes=IMAGE_SUFFIXES) -> Path:
     if out.suffix.lower() not in suffixes:
         raise usage(f"{out}: unknown image format {out.suffix!r}; use one of {', '.join(suffixes)}")
     return check_output(out, "image")  # unwritable: say so before rendering anything
-
-
-def available_memory() -> int:
-    """Bytes of memory this process can still take (MemAvailable), or 8 GiB when unknown."""
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    import os
-
-    try:
-        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
-    except (ValueError, OSError, AttributeError):
-        return 8 << 30
 
 
 def check_memory(what: str, images: int, size: int, n_avatars: int, n_sliders: int) -> None:
@@ -180,8 +164,10 @@ def cmd_render(args) -> int:
 
     out = _check(args.output)
     _check_size(args.size)
-    views, kw = _views(args.views), _kw(args)
+    views = _views(args.views)
     rig = _rig(args)
+    check_memory(f"{len(views):,} views", len(views), args.size, 1, len(rig.sliders))
+    kw = _kw(args)
     values, _ = _one_avatar(args, rig)
     imgs = render(rig, values, views=views, size=args.size, **kw)[0]
     _save(out, np.concatenate(list(imgs), axis=1))
@@ -256,8 +242,9 @@ def cmd_turntable(args) -> int:
         raise usage("--frames must be 1 to 720")
     if not 0 < args.fps <= 100:
         raise usage("--fps must be above 0 and at most 100")
-    kw = _kw(args)
     rig = _rig(args)
+    check_memory(f"a turntable of {args.frames:,} frames", args.frames, args.size, 1, len(rig.sliders))
+    kw = _kw(args)
     values, _ = _one_avatar(args, rig)
     frames = turntable(rig, values, frames=args.frames, size=args.size, pitch=args.pitch, **kw)
     save_gif(out, frames, fps=args.fps)

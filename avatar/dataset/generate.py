@@ -177,7 +177,7 @@ def resolve_store(store) -> Path:
 
 
 # -- orchestration (the parent) ----------------------------------------------------------
-def prepare(config: DatasetConfig, overwrite: bool = False, rig=None) -> tuple[Path, object, dict]:
+def prepare(config: DatasetConfig, overwrite: bool = False, rig=None, workers: int = 1) -> tuple[Path, object, dict]:
     """Check the target, create or reopen the store; (path, rig, attrs). Raises DatasetError."""
     from avatar.body.rig import Rig
     from avatar.body.template import load as load_template
@@ -219,6 +219,7 @@ def prepare(config: DatasetConfig, overwrite: bool = False, rig=None) -> tuple[P
         shutil.rmtree(stale, ignore_errors=True)
     todo = config.n if attrs is None else int((~st.completed(path, config.n_shards, len(attrs["outputs"]))).sum()) * config.shard
     _check_space(path, st.estimate_bytes(config.resolved(), rig.n_vertices, len(rig.sliders), min(todo, config.n)))
+    _check_memory(path, config, rig, workers)
     if attrs is None:
         st.create(path, config, rig, version)
         attrs = st.read_attrs(path)
@@ -249,6 +250,22 @@ def _check_writable(path: Path) -> None:
         raise DatasetError(f"{path}: cannot write there ({err.strerror or err})") from None
 
 
+def _check_memory(path: Path, config: DatasetConfig, rig, workers: int) -> None:
+    """Refuse, with the numbers, shards too big for the workers' memory (each holds one shard's arrays,
+    and zarr's encoded copy of them, while it writes)."""
+    from ..checks import available_memory, gib
+
+    rows = min(config.shard, config.n)
+    per_row = sum(int(np.prod(shape)) * np.dtype(dtype).itemsize
+                  for shape, dtype, _ in st.shapes(config.resolved(), rig.n_vertices, len(rig.sliders)).values())
+    per_row += rig.n_vertices * 3 * 8 if "vertices" in config.outputs else 0  # the float64 vertices before the cast
+    need = 2 * rows * per_row * max(1, workers)
+    have = available_memory()
+    if need > have:
+        raise DatasetError(f"{path}: {max(1, workers)} worker(s) writing shards of {rows:,} avatars need about "
+                           f"{gib(need)} of memory, {gib(have)} are available; lower `shard:` or --workers")
+
+
 def _check_space(path: Path, needed: int) -> None:
     free = shutil.disk_usage(path.parent).free
     if needed > free:
@@ -277,7 +294,8 @@ def generate(config: DatasetConfig, workers: int | None = None, scheduler: str |
 def _generate(config, workers, scheduler, overwrite, progress, rig) -> Summary:
     t0 = time.perf_counter()
     try:
-        path, rig, attrs = prepare(config, overwrite, rig)
+        local = 1 if scheduler else (workers or os.cpu_count() or 1)  # Dask workers hold their own memory
+        path, rig, attrs = prepare(config, overwrite, rig, workers=local)
     except OSError as err:
         raise DatasetError(_os_message(Path(config.store), err)) from None
     payload = {"path": str(path.resolve()), "config": config.resolved(), "rig_text": config.rig_text,

@@ -342,6 +342,13 @@ def run(cfg: ExperimentConfig, output=None, log=print) -> Path:
     X = basis = None
     spectrum = None
     if in_memory:
+        from ..checks import available_memory, gib
+
+        need, have = 3 * len(train) * d * 4, available_memory()  # the features, and the fits' working copies
+        if need > have:
+            raise ValueError(f"{cfg.dataset}: fitting {len(train):,} x {d:,} features in memory needs about "
+                             f"{gib(need)}, {gib(have)} are available; use fewer rows (split) or smaller "
+                             "features, or an incremental_pca model, which streams")
         log(f"reading the training features into memory: {len(train):,} x {d:,} float32 = "
             f"{len(train) * d * 4 / 2**30:.2f} GiB")
         _, X = load_features(ds, ft, train, cfg.batch_size)
