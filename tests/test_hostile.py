@@ -173,7 +173,7 @@ METADATA_EDITS = {
 
 
 @pytest.mark.parametrize("edit", list(METADATA_EDITS))
-def test_verify_finds_damaged_metadata_and_nothing_trusts_it(store, capsys, edit):
+def test_verify_finds_damaged_metadata_and_nothing_trusts_it(store, capsys, edit, model_file):
     cfg, path = store
     METADATA_EDITS[edit](path)
     t0 = time.perf_counter()
@@ -190,6 +190,8 @@ def test_verify_finds_damaged_metadata_and_nothing_trusts_it(store, capsys, edit
     assert not (path.parent / "ex").exists()
     rc, _, err = cli(capsys, "generate", cfg, "--workers", "1", "--no-progress")
     assert rc == 2 and "damaged store metadata" in one_error_line(err) and "--overwrite" in err
+    rc, _, err = cli(capsys, "encode", model_file, path, "-o", path.parent / "z.npy")
+    assert rc == 2 and "damaged store metadata" in one_error_line(err) and not (path.parent / "z.npy").exists()
     with pytest.raises(dataset.DatasetError, match="damaged store metadata"):
         dataset.open(path)
 

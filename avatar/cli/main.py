@@ -20,13 +20,15 @@ def main(argv: list[str] | None = None) -> int:
     from avatar.rendering.core import RenderBackendError
 
     from avatar.checks import NonFiniteError
+    from avatar.dataset.store import DatasetError
 
     try:
         return args.run(args) or 0
     except ConfigError as err:
         print(str(err), file=sys.stderr)
         return EXIT_USAGE
-    except (UsageError, RenderBackendError, NonFiniteError) as err:
+    except (UsageError, RenderBackendError, NonFiniteError, DatasetError) as err:  # DatasetError: e.g. a
+        # store with damaged metadata, met by any command that opens it (compare, encode, ...)
         print(f"avatar: error: {err}", file=sys.stderr)
         return EXIT_USAGE
     except OSError as err:  # unwritable output, full disk, a parent that is a file: one line naming the path
