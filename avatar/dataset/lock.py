@@ -26,6 +26,7 @@ def lock_path(store: Path) -> Path:
 @contextlib.contextmanager
 def store_lock(store: Path, what: str = "avatar generate"):
     """Hold the store's write lock for the ``with`` block; DatasetError if another process holds it."""
+    made = [d for d in (lock_path(store).parent, *lock_path(store).parent.parents) if not d.exists()]
     fd = _acquire(Path(store), what)
     try:
         yield
@@ -36,6 +37,11 @@ def store_lock(store: Path, what: str = "avatar generate"):
         except OSError:
             pass
         os.close(fd)  # closing releases the flock
+        for d in made:  # folders made only for the lock: a refused run leaves nothing behind
+            try:
+                d.rmdir()
+            except OSError:
+                break
 
 
 def _acquire(store: Path, what: str) -> int:
