@@ -32,7 +32,10 @@ def write_mesh(path: str | Path, vertices: np.ndarray, template: Template,
     writes the sliders as a MakeHuman 1.1 model file (``spec``: their rig
     spec, default the default rig).
     """
+    from avatar.checks import check_finite
+
     path = Path(path)
+    check_finite(vertices, str(path))  # a NaN or infinite vertex is never written
     suffix = path.suffix.lower()
     if suffix not in FORMATS:
         raise ValueError(f"{path}: unknown mesh format {suffix!r}; use one of {', '.join(FORMATS)}")

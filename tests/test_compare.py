@@ -13,8 +13,10 @@ from avatar.compare.pipeline import compare_experiment
 from avatar.dataset.config import config_from_text
 from avatar.latent.experiment import config_from_text as experiment_from_text
 
-# sliders whose geometry is (piecewise) linear: moves, bumps and widths, no bends and no stature
-LINEAR = ["chin.prominent", "nose.scale_horiz", "mouth.scale_horiz", "chin.width", "hip.scale_horiz"]
+# MakeHuman modifiers whose decr target is exactly the incr target negated (so they are linear over
+# their whole range), each on its own region
+LINEAR = ["nose.trans_out", "ears.l_trans_up", "arms.r_upperarm_scale_depth", "torso.measure_waist_circ",
+          "legs.measure_calf_circ"]
 
 
 @pytest.fixture(scope="module")

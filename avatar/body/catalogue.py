@@ -19,8 +19,11 @@ from dataclasses import dataclass
 
 from avatar.body import assets
 
-# groups whose targets move parts a general-purpose dataset leaves alone
-OFF_BY_DEFAULT = ("genitals/", "breast/nipple-")
+# modifiers a general-purpose dataset leaves alone: declared, never sampled
+OFF_BY_DEFAULT = ("breast/nipple-",)
+# MakeHuman's genital modifiers move only its helper genital geometry, which our body does not
+# include: as sliders they would move nothing, so the rig leaves them out (.mhm files may name them)
+NOT_ON_THE_BODY = ("genitals",)
 # the word a group's modifier names start with, dropped from slider names
 _GROUP_WORD = {"ears": "ear", "eyes": "eye", "feet": "foot", "hands": "hand", "legs": "leg", "arms": "arm"}
 _WORDS = {"decr": "less", "incr": "more", "trans": "move", "scale": "scale", "vert": "height",
@@ -89,9 +92,11 @@ def _entry(group: str, stem: str, low: str | None, high: str) -> Modifier:
 
 
 def modifiers() -> list[Modifier]:
-    """Every slider of the catalogue, in catalogue order, left before right."""
+    """Every slider of the catalogue that moves the body, in catalogue order, left before right."""
     out = []
     for group, body in assets.catalogue().items():
+        if group in NOT_ON_THE_BODY:
+            continue
         for cat in body["categories"]:
             opp = cat.get("opposites") or {}
             pairs = []

@@ -39,6 +39,7 @@ from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
 
+from avatar.body.catalogue import NOT_ON_THE_BODY
 from avatar.body.macros import age_to_years, years_to_age
 from avatar.spec.config import ConfigError, Problems, describe, did_you_mean, format_number
 from avatar.spec.sliders import RigSpec, SliderSpec
@@ -185,6 +186,9 @@ def parse_mhm(text: str, spec: RigSpec, file: str = "<string>") -> MhmModel:
             continue
         mod, text_value = words[1], words[2]
         hit = resolve(mod)
+        if hit is None and mod.split("/", 1)[0] in NOT_ON_THE_BODY:
+            ignored[f"modifier {mod}"] = ignored.get(f"modifier {mod}", 0) + 1  # moves no body vertex
+            continue
         if hit is None:
             problems.add((), f"unknown modifier '{mod}' (rig '{spec.name}' has no slider for it)"
                          f"{_suggest(mod, resolve.names)}", n)

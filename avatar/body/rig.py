@@ -217,8 +217,13 @@ class Rig:
         inv = np.empty_like(order)
         inv[order] = np.arange(n)
         out[:, :body] = X[inv, :body]
-        for e, helper in enumerate(self._eye_rows):             # 4. eyeballs
-            out[:, body + e * k: body + (e + 1) * k] = eyes.place(X[inv][:, helper])
+        # 4. eyeballs: the sphere on each blended helper eyeball, plus our deformers' fields on it
+        Xe = np.zeros((n, 3 * 2 * k), dtype=np.float32)
+        for cols, rows, D in self._eye_blocks:
+            np.matmul(G[:, rows], D, out=Xe[:, cols])
+        Xe = Xe.reshape(n, 2 * k, 3)[inv]
+        for e, helper in enumerate(self._eye_rows):
+            out[:, body + e * k: body + (e + 1) * k] = eyes.place(X[inv][:, helper]) + Xe[:, e * k:(e + 1) * k]
         return out
 
     def _build(self) -> None:
@@ -276,11 +281,13 @@ class Rig:
         self._col_up, self._col_down = np.array(col_up, np.int64), np.array(col_down, np.int64)
         self._race_cols, self._race_of = np.array(race_cols, np.int64), np.array(race_of, np.int64)
         self._race_src = np.array(race_src, np.int64)
-        rest = self._dense_rows(np.arange(len(self._blend)),
-                                assets.base_mesh().vertices[self._blend].astype(np.float32))
+        rest = (np.arange(len(self._blend)), assets.base_mesh().vertices[self._blend].astype(np.float32))
         fields.append(rest)
         self._n_features = len(fields)
-        self._blocks = self._block_sparse(fields, len(self._blend))
+        # fields live on the blend set (rows 0..B-1) and, for our deformers, on the eyeballs (B..B+2k-1)
+        B, k = len(self._blend), eyes.EYE_SPHERE.vertices.shape[0]
+        self._blocks = self._block_sparse(fields, 0, B)
+        self._eye_blocks = self._block_sparse(fields, B, B + 2 * k)
 
     def _slider_fields(self, s: SliderSpec):
         """(field at max, field at min) of a continuous slider, None where it moves nothing."""
@@ -314,52 +321,60 @@ class Rig:
         out[rows] = d
         return out
 
-    @staticmethod
-    def _dense_rows(rows: np.ndarray, d: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-        return rows, d
-
     def _effect_field(self, effects, at_min: bool = False) -> tuple[np.ndarray, np.ndarray]:
-        """Sparse (rows, deltas) of a list of effects: ``target`` files and the deformer vocabulary."""
-        total = np.zeros((len(self._blend), 3), np.float64)
+        """Sparse (rows, deltas) of a list of effects: ``target`` files and the deformer vocabulary.
+
+        Rows 0..B-1 are the blend set; rows B.. are the eyeballs' vertices, which only our
+        deformers move (MakeHuman's targets move the helper eyeballs the spheres are fitted to).
+        """
+        total = np.zeros((len(self._blend) + 2 * eyes.EYE_SPHERE.vertices.shape[0], 3), np.float64)
         for e in effects:
             if e["deformer"] == "target":  # a scalar weight; the vocabulary's amounts may be vec3
                 total += float(deformers.effect_amount(e, at_min)) * self._effect_target(e["file"])
             else:
                 field = deformers.displacement(self._frame, e, at_min)
                 total[: assets.N_BODY] += field[: assets.N_BODY]
+                total[len(self._blend):] += field[assets.N_BODY:]  # on the eyeballs, as on the template
         rows = np.flatnonzero(np.any(total != 0, axis=1))
         return rows, total[rows].astype(np.float32)
 
     def _effect_target(self, file: str) -> np.ndarray:
         key = file[: -len(".target.gz")] if file.endswith(".target.gz") else file
         if key in self.targets:
-            return self._dense(key)
-        path = Path(file).expanduser()
-        if not path.is_absolute() and self.spec.source and not self.spec.source.startswith("<"):
-            path = Path(self.spec.source).resolve().parent / path  # relative to the rig YAML's folder
-        idx, d = assets.read_target(path)
-        out = np.zeros((len(self._blend), 3))
+            idx, d = self.targets.rows(key)
+        else:
+            idx, d = assets.read_target(self._user_path(file))
+        out = np.zeros((len(self._blend) + 2 * eyes.EYE_SPHERE.vertices.shape[0], 3))
         rows = self._position[idx]
         out[rows[rows >= 0]] = d[rows >= 0]
         return out
+
+    def _user_path(self, file: str) -> Path:
+        path = Path(file).expanduser()
+        if not path.is_absolute() and self.spec.source and not self.spec.source.startswith("<"):
+            path = Path(self.spec.source).resolve().parent / path  # relative to the rig YAML's folder
+        return path
 
     @cached_property
     def _frame(self):
         return deformers.Frame(self.template)
 
     @staticmethod
-    def _block_sparse(fields, n_points: int) -> list[tuple[slice, np.ndarray, np.ndarray]]:
-        """Column blocks of the (K, 3B) field matrix, each holding only the features active there."""
+    def _block_sparse(fields, first: int, end: int) -> list[tuple[slice, np.ndarray, np.ndarray]]:
+        """Column blocks of the field matrix over rows first..end-1, each holding only the features
+        active there; the slices index an output whose row 0 is ``first``."""
         blocks = []
-        for start in range(0, n_points, BLOCK):
-            stop = min(start + BLOCK, n_points)
+        for start in range(first, end, BLOCK):
+            stop = min(start + BLOCK, end)
             active = [k for k, (rows, _) in enumerate(fields) if np.any((rows >= start) & (rows < stop))]
             D = np.zeros((len(active), stop - start, 3), np.float32)
             for i, k in enumerate(active):
                 rows, d = fields[k]
                 m = (rows >= start) & (rows < stop)
                 D[i, rows[m] - start] = d[m]
-            blocks.append((slice(3 * start, 3 * stop), np.array(active, np.int64), D.reshape(len(active), -1)))
+            if active:  # a block no field touches stays zero (the rest pose touches every body block)
+                blocks.append((slice(3 * (start - first), 3 * (stop - first)), np.array(active, np.int64),
+                               D.reshape(len(active), -1)))
         return blocks
 
 

@@ -21,7 +21,9 @@ def _check_output(path: str) -> Path:
     out = Path(path)
     if out.suffix.lower() not in FORMATS:
         raise UsageError(f"{out}: unknown mesh format {out.suffix!r}; use one of {', '.join(FORMATS)}")
-    return out
+    from avatar.cli.errors import check_output
+
+    return check_output(out, "mesh file")
 
 
 def _write(rig, values: np.ndarray, out: Path, texture_size: int = 1024) -> None:
@@ -85,6 +87,10 @@ def cmd_make(args) -> int:
 
 def cmd_random(args) -> int:
     out = _check_output(args.output)
+    if args.save_preset:
+        from avatar.cli.errors import check_output
+
+        check_output(args.save_preset, "preset file")
     if args.seed < 0 or args.index < 0:
         raise UsageError("--seed and --index must be >= 0")
     rig = _rig(args)

@@ -87,7 +87,7 @@ def compare_experiment(config, out_dir, *, fit: bool = True, dci_model: str = "f
     ds = exp.dataset
     S = np.asarray(ds.sliders, np.float64)
     names_all = list(ds.slider_names)
-    varied = np.flatnonzero(S[exp.train].std(axis=0) > 0)
+    varied = np.flatnonzero(np.ptp(S[exp.train], axis=0) > 0)  # exact: a constant column has std ~1e-15
     names = [names_all[j] for j in varied]
     F_train, F_test = S[exp.train][:, varied], S[exp.test][:, varied]
     groups = [n.split(".", 1)[0] for n in names]

@@ -164,7 +164,7 @@ def _r2(x_train, y_train, x_test, y_test, rows, nonlinear_model, seed, lap) -> d
     lap("r2_linear")
     out["nonlinear"] = X.r2(x_train[rows], y_train[rows], x_test, y_test, nonlinear_model, seed)
     lap("r2_nonlinear")
-    flat = y_train.std(axis=0) == 0  # R^2 of a constant target carries no information: undefined
+    flat = np.ptp(y_train, axis=0) == 0  # R^2 of a constant target carries no information: undefined
     for model in out:
         out[model][flat] = np.nan
     return out

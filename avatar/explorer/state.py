@@ -166,9 +166,8 @@ class ExplorerState:
         self.preset_dir = None if preset_dir is None else Path(preset_dir)
         self.presets = dict(presets or {})
         self._shape, self._paint = shape_sliders(rig), texture_sliders(rig)
-        self.values = rig.defaults()
         self._model_texture = None
-        self._refresh_designer(geometry=True, texture=True)
+        self._refresh_designer(rig.defaults(), geometry=True, texture=True)
 
     # -- read-only views ---------------------------------------------------------------------------
     @property
@@ -195,10 +194,10 @@ class ExplorerState:
         j = self.spec.index(name)
         if self.mode == "designer" and x == self.values[j]:
             return Change()
-        self.values = self.values.copy()
-        self.values[j] = x
+        values = self.values.copy()
+        values[j] = x
         from_latent = self.mode == "latent"
-        return self._refresh_designer(geometry=bool(self._shape[j]) or from_latent,
+        return self._refresh_designer(values, geometry=bool(self._shape[j]) or from_latent,
                                       texture=bool(self._paint[j]) or (from_latent and self._decoded_texture))
 
     @_one_thread
@@ -207,8 +206,7 @@ class ExplorerState:
         x = self.rig.values(values) if not isinstance(values, Mapping) else self.spec.to_vector(values)
         if np.asarray(x).ndim != 1:
             raise ValueError("set_values takes one avatar's (P,) values")
-        self.values = np.array(x, np.float64)
-        return self._refresh_designer(geometry=True, texture=True)
+        return self._refresh_designer(np.array(x, np.float64), geometry=True, texture=True)
 
     def reset(self) -> Change:
         return self.set_values(self.rig.defaults())
@@ -221,11 +219,18 @@ class ExplorerState:
         """Make the designer sliders what the latent move implies (clipped to their ranges)."""
         return self.set_values(self.implied_values())
 
-    def _refresh_designer(self, geometry: bool, texture: bool) -> Change:
+    def _refresh_designer(self, values: np.ndarray, geometry: bool, texture: bool) -> Change:
+        """Show the designer avatar ``values``; nothing changes if its mesh is not finite."""
+        from ..checks import check_finite
+
+        if geometry:
+            vertices = self.rig.vertices(values)
+            check_finite(vertices, "the designer avatar")  # NonFiniteError: the state stays as it was
+        self.values = values
         self.mode = "designer"
         self._decoded_texture = False
         if geometry:
-            self.vertices = self.rig.vertices(self.values)
+            self.vertices = vertices
         if texture:
             self.texture = self.rig.textures(self.values, self.texture_size)
             if self.latent.texture_size is not None:

@@ -46,6 +46,7 @@ _PRESET_KEYS = ("name", "description", "sliders")
 _SLIDER_NAME = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
 _GROUP_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _BLOCK = 4096  # rows per random block; part of the sampling contract, never change it
+MAX_SLIDERS = 2000  # MakeHuman's catalogue and our own add up to about 340
 
 
 @dataclass(frozen=True)
@@ -524,6 +525,11 @@ def rig_spec_from_data(data: dict, problems: Problems, source: str = "<rig>") ->
     if not isinstance(raw, dict) or not raw:
         problems.add(("sliders",), "expected a non-empty mapping of slider name -> settings")
         raw = {}
+    if len(raw) > MAX_SLIDERS:
+        # every slider is a feature row of the rig's matrices and a column of every dataset
+        problems.add(("sliders",), f"a rig may have at most {MAX_SLIDERS:,} sliders, this one has {len(raw):,} "
+                     f"(its blend matrices alone would need about {len(raw) * 2 * 14472 * 12 / 2**30:.0f} GiB)")
+        problems.raise_if_any()
     sliders = [s for s in (_parse_slider(problems, k, v, groups) for k, v in raw.items()) if s is not None]
     if template is not None:
         from avatar.body.template import TEMPLATES  # lazily: a YAML check must not load the assets

@@ -1,0 +1,209 @@
+"""The body's machinery: the macro rule, the blend's exactness and determinism, the catalogue, eyes, measures."""
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+import avatar
+from avatar.body import assets, catalogue, eyes, macros
+from avatar.body.measure import mass_kg, stature_cm, volume_litres
+from avatar.body.targets import default_targets
+from avatar.cli.main import main
+from avatar.spec.config import ConfigError
+from avatar.spec.sliders import rig_spec_from_data
+from avatar.spec.config import Problems
+
+
+@pytest.fixture(scope="module")
+def rig():
+    return avatar.load_rig()
+
+
+# -- MakeHuman 1.1's macro rule --------------------------------------------------------------------
+def test_age_years_follow_makehuman_anchors():
+    assert macros.age_to_years([0, 0.1875, 0.5, 1]) == pytest.approx([1, 10, 25, 90])
+    a = np.linspace(0, 1, 41)
+    assert macros.years_to_age(macros.age_to_years(a)) == pytest.approx(a)
+
+
+def test_factor_ramps_at_known_points():
+    F = macros.factor_values([[0.5] * 8 + [1, 1, 1], [1, 0, 0, 1, 1, 0, 1, 0, 0, 0, 0], [0, 1, 1, 0, 0, 1, 0, 1, 2, 0, 0]])
+    col = {f: F[:, i] for i, f in enumerate(macros.FACTORS)}
+    # the neutral human: all averages, young, half male, thirds of each ethnicity
+    assert col["young"][0] == 1 and col["averagemuscle"][0] == 1 and col["male"][0] == 0.5
+    assert col["minheight"][0] == col["maxheight"][0] == 0 and col["african"][0] == pytest.approx(1 / 3)
+    # a male baby, max weight and height, max cup; all ethnic values 0 fall back to thirds
+    assert col["baby"][1] == 1 and col["maxweight"][1] == 1 and col["maxheight"][1] == 1 and col["maxcup"][1] == 1
+    assert col["asian"][1] == pytest.approx(1 / 3)
+    # an old woman, max muscle, min weight, ideal proportions, max firmness, all african
+    assert col["old"][2] == 1 and col["female"][2] == 1 and col["maxmuscle"][2] == 1
+    assert col["minweight"][2] == 1 and col["idealproportions"][2] == 1 and col["african"][2] == 1
+    # each variable's factors are a partition of one (the ramps are convex weights)
+    for names in (("baby", "child", "young", "old"), ("minmuscle", "averagemuscle", "maxmuscle")):
+        assert sum(col[n] for n in names) == pytest.approx(np.ones(3))
+
+
+def test_cells_hold_every_non_zero_weight():
+    keys = [str(k) for k in default_targets().names if macros.is_macro_target(str(k))]
+    assert len(keys) == 564
+    basis = macros.MacroBasis(keys)
+    M = np.random.default_rng(0).random((500, 11))
+    M[:50, :8] = np.round(M[:50, :8] * 4) / 4  # ramp ends and kinks, where factors turn exactly 0
+    F = macros.factor_values(M)
+    W = basis.weights(F)
+    for row_bytes in (0, 10**6):
+        cell, active = basis.cells(F, row_bytes=row_bytes)
+        for c, act in enumerate(active):
+            rows = cell == c
+            outside = np.setdiff1d(np.arange(len(keys)), act)
+            assert np.all(W[np.ix_(rows, outside)] == 0)
+    assert np.mean([len(a) for a in basis.cells(F)[1]]) < 100  # about 90 of 564 targets per avatar
+
+
+# -- the blend --------------------------------------------------------------------------------------
+def reference_vertices(rig, x: np.ndarray) -> np.ndarray:
+    """One avatar's body by the plain rule in float64: base + sum of weighted targets, on y = 0."""
+    table, base = default_targets(), assets.base_mesh().vertices[: assets.N_BODY]
+    V = base.copy()
+    F = macros.factor_values(rig.macro_values(x[None]))
+    keys = [str(k) for k in table.names if macros.is_macro_target(str(k))]
+    for key, w in zip(keys, macros.MacroBasis(keys).weights(F)[0]):
+        if w:
+            V += w * table.dense(key, assets.N_BODY)
+    races = macros.normalise_races(rig.macro_values(x[None])[:, 8:])[0]
+    for s, v in zip(rig.sliders, x):
+        if not s.makehuman or v == s.default:
+            continue
+        group, _, name = s.makehuman.partition("/")
+        if group == "expression":
+            unit = name.rsplit("/", 1)[1]
+            for r, race in enumerate(("african", "asian", "caucasian")):
+                V += v / 100 * races[r] * table.dense(f"expression/units/{race}/{unit}", assets.N_BODY)
+        elif "|" in name:
+            stem, _, ends = name.rpartition("-")
+            lo, hi = ends.split("|")
+            V += abs(v) / 100 * table.dense(f"{group}/{stem}-{hi if v > 0 else lo}", assets.N_BODY)
+        else:
+            V += v / 100 * table.dense(s.makehuman, assets.N_BODY)
+    return V - (0, V[:, 1].min(), 0)
+
+
+def test_blend_equals_the_plain_rule(rig):
+    S = rig.sample(4, seed=11)
+    for s in rig.sliders:  # the plain rule is MakeHuman's: our own deformers stay at rest
+        if s.moves_mesh and not (s.makehuman or s.macro):
+            S[:, rig.spec.index(s.name)] = s.default
+    j = rig.spec.index("expression.mouth_open")
+    S[1, j] = 80.0  # an expression unit, blended by ethnicity
+    V = rig.vertices(S)
+    for x, v in zip(S, V):
+        np.testing.assert_allclose(v[: assets.N_BODY], reference_vertices(rig, x), atol=2e-6)
+
+
+def test_rows_do_not_depend_on_the_batch_they_are_computed_in(rig):
+    """Byte-identical rows for any split, one row included (gemv rounds differently from gemm), and any
+    macro merge level: the dataset's determinism across workers and resumes rests on this."""
+    S = rig.sample(300, seed=2)
+    whole = rig.vertices(S)
+    for cuts in ((0, 1, 300), (0, 5, 6, 250, 300), (0, 2, 3, 5, 9, 300)):
+        parts = np.concatenate([rig.vertices(S[a:b]) for a, b in zip(cuts[:-1], cuts[1:])])
+        assert parts.tobytes() == whole.tobytes(), cuts
+    merges = macros.MERGES
+    try:
+        for level in merges:
+            macros.MERGES = (level,)
+            assert rig.vertices(S[:64]).tobytes() == whole[:64].tobytes()
+    finally:
+        macros.MERGES = merges
+
+
+def test_linear_modifiers_used_by_the_compare_tests_are_exactly_linear(rig):
+    """MakeHuman pairs whose decr target is the incr target negated: linear over -100..100."""
+    from test_compare import LINEAR
+
+    x0 = rig.defaults()
+    for name in LINEAR:
+        j = rig.spec.index(name)
+        S = np.repeat(x0[None], 3, axis=0)
+        S[:, j] = (-100, 0, 100)
+        lo, mid, hi = rig.vertices(S).astype(np.float64)
+        np.testing.assert_allclose(hi - mid, mid - lo, atol=2e-6, err_msg=name)
+        assert np.abs(hi - mid).max() > 0.003, name  # and it moves something (> 3 mm)
+
+
+# -- the catalogue and the rig YAML ------------------------------------------------------------------
+def test_rig_declares_every_catalogue_modifier(rig):
+    mods = catalogue.modifiers()
+    assert len(mods) == 266 >= 250  # MakeHuman's 269 less the 3 genital ones, which move no body vertex
+    text = open(avatar.DEFAULT_RIG).read()
+    out = __import__("subprocess").run([__import__("sys").executable, "-m", "avatar.body.catalogue"],
+                                       capture_output=True, text=True, check=True).stdout
+    assert out in text, "configs/rigs/humanoid.yaml is out of sync: python -m avatar.body.catalogue"
+    names = {s.name: s for s in rig.sliders}
+    for m in mods:
+        s = names[m.name]
+        assert s.makehuman == m.makehuman and s.label and s.description.endswith(".")
+        assert (s.min, s.max) == ((0, 100) if m.one_sided else (-100, 100))
+    groups = {m.group for m in mods}
+    assert {"nose", "ears", "eyes", "mouth", "head", "torso", "arms", "legs", "hands", "feet"} <= groups
+    assert sum(s.group == "expression" for s in rig.sliders) == 34
+    # genital and nipple modifiers are never sampled
+    assert all(rig.sliders[rig.spec.index(m.name)].distribution["kind"] == "fixed" for m in mods
+               if m.makehuman.startswith(catalogue.OFF_BY_DEFAULT))
+
+
+def test_a_rig_with_too_many_sliders_is_refused():
+    data = {"name": "huge", "template": "humanoid",
+            "sliders": {f"body.s{i}": {"description": "x", "min": 0, "max": 1, "default": 0} for i in range(2001)}}
+    with pytest.raises(ConfigError, match="at most 2,000 sliders, this one has 2,001"):
+        rig_spec_from_data(data, Problems("<huge>"))
+
+
+# -- eyes, priors, measures --------------------------------------------------------------------------
+def test_eyes_are_spheres_on_the_blended_helper_eyeballs(rig):
+    S = rig.sample(3, seed=4)
+    V = rig.vertices(S)
+    t = rig.template
+    for side, group in (("eye_l", "helper-l-eye"), ("eye_r", "helper-r-eye")):
+        ball = V[:, t.part_mask(side)].astype(np.float64)
+        centre = ball.mean(axis=1, keepdims=True)
+        r = np.linalg.norm(ball - centre, axis=2)
+        assert np.ptp(r, axis=1).max() < 1e-5 and (r.mean(axis=1) > 0.012).all() and (r.mean(axis=1) < 0.02).all()
+    # the eyes sit in the head: between the brows and the nose tip, behind the face
+    head_top = V[:, : t.n_body, 1].max(axis=1)
+    assert (V[:, t.part_mask("eye_l"), 1].mean(axis=1) > head_top - 0.2).all()
+    assert eyes.EYE_SPHERE.vertices.shape == (546, 3)
+
+
+def test_adult_statures_are_close_to_population_figures(rig):
+    S = rig.sample(1200, seed=5)
+    h = stature_cm(rig.vertices(S), rig.template.n_body)
+    col = rig.slider_names.index
+    adult = S[:, col("body.age")] >= 20
+    men, women = adult & (S[:, col("body.gender")] > 70), adult & (S[:, col("body.gender")] < 30)
+    assert 168 < np.median(h[men]) < 180 and 156 < np.median(h[women]) < 168
+    assert h.max() < 215  # no giants
+    assert h[~adult].min() < 130  # children are small
+
+
+def test_measures_of_the_default_avatar(rig):
+    V = rig.vertices(rig.defaults())
+    t = rig.template
+    body = t.faces[np.all(t.faces < t.n_body, axis=1)]
+    import trimesh
+
+    solid = trimesh.Trimesh(V[: t.n_body].astype(np.float64), body, process=False)
+    assert solid.is_watertight and volume_litres(V, body)[0] == pytest.approx(solid.volume * 1000, rel=1e-5)
+    assert 150 < stature_cm(V, t.n_body)[0] < 175 and 45 < mass_kg(V, body)[0] < 85
+
+
+def test_make_and_sliders_show_stature_and_mass(tmp_path, capsys):
+    preset = avatar.DEFAULT_RIG.parents[1] / "avatars" / "child.yaml"
+    assert main(["make", str(preset), "-o", str(tmp_path / "c.ply")]) == 0
+    line = capsys.readouterr().out
+    assert " m, " in line and " kg)" in line
+    metres = float(line.split("(")[1].split(" m")[0])
+    assert 0.9 < metres < 1.45  # a child
+    assert main(["sliders", "--group", "body", "--preset", str(preset)]) == 0
+    out = capsys.readouterr().out
+    assert "body.age" in out and f"{preset}: {metres:.2f} m" in out
