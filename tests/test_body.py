@@ -55,7 +55,7 @@ def test_cells_hold_every_non_zero_weight():
         cell, active = basis.cells(F, row_bytes=row_bytes)
         for c, act in enumerate(active):
             rows = cell == c
-            outside = np.setdiff1d(np.arange(len(keys)), act)
+            outside = np.setdiff1d(np.arange(len(keys)), np.arange(len(keys))[act])  # act: indices or a slice
             assert np.all(W[np.ix_(rows, outside)] == 0)
     assert np.mean([len(a) for a in basis.cells(F)[1]]) < 100  # about 90 of 564 targets per avatar
 

@@ -115,7 +115,7 @@ def _mask(*variables: str) -> np.ndarray:
 # merge levels tried by MacroBasis.cells, from one cell per ramp pattern to one dense product
 MERGES = (_mask(), _mask("cupsize", "firmness"), _mask("cupsize", "firmness", "height", "proportions"),
           _mask("cupsize", "firmness", "height", "proportions", "muscle", "weight"))
-BANDWIDTH, FLOPS = 8e9, 6e10  # bytes/s and flop/s of this kind of machine, for choosing a merge level
+BANDWIDTH, FLOPS = 3e9, 1.5e11  # bytes/s of a row gather and flop/s of BLAS here, for choosing a merge level
 
 
 class MacroBasis:
@@ -156,15 +156,32 @@ class MacroBasis:
             bits = (F != 0) | merged
             keys, cell = np.unique(bits @ (1 << np.arange(len(FACTORS), dtype=np.int64)), return_inverse=True)
             active = [self._active(int(k)) for k in keys]
-            rows = np.array([len(a) for a in active])
+            rows = np.array([a.stop - a.start if isinstance(a, slice) else len(a) for a in active])
+            gathered = np.array([not isinstance(a, slice) for a in active])
             count = np.bincount(cell.ravel(), minlength=len(keys))
-            # seconds ~ bytes of target rows read once per cell + flops of the products
-            cost = row_bytes * (rows.sum() / BANDWIDTH + 0.5 * (count * rows).sum() / FLOPS)
+            # seconds ~ the rows a cell copies out of the matrix (a contiguous range is used in place)
+            # plus the flops of the products (row_bytes / 4 floats, 2 flops each)
+            cost = row_bytes * (2 * (rows * gathered).sum() / BANDWIDTH + 0.5 * (count * rows).sum() / FLOPS)
             if best is None or cost < best[0]:
                 best = (cost, cell.ravel(), active)
         return best[1], best[2]
 
     @lru_cache(maxsize=512)
-    def _active(self, key: int) -> np.ndarray:
+    def _active(self, key: int) -> np.ndarray | slice:
+        """The targets possibly non-zero under factor mask ``key``: a slice when they are contiguous."""
         nonzero = (key >> np.arange(len(FACTORS))) & 1 == 1
-        return np.flatnonzero(~(self.uses & ~nonzero).any(axis=1))
+        act = np.flatnonzero(~(self.uses & ~nonzero).any(axis=1))
+        if len(act) and act[-1] - act[0] + 1 == len(act):
+            return slice(int(act[0]), int(act[-1]) + 1)
+        return act
+
+
+def age_order(keys) -> list[str]:
+    """Macro target keys sorted (stably) by their age factor, baby to old.
+
+    Every macro target names exactly one age, and an avatar's non-zero ages are two
+    neighbours, so with this order the targets of a cell whose other ramps are all
+    merged are one contiguous range of rows: the product reads them in place.
+    """
+    rank = {"baby": 0, "child": 1, "young": 2, "old": 3}
+    return sorted(keys, key=lambda k: next(rank[w] for w in target_factors(k) if w in rank))

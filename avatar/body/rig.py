@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from avatar.body import assets, deformers, eyes
-from avatar.body.macros import VARIABLES, MacroBasis, factor_values, is_macro_target, years_to_age
+from avatar.body.macros import VARIABLES, MacroBasis, age_order, factor_values, is_macro_target, years_to_age
 from avatar.body.targets import TargetTable, default_targets
 from avatar.body.template import Template, load as load_template
 from avatar.spec.sliders import RigSpec, SliderSpec, load_rig_spec
@@ -206,24 +206,27 @@ class Rig:
         bounds = np.searchsorted(cell[order], np.arange(len(active) + 1))
         for c, act in enumerate(active):                        # 3. macros, one product per cell
             a, b = bounds[c], bounds[c + 1]
-            if b > a and len(act):
-                Dc = np.take(self._Dm, act, axis=0)
-                sgemm(1.0, Dc.T, np.ascontiguousarray(W[a:b, act]).T, beta=1.0, c=X[a:b].T, overwrite_c=1)
+            if b > a:
+                Dc = self._Dm[act] if isinstance(act, slice) else np.take(self._Dm, act, axis=0)
+                if len(Dc):
+                    sgemm(1.0, Dc.T, np.ascontiguousarray(W[a:b, act]).T, beta=1.0, c=X[a:b].T, overwrite_c=1)
         X = X.reshape(n, B, 3)
-        out = np.empty((n, self.n_vertices, 3), dtype=np.float32)
         body, k = assets.N_BODY, eyes.EYE_SPHERE.vertices.shape[0]
-        floor = X[:, :body, 1].min(axis=1)                      # 5. soles on y = 0
-        X[:, :, 1] -= floor[:, None]
-        inv = np.empty_like(order)
-        inv[order] = np.arange(n)
-        out[:, :body] = X[inv, :body]
+        floor = X[:, self._soles, 1].min(axis=1)                # 5. soles on y = 0 (the feet are lowest)
         # 4. eyeballs: the sphere on each blended helper eyeball, plus our deformers' fields on it
-        Xe = np.zeros((n, 3 * 2 * k), dtype=np.float32)
+        E = np.zeros((n, 2 * k, 3), dtype=np.float32)
         for cols, rows, D in self._eye_blocks:
-            np.matmul(G[:, rows], D, out=Xe[:, cols])
-        Xe = Xe.reshape(n, 2 * k, 3)[inv]
+            np.matmul(G[:, rows], D, out=E.reshape(n, -1)[:, cols])
         for e, helper in enumerate(self._eye_rows):
-            out[:, body + e * k: body + (e + 1) * k] = eyes.place(X[inv][:, helper]) + Xe[:, e * k:(e + 1) * k]
+            E[:, e * k:(e + 1) * k] += eyes.place(X[:, helper])
+        E[:, :, 1] -= floor[:, None]
+        # back to the callers' order, a few avatars at a time so that each block stays in cache
+        out = np.empty((n, self.n_vertices, 3), dtype=np.float32)
+        step = np.array([0.0, 1.0, 0.0], np.float32)
+        for i in range(0, n, 16):
+            rows = order[i:i + 16]
+            out[rows, :body] = X[i:i + 16, :body] - floor[i:i + 16, None, None] * step
+            out[rows, body:] = E[i:i + 16]
         return out
 
     def _build(self) -> None:
@@ -234,11 +237,12 @@ class Rig:
         self._position = position
         b = assets.N_BODY
         self._eye_rows = (np.arange(b, b + 72), np.arange(b + 72, b + 144))
+        self._soles = np.flatnonzero(self.template.part_mask("foot_l", "foot_r")[:b])  # where min y is
         self._whole = np.array([s.kind in ("integer", "bool", "categorical") for s in sliders])
         # 1. macros
         self._macro_cols = [(VARIABLES.index(s.macro), j, None if s.macro == "age" else s.max)
                             for j, s in enumerate(sliders) if s.macro]
-        keys = [str(k) for k in table.names if is_macro_target(str(k))]
+        keys = age_order(str(k) for k in table.names if is_macro_target(str(k)))
         self._macros = MacroBasis(keys)
         self._Dm = np.stack([self._dense(k) for k in keys]).reshape(len(keys), -1)
         # 2. local features: (rows into the blend set, (k, 3) deltas) per feature
