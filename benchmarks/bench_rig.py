@@ -26,8 +26,8 @@ from timing import median_time  # benchmarks/timing.py
 
 def dense_blend(rig, n: int):
     """A callable running ``T + W @ D`` with the rig's target count and vertex count (random values)."""
-    k = rig._Dm.shape[0] + rig._n_features
-    cols = rig._Dm.shape[1]
+    k = rig._n_targets
+    cols = 3 * len(rig._blend)
     rng = np.random.default_rng(0)
     D = rng.standard_normal((k, cols), dtype=np.float32) * 1e-3
     W = rng.random((n, k), dtype=np.float32)
@@ -71,7 +71,7 @@ def main() -> None:
     rig = avatar.load_rig()
     rig.vertices(rig.sample(8, seed=1))  # warm-up: the target cache, BLAS
     print(f"rig: {len(rig.sliders)} sliders, {rig.n_vertices} vertices "
-          f"({rig._Dm.shape[1] // 3} blended), {rig._Dm.shape[0]} macro targets + {rig._n_features} local fields")
+          f"({len(rig._blend)} blended), {rig._n_targets} targets and fields")
     ours = {}
     for n in (2048, 256):
         S = rig.sample(n, seed=0)

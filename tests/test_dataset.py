@@ -158,8 +158,10 @@ def test_correlated_sampling_reproduces_the_requested_correlation(rig, sampler):
         for b, r in row.items():
             rho = spearmanr(S[:, col(a)], S[:, col(b)]).statistic
             assert abs(rho - r) < 0.04, (a, b, rho)
-    # uniform marginals: the Pearson correlation is the requested one too
-    assert abs(pearsonr(S[:, col("head.scale_horiz")], S[:, col("chin.width")]).statistic + 0.3) < 0.04
+    # uniform marginals (the uniform and Sobol samplers; the prior's are MakeHuman's normals around
+    # neutral): the Pearson correlation is the requested one too
+    if sampler != "prior":
+        assert abs(pearsonr(S[:, col("head.scale_horiz")], S[:, col("chin.width")]).statistic + 0.3) < 0.04
     # uncorrelated sliders stay uncorrelated
     assert abs(spearmanr(S[:, col("body.weight")], S[:, col("head.scale_horiz")]).statistic) < 0.05
 

@@ -207,7 +207,6 @@ MAKEHUMAN_11 = {  # data/modifiers/modeling_modifiers.json and measurement_modif
     "measure/measure-waist-circ-decr|incr": "torso.measure_waist_circ",
     "measure/measure-thigh-circ-decr|incr": None,
     "measure/measure-neck-circ-decr|incr": None,
-    "genitals/penis-length-decr|incr": None,
     "head/head-oval": None,
     "nose/nose-trans-down|up": None,
     "armslegs/l-foot-trans-in|out": None,
@@ -227,6 +226,14 @@ def test_makehuman_11_spellings_resolve(rig, name):
         assert slider == MAKEHUMAN_11[name]
     # and written back in MakeHuman 1.1's own spelling
     assert f"modifier {name} {value}" in mhm_text(model.values, rig.spec).splitlines()
+
+
+def test_genital_modifiers_are_read_and_ignored_with_a_note(rig):
+    """MakeHuman's genital targets move only its helper genital geometry, which our body leaves out."""
+    model = parse_mhm("modifier genitals/penis-length-decr|incr 0.5\nmodifier nose/nose-width1-decr|incr 0.2\n",
+                      rig.spec)
+    assert model.values == {"nose.width1": 20.0}
+    assert "genitals/penis-length-decr|incr" in model.note
 
 
 def test_mpfb2_and_makehuman_spellings_agree(rig):

@@ -79,7 +79,12 @@ def fit(helper: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return centre, radius
 
 
+_UNIT = EYE_SPHERE.vertices.astype(np.float32)
+
+
 def place(helper: np.ndarray) -> np.ndarray:
-    """(n, k, 3) eyeball vertices for helper eyeballs (n, 72, 3)."""
-    centre, radius = fit(helper)
-    return (centre[:, None, :] + radius[:, None, None] * EYE_SPHERE.vertices[None]).astype(np.float32)
+    """(n, k, 3) float32 eyeball vertices for helper eyeballs (n, 72, 3)."""
+    centre, radius = fit(np.asarray(helper, np.float32))
+    out = radius[:, None, None] * _UNIT[None]
+    out += centre[:, None, :]
+    return out

@@ -142,14 +142,14 @@ class Rig:
         F[:, -1] = 1.0  # the rest pose row
         return F
 
-    def vertices(self, S, chunk: int = 4096) -> np.ndarray:
+    def vertices(self, S, chunk: int = 1024) -> np.ndarray:
         """(n, V, 3) float32 vertex positions for slider values ``S`` (n, P); (V, 3) for (P,)."""
         S = self.values(S)
         single = S.ndim == 1
         S = np.atleast_2d(S)
         out = np.empty((len(S), self.n_vertices, 3), dtype=np.float32)
         for i in range(0, len(S), chunk):
-            out[i:i + chunk] = self._chunk(S[i:i + chunk])
+            self._chunk(S[i:i + chunk], out[i:i + chunk])
         return out[0] if single else out
 
     def textures(self, S, size: int = 512) -> np.ndarray:
@@ -186,30 +186,36 @@ class Rig:
         return mesh
 
     # -- internals -------------------------------------------------------
-    def _chunk(self, S: np.ndarray) -> np.ndarray:
-        """Steps 1-5 for one chunk of avatars, processed in macro-cell order."""
+    def _chunk(self, S: np.ndarray, out: np.ndarray) -> None:
+        """Steps 1-5 for one chunk of avatars (processed in macro-cell order) into ``out`` (n, V, 3)."""
         if len(S) == 1:
             # numpy sends a one-row product to gemv, whose sums round differently from gemm's; two
             # rows keep every avatar's bytes independent of the batch it is computed in
-            return self._chunk(np.repeat(S, 2, axis=0))[:1]
-        from scipy.linalg.blas import sgemm
-
+            two = np.empty((2, *out.shape[1:]), np.float32)
+            self._chunk(np.repeat(S, 2, axis=0), two)
+            out[0] = two[0]
+            return
         Fm = factor_values(self.macro_values(S))
         cell, active = self._macros.cells(Fm, row_bytes=self._Dm.shape[1] * 4)
         order = np.argsort(cell, kind="stable")
         W = self._macros.weights(Fm[order]).astype(np.float32)
         G = self.features(S[order])
         n, B = len(S), len(self._blend)
-        X = np.empty((n, 3 * B), dtype=np.float32)
-        for cols, rows, D in self._blocks:                       # 3. locals and rest pose
-            np.matmul(G[:, rows], D, out=X[:, cols])
+        X = self._scratch(n * 3 * B, "x").reshape(n, 3 * B)
         bounds = np.searchsorted(cell[order], np.arange(len(active) + 1))
         for c, act in enumerate(active):                        # 3. macros, one product per cell
             a, b = bounds[c], bounds[c + 1]
             if b > a:
                 Dc = self._Dm[act] if isinstance(act, slice) else np.take(self._Dm, act, axis=0)
-                if len(Dc):
-                    sgemm(1.0, Dc.T, np.ascontiguousarray(W[a:b, act]).T, beta=1.0, c=X[a:b].T, overwrite_c=1)
+                if b - a == 1:  # gemm, not gemv, for a lone avatar too (see above)
+                    X[a] = (np.repeat(W[a:b, act], 2, axis=0) @ Dc)[0]
+                else:
+                    np.matmul(W[a:b, act], Dc, out=X[a:b])
+        tmp = self._scratch(n * self._widest, "block")
+        for cols, rows, D in self._blocks:                       # 3. locals and rest pose
+            part = tmp[: n * D.shape[1]].reshape(n, D.shape[1])
+            np.matmul(G[:, rows], D, out=part)
+            X[:, cols] += part
         X = X.reshape(n, B, 3)
         body, k = assets.N_BODY, eyes.EYE_SPHERE.vertices.shape[0]
         floor = X[:, self._soles, 1].min(axis=1)                # 5. soles on y = 0 (the feet are lowest)
@@ -221,16 +227,24 @@ class Rig:
             E[:, e * k:(e + 1) * k] += eyes.place(X[:, helper])
         E[:, :, 1] -= floor[:, None]
         # back to the callers' order, a few avatars at a time so that each block stays in cache
-        out = np.empty((n, self.n_vertices, 3), dtype=np.float32)
-        step = np.array([0.0, 1.0, 0.0], np.float32)
         for i in range(0, n, 16):
-            rows = order[i:i + 16]
-            out[rows, :body] = X[i:i + 16, :body] - floor[i:i + 16, None, None] * step
-            out[rows, body:] = E[i:i + 16]
-        return out
+            out[order[i:i + 16], :body] = X[i:i + 16, :body]
+        out[:, :body, 1] -= floor[np.argsort(order)][:, None]  # long strided rows: one fast pass
+        out[order, body:] = E
+
+    def _scratch(self, size: int, name: str) -> np.ndarray:
+        """Float32 work buffer ``name`` of ``size``, kept per thread: a fresh one costs a page fault per 4 kB."""
+        buf = getattr(self._buffers, name, None)
+        if buf is None or buf.size < size:
+            buf = np.empty(size, np.float32)
+            setattr(self._buffers, name, buf)
+        return buf[:size]
 
     def _build(self) -> None:
+        import threading
+
         sliders, table = self.sliders, self.targets
+        self._buffers = threading.local()
         self._blend = _blend_index()
         position = np.full(len(assets.base_mesh().vertices), -1, np.int64)
         position[self._blend] = np.arange(len(self._blend))
@@ -291,6 +305,8 @@ class Rig:
         # fields live on the blend set (rows 0..B-1) and, for our deformers, on the eyeballs (B..B+2k-1)
         B, k = len(self._blend), eyes.EYE_SPHERE.vertices.shape[0]
         self._blocks = self._block_sparse(fields, 0, B)
+        self._widest = max(D.shape[1] for _, _, D in self._blocks)
+        self._n_targets = len(keys) + self._n_features - 1  # sculpted targets and fields (not the rest row)
         self._eye_blocks = self._block_sparse(fields, B, B + 2 * k)
 
     def _slider_fields(self, s: SliderSpec):

@@ -202,7 +202,9 @@ class Sampler:
         if self.copula is not None:
             cols, L = self.copula
             z = ndtri(np.clip(u[:, cols], _TINY, 1.0 - _TINY))
-            u[:, cols] = np.clip(ndtr(z @ L.T), 0.0, 1.0 - _TINY)
+            # row by row arithmetic (not BLAS, whose one-row gemv rounds differently from gemm):
+            # a row's values must not depend on the batch it is drawn in
+            u[:, cols] = np.clip(ndtr((z[:, None, :] * L[None, :, :]).sum(axis=2)), 0.0, 1.0 - _TINY)
         for c, j in enumerate(self.varied):
             s = self.spec.sliders[j]
             out[:, j] = _inverse_cdf(s, u[:, c]) if kind == "prior" else box_value(s, u[:, c])
