@@ -207,3 +207,27 @@ def test_make_and_sliders_show_stature_and_mass(tmp_path, capsys):
     assert main(["sliders", "--group", "body", "--preset", str(preset)]) == 0
     out = capsys.readouterr().out
     assert "body.age" in out and f"{preset}: {metres:.2f} m" in out
+
+
+def test_validate_reads_a_rigs_targets(tmp_path, capsys):
+    rig = tmp_path / "mine.yaml"
+    body = ("name: t\ntemplate: humanoid\nsliders:\n  nose.mine:\n    description: A sculpt of my own.\n"
+            "    min: 0\n    max: 100\n    default: 0\n    effects: [{deformer: target, file: %s}]\n")
+    rig.write_text(body % "missing.target")
+    assert main(["validate", str(rig)]) == 2
+    err = capsys.readouterr().err
+    assert f"{rig}:4: sliders.nose.mine.effects: cannot read its target" in err and "missing.target" in err
+    rig.write_text(body % "nose/nose-hump-incr, side: left")
+    assert main(["validate", str(rig)]) == 2
+    assert "'side' does not apply to it" in capsys.readouterr().err
+    (tmp_path / "bump.target").write_text("# my own\n5 0.0 0.1 0.0\n")
+    rig.write_text(body % "bump.target")
+    assert main(["validate", str(rig)]) == 0
+
+
+def test_cli_notes_are_one_line(tmp_path, capsys):
+    mhm = tmp_path / "a.mhm"
+    mhm.write_text("version v1.1.1\nskeleton default.mhskel\nmodifier nose/nose-width1-decr|incr 0.200000\n")
+    assert main(["make", str(mhm), "-o", str(tmp_path / "a.ply")]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("avatar: note: ignored 1 line(s)") and "skeleton" in err and len(err.splitlines()) == 1

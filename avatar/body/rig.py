@@ -270,7 +270,14 @@ class Rig:
         has_up, has_down, col_up, col_down = [], [], [], []
         for j in cont:
             s = sliders[j]
-            up, down = self._slider_fields(s)
+            try:
+                up, down = self._slider_fields(s)
+            except (OSError, assets.AssetError, KeyError) as err:  # a target file missing or unreadable
+                from avatar.spec.config import Problems
+
+                problems = Problems(self.spec.source)
+                problems.add(("sliders", s.name, "effects"), f"cannot read its target: {err}", s.line)
+                problems.raise_if_any()
             has_up.append(up is not None)
             has_down.append(down is not None)
             for f, cols in ((up, col_up), (down, col_down)):

@@ -13,9 +13,22 @@ import sys
 from avatar.cli.errors import EXIT_INTERRUPTED, EXIT_USAGE, UsageError, os_error_line
 
 
+def _note(message, category, filename, lineno, file=None, line=None) -> None:
+    """Warnings (an .mhm file's ignored lines, ...) as one line each, without a source path."""
+    print(f"avatar: note: {message}", file=sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
+    import warnings
+
     parser = _parser()
     args = parser.parse_args(argv)
+    with warnings.catch_warnings():
+        warnings.showwarning = _note
+        return _run(args)
+
+
+def _run(args) -> int:
     from avatar.spec.config import ConfigError
     from avatar.rendering.core import RenderBackendError
 
@@ -55,7 +68,8 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("--preset", help="show a preset's values (a YAML or .mhm file) and its stature and mass")
     sp.add_argument("--markdown", action="store_true", help="print a Markdown table")
 
-    sp = add("make", rig.cmd_make, "Build an avatar from a preset YAML and write a mesh (.glb, .obj, .ply).")
+    sp = add("make", rig.cmd_make, "Build an avatar from a preset (YAML or MakeHuman .mhm) and write it "
+                                   "(.glb, .obj, .ply, or .mhm for MakeHuman).")
     sp.add_argument("preset")
     sp.add_argument("-o", "--output", required=True)
 

@@ -123,7 +123,9 @@ def cmd_validate(args) -> int:
         try:
             data = None if str(f).lower().endswith(".mhm") else load_yaml_lenient(f)[0]  # .mhm: a preset
             if isinstance(data, dict) and "template" in data:
-                load_rig_spec(f)
+                from avatar.body.rig import load_rig
+
+                load_rig(f)  # the whole rig: its targets are read and its fields built
             else:
                 spec = spec or load_rig_spec(args.rig or _default_rig())
                 load_preset(f, spec)

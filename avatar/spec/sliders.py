@@ -388,6 +388,9 @@ def _parse_effect(problems: Problems, path: tuple, raw: object, kind: str) -> di
         out["span"] = (0.0, 1.0)  # the vocabulary's documented default
     if deformer == "target" and "amount" not in raw:
         out["amount"] = 1.0  # the whole target at the slider's maximum
+    if deformer == "target" and "side" in raw:
+        problems.add(path + ("side",), "a target is sculpted for its own side (MakeHuman's l-/r- files); "
+                     "'side' does not apply to it")
     out["side"] = _parse_param(problems, path + ("side",), "side", raw.get("side", "both"))
     out["amount_at_min"] = None
     # a region needs a positive reach and a turn a direction, or the deformer divides by zero
