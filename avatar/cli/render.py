@@ -264,9 +264,10 @@ def demo_pictures(rig, presets: list, S: np.ndarray, seed: int, out: Path, size:
     from avatar.rendering.pictures import traversal_strip
 
     items = list(presets) + [(f"seed {seed} #{i}", v) for i, v in enumerate(S)]
-    _save(out / "gallery.png", sheet_image(rig, items, "front", size))
+    # one scale for every avatar, so that a child is a child's size beside the adults
+    _save(out / "gallery.png", sheet_image(rig, items, "front", size, frame="fixed"))
     for name in DEMO_TRAVERSALS:
         if name in rig.slider_names:
-            # heights compare only at one scale; the rest fit each avatar
-            frame = "fixed" if name == "body.height" else "auto"
+            # statures compare only at one scale; the rest fit each avatar
+            frame = "fixed" if name in ("body.height", "body.age") else "auto"
             _save(out / f"traverse_{name}.png", traversal_strip(rig, name, 7, size=size, frame=frame))
