@@ -450,8 +450,12 @@ def _paint_hair(texels: np.ndarray, tm: TexelMap, v: dict, cats: dict) -> None:
         alpha = hair_coverage(sc, style, v["hair.hairline"][who])                # (w, M)
         shade = (1.0 + 0.22 * sc.grain)[None, None, :]                           # strands: lighter, darker
         ink = colour[who][:, :, None] * shade                                    # (w, 3, M)
-        cur = texels[who][:, :, sc.idx]
-        texels[who[:, None], :, sc.idx[None, :]] = np.moveaxis(cur + alpha[:, None] * (ink - cur), 1, 2)
+        # flat indices of only the scalp texels: one 1-D gather and one put beat 3-D fancy indexing
+        n_tex = texels.shape[2]
+        at = ((who[:, None, None] * 3 + np.arange(3)[None, :, None]) * n_tex + sc.idx[None, None, :]).ravel()
+        flat = texels.reshape(-1)
+        cur = flat[at].reshape(len(who), 3, -1)                                  # (w, 3, M)
+        flat[at] = (cur + alpha[:, None] * (ink - cur)).ravel()
 
 
 # --------------------------------------------------------------------------
@@ -615,7 +619,8 @@ def textures(template, spec, S: np.ndarray, size: int = 512, chunk: int = 32) ->
         _paint_hair(texels, tm, values, cats)
         _paint_tattoos(texels, tm, values, cats)
         np.clip(texels, 0, 255, out=texels)
-        rgb = np.ascontiguousarray(texels.astype(np.uint8).transpose(0, 2, 1))   # (c, N, 3)
+        rgb = np.empty((c, texels.shape[2], 3), np.uint8)                       # (c, N, 3)
+        np.copyto(rgb, texels.transpose(0, 2, 1), casting="unsafe")              # cast and interleave in one pass
         # gather whole pixels (3 bytes each); gutter texels copy their neighbours
         pixels = out[i:i + chunk].reshape(c, size * size, 3)
         _as_pixels(pixels)[:] = np.take(_as_pixels(rgb), fill, axis=1)
