@@ -122,6 +122,7 @@ def test_linear_modifiers_used_by_the_compare_tests_are_exactly_linear(rig):
     from test_compare import LINEAR
 
     x0 = rig.defaults()
+    sizes = []
     for name in LINEAR:
         j = rig.spec.index(name)
         S = np.repeat(x0[None], 3, axis=0)
@@ -129,6 +130,9 @@ def test_linear_modifiers_used_by_the_compare_tests_are_exactly_linear(rig):
         lo, mid, hi = rig.vertices(S).astype(np.float64)
         np.testing.assert_allclose(hi - mid, mid - lo, atol=2e-6, err_msg=name)
         assert np.abs(hi - mid).max() > 0.003, name  # and it moves something (> 3 mm)
+        sizes.append(np.linalg.norm(hi - mid))
+    sizes = np.sort(sizes)
+    assert (sizes[1:] / sizes[:-1] > 1.5).all(), sizes  # distinct variances: PCA cannot mix them
 
 
 # -- the catalogue and the rig YAML ------------------------------------------------------------------

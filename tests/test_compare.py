@@ -14,9 +14,10 @@ from avatar.dataset.config import config_from_text
 from avatar.latent.experiment import config_from_text as experiment_from_text
 
 # MakeHuman modifiers whose decr target is exactly the incr target negated (so they are linear over
-# their whole range), each on its own region
-LINEAR = ["nose.trans_out", "ears.l_trans_up", "arms.r_upperarm_scale_depth", "torso.measure_waist_circ",
-          "legs.measure_calf_circ"]
+# their whole range), each on its own region, with effect sizes at least 1.5x apart (equal variances
+# would leave PCA free to rotate between them)
+LINEAR = ["nose.trans_out", "arms.r_upperarm_scale_depth", "legs.measure_calf_circ", "ears.l_trans_up",
+          "hip.trans_out"]
 
 
 @pytest.fixture(scope="module")

@@ -12,6 +12,7 @@ places make-up, stubble and freckles around them) read this module.
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from functools import lru_cache
 
 import numpy as np
@@ -174,48 +175,28 @@ POINT_NAMES: tuple[str, ...] = _both(list(_JOINT_CUBES) + list(_LANDMARK_NAMES))
 """Every joint and landmark name a rig's ``at:`` may give."""
 
 
-class _Lazy(dict):
-    """A dict filled on first access (the points need the assets, which a YAML check must not load)."""
+class _Lazy(Mapping):
+    """A read-only mapping filled on first access (the points need the assets, which a YAML check must not load)."""
 
     def __init__(self, fill):
-        super().__init__()
         self._fill = fill
 
-    def _ensure(self):
-        if not super().__len__():
-            self.update(self._fill())
+    @property
+    def _data(self) -> dict:
+        return self._fill()  # lru_cached: computed once
 
     def __getitem__(self, k):
-        self._ensure()
-        return super().__getitem__(k)
+        return self._data[k]
 
     def __iter__(self):
-        self._ensure()
-        return super().__iter__()
+        return iter(self._data)
 
     def __len__(self):
-        self._ensure()
-        return super().__len__()
-
-    def __contains__(self, k):
-        self._ensure()
-        return super().__contains__(k)
-
-    def items(self):
-        self._ensure()
-        return super().items()
-
-    def keys(self):
-        self._ensure()
-        return super().keys()
-
-    def values(self):
-        self._ensure()
-        return super().values()
+        return len(self._data)
 
 
-JOINTS: dict[str, np.ndarray] = _Lazy(_joints)
-LANDMARKS: dict[str, np.ndarray] = _Lazy(_landmarks)
+JOINTS: Mapping[str, np.ndarray] = _Lazy(_joints)
+LANDMARKS: Mapping[str, np.ndarray] = _Lazy(_landmarks)
 
 
 def point(name: str) -> np.ndarray:

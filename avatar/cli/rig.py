@@ -104,11 +104,9 @@ def cmd_random(args) -> int:
 
 def write_preset(path, rig, values: np.ndarray, name: str) -> None:
     """Write the sliders that differ from their defaults as a preset YAML."""
-    import yaml
+    from avatar.spec.sliders import preset_text
 
-    changed = {s.name: s.readable(v) for s, v in zip(rig.sliders, values) if v != s.default}
-    changed = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in changed.items()}
-    text = yaml.safe_dump({"name": name, "sliders": changed}, sort_keys=False)
+    text = preset_text(rig.spec, values, name)
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     Path(path).write_text(text)
 

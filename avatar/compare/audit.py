@@ -346,6 +346,8 @@ class Audit:
         change for texture-only sliders); "" for invisible sliders."""
         # mirrored parts count together (a slider acting on both ears is an "ear" slider),
         # then the larger side names the region
+        from avatar.body.anatomy import mirror_name as _mirror
+
         twin = np.array([self.part_names.index(_mirror(n)) if _mirror(n) in self.part_names else k
                          for k, n in enumerate(self.part_names)])
         out = []
@@ -641,15 +643,6 @@ def _chunks(blocks, chunk: int):
         n += size
     if group:
         yield group
-
-
-def _mirror(part: str) -> str:
-    """"ear_l" <-> "ear_r"; other names unchanged."""
-    if part.endswith("_l"):
-        return part[:-2] + "_r"
-    if part.endswith("_r"):
-        return part[:-2] + "_l"
-    return part
 
 
 def _level_names(slider, pair) -> tuple[str, str]:

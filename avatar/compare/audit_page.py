@@ -224,37 +224,30 @@ def audit_report(audit, pngs: dict[str, bytes] | None = None):
     r.section("How strongly each slider changes the avatar",
               "Longer bars are sliders whose full range changes the avatar more; compare sliders of the same "
               "group.")
-    if "geometry_magnitude" in pngs:
-        r.figure(pngs["geometry_magnitude"], "The largest distance any vertex moves when the slider goes "
-                 "from minimum to maximum (averaged over random avatars), on a log scale: height and posture "
-                 "move the head by tens of centimetres, face sliders move a few millimetres.")
-    if "texture_magnitude" in pngs:
-        r.figure(pngs["texture_magnitude"], "The largest colour change of any texel over the slider's full "
-                 "range (0-1 RGB scale; about 0.01 is one visible level).")
+    _figure(r, pngs, "geometry_magnitude", "The largest distance any vertex moves when the slider goes "
+                "from minimum to maximum (averaged over random avatars), on a log scale: height and posture "
+                "move the head by tens of centimetres, face sliders move a few millimetres.")
+    _figure(r, pngs, "texture_magnitude", "The largest colour change of any texel over the slider's full "
+                "range (0-1 RGB scale; about 0.01 is one visible level).")
 
     r.section("Where each slider acts",
               "Each small picture is the body seen from the front, bright where the slider moves the mesh or "
               "changes the colour.")
-    if "geometry_maps" in pngs:
-        r.figure(pngs["geometry_maps"], "How far each vertex moves over the slider's full range, each panel "
-                 "scaled to its own maximum (printed under it). A slider that should be local but lights up "
-                 "the whole body deserves a look.")
-    if "texture_maps" in pngs:
-        r.figure(pngs["texture_maps"], "How much each texel's colour changes over the slider's full range.")
-    if "regions" in pngs:
-        r.figure(pngs["regions"], "Share of each slider's shape change that falls in each body part (left "
-                 "and right parts merged). A column with one dark cell is a local slider; a pale, spread-out "
-                 "column acts on the whole body.")
+    _figure(r, pngs, "geometry_maps", "How far each vertex moves over the slider's full range, each panel "
+                "scaled to its own maximum (printed under it). A slider that should be local but lights up "
+                "the whole body deserves a look.")
+    _figure(r, pngs, "texture_maps", "How much each texel's colour changes over the slider's full range.")
+    _figure(r, pngs, "regions", "Share of each slider's shape change that falls in each body part (left "
+                "and right parts merged). A column with one dark cell is a local slider; a pale, spread-out "
+                "column acts on the whole body.")
 
     r.section("Which sliders overlap",
               "Two sliders overlap (are entangled) when moving either one changes the same vertices or "
               "texels in the same way.")
-    if "geometry_cosine" in pngs:
-        r.figure(pngs["geometry_cosine"], "Cosine similarity between the mesh effects of every pair of "
-                 "sliders that move the mesh, grouped by slider group. Red: alike, blue: opposite, white: "
-                 "unrelated. The diagonal is each slider with itself.")
-    if "texture_cosine" in pngs:
-        r.figure(pngs["texture_cosine"], "The same for the texture effects of the sliders that paint.")
+    _figure(r, pngs, "geometry_cosine", "Cosine similarity between the mesh effects of every pair of "
+                "sliders that move the mesh, grouped by slider group. Red: alike, blue: opposite, white: "
+                "unrelated. The diagonal is each slider with itself.")
+    _figure(r, pngs, "texture_cosine", "The same for the texture effects of the sliders that paint.")
     rows = [(p["a"], p["b"], p["modality"], p["cosine"],
              (p["verdict"], "bad" if p["verdict"] == "redundant" else "warn")) for p in pairs]
     if rows:
@@ -283,21 +276,18 @@ def audit_report(audit, pngs: dict[str, bytes] | None = None):
                 f"the avatar over its full range, so one large slider (body height moves the crown by "
                 f"{a.geometry_max_mm.max() / 10:.0f} cm) can hold most of the movement; this is what a "
                 f"variance-based learner such as PCA will see first.")
-    if "spectrum" in pngs:
-        r.figure(pngs["spectrum"], "Left: singular values of the effect matrix (one row per slider, and per "
-                 "extra choice of a list slider), relative to the largest. Right: the share of all movement "
-                 "held by the first k dimensions, with the 90, 95 and 99 % marks.")
-    if "spectrum_directions" in pngs:
-        r.figure(pngs["spectrum_directions"], "The same with every slider's effect scaled to the same size: "
-                 "a flat curve means the sliders point in many different directions.")
+    _figure(r, pngs, "spectrum", "Left: singular values of the effect matrix (one row per slider, and per "
+                "extra choice of a list slider), relative to the largest. Right: the share of all movement "
+                "held by the first k dimensions, with the 90, 95 and 99 % marks.")
+    _figure(r, pngs, "spectrum_directions", "The same with every slider's effect scaled to the same size: "
+                "a flat curve means the sliders point in many different directions.")
 
     r.section("Sliders that act differently on different avatars",
               "A slider is nonlinear when what it does depends on the other sliders, which makes it harder "
               "for a model to learn.")
-    if "nonlinearity" in pngs:
-        r.figure(pngs["nonlinearity"], "1 - |average effect| / average |effect| over the random avatars. Most "
-                 "shape sliders are near 0; sliders that only matter together with another one (tattoo "
-                 "settings, make-up colours) are high.")
+    _figure(r, pngs, "nonlinearity", "1 - |average effect| / average |effect| over the random avatars. Most "
+                "shape sliders are near 0; sliders that only matter together with another one (tattoo "
+                "settings, make-up colours) are high.")
 
     r.section("Every slider", "One row per slider with the numbers behind the pictures above.")
     rows = []
@@ -332,3 +322,9 @@ def audit_report(audit, pngs: dict[str, bytes] | None = None):
         "equals k for k equal, unrelated effects.",
     ])
     return r
+
+
+def _figure(r, pngs: dict, key: str, caption: str) -> None:
+    """Add figure ``key`` with its caption when the audit drew it (texture figures need texture sliders)."""
+    if key in pngs:
+        r.figure(pngs[key], caption)

@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from avatar.spec.config import ConfigError, Problems, describe, did_you_mean, format_number
+from avatar.spec.sliders import preset_text
 from ..threads import one_blas_thread
 from .models import LatentView, SliderBasis, shape_sliders, texture_sliders
 
@@ -99,15 +100,6 @@ def preset_path(preset_dir: str | Path | None, name: object) -> Path:
         problems.add(("preset",), f"{path} is not a plain file inside {root}")
         problems.raise_if_any()
     return path
-
-
-def preset_text(spec, values: np.ndarray, name: str) -> str:
-    """Preset YAML listing the sliders whose values differ from their defaults (as ``avatar random`` writes)."""
-    import yaml
-
-    changed = {s.name: s.readable(v) for s, v in zip(spec.sliders, values) if v != s.default}
-    changed = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in changed.items()}
-    return yaml.safe_dump({"name": name, "sliders": changed}, sort_keys=False)
 
 
 def readable(slider, x: float) -> str:
@@ -226,11 +218,11 @@ class ExplorerState:
         if geometry:
             vertices = self.rig.vertices(values)
             check_finite(vertices, "the designer avatar")  # NonFiniteError: the state stays as it was
+        if geometry:  # before the values: a reader that sees the new values sees their mesh
+            self.vertices = vertices
         self.values = values
         self.mode = "designer"
         self._decoded_texture = False
-        if geometry:
-            self.vertices = vertices
         if texture:
             self.texture = self.rig.textures(self.values, self.texture_size)
             if self.latent.texture_size is not None:

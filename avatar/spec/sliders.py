@@ -635,6 +635,15 @@ def preset_vector(spec: RigSpec, preset: str | PathLike | Mapping) -> np.ndarray
     return spec.to_vector(preset)
 
 
+def preset_text(spec: RigSpec, values: np.ndarray, name: str) -> str:
+    """Preset YAML listing the sliders whose values (P,) differ from their defaults."""
+    import yaml
+
+    changed = {s.name: s.readable(v) for s, v in zip(spec.sliders, values) if v != s.default}
+    changed = {k: (round(v, 3) if isinstance(v, float) else v) for k, v in changed.items()}
+    return yaml.safe_dump({"name": name, "sliders": changed}, sort_keys=False)
+
+
 def preset_from_text(text: str, spec: RigSpec, file: str = "<string>") -> dict[str, object]:
     """Like :func:`load_preset` for YAML text already in memory."""
     data, lines, duplicates = parse_yaml_lenient(text, file)
@@ -642,4 +651,4 @@ def preset_from_text(text: str, spec: RigSpec, file: str = "<string>") -> dict[s
 
 
 __all__ = ["ConfigError", "DISTRIBUTIONS", "KINDS", "RigSpec", "SliderSpec", "UNITS", "load_preset",
-           "load_rig_spec", "preset_from_text", "preset_vector", "rig_spec_from_data", "uniforms", "unit_suffix"]
+           "load_rig_spec", "preset_from_text", "preset_text", "preset_vector", "rig_spec_from_data", "uniforms", "unit_suffix"]
