@@ -235,3 +235,14 @@ def test_cli_notes_are_one_line(tmp_path, capsys):
     assert main(["make", str(mhm), "-o", str(tmp_path / "a.ply")]) == 0
     err = capsys.readouterr().err
     assert err.startswith("avatar: note: ignored 1 line(s)") and "skeleton" in err and len(err.splitlines()) == 1
+
+
+def test_stores_of_another_template_are_refused(rig):
+    from avatar.dataset.store import DatasetError, require_current_template
+
+    good = {"template": "humanoid", "static_sha256": {"faces": rig.template.faces_sha256}}
+    require_current_template("s.zarr", good)
+    for attrs in ({"template": "humanoid", "static_sha256": {"faces": "0" * 64}},   # the old mannequin's faces
+                  {"template": "mannequin", "static_sha256": {"faces": rig.template.faces_sha256}}):
+        with pytest.raises(DatasetError, match="another template than this version's body"):
+            require_current_template("s.zarr", attrs)

@@ -89,6 +89,13 @@ class Template:
         twin = eyes.EYE_SPHERE.mirror
         return np.concatenate([body, assets.N_BODY + eye + twin, assets.N_BODY + twin])
 
+    @cached_property
+    def faces_sha256(self) -> str:
+        """sha256 of the faces as int32: what stores and model files record to name their template."""
+        import hashlib
+
+        return hashlib.sha256(np.ascontiguousarray(self.faces.astype(np.int32)).tobytes()).hexdigest()
+
     @property
     def n_body(self) -> int:
         """Vertices 0..n_body-1 are base.obj's body; the eyeballs follow."""

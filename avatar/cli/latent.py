@@ -187,6 +187,10 @@ def cmd_decode(args) -> int:
     if V.shape[1] != len(template.vertices):
         raise usage(f"{args.model}: the model makes {V.shape[1]} vertices but the template has "
                      f"{len(template.vertices)}; pass the rig it was fitted with (--rig)")
+    made_on = (f.metadata.get("dataset") or {}).get("template_sha256")
+    if made_on and made_on != template.faces_sha256:
+        raise usage(f"{args.model}: fitted on avatars of another template than this version's body "
+                    "(MakeHuman's hm08 mesh); refit it on a dataset made now (`avatar fit`)")
     paths = [out] if len(Z) == 1 else [out.with_name(f"{out.stem}_{i:03d}{out.suffix}") for i in range(len(Z))]
     for i, p in enumerate(paths):
         info = {"latent_model": name, "latent_kind": model.kind, "latent_code": [float(x) for x in Z[i]],

@@ -483,8 +483,7 @@ def require_current_template(path, attrs: dict) -> None:
         t = load_template(attrs.get("template", "?"))
     except ValueError:
         t = None
-    now = None if t is None else hashlib.sha256(np.ascontiguousarray(t.faces.astype(np.int32)).tobytes()).hexdigest()
-    if now is None or attrs.get("static_sha256", {}).get("faces") != now:
+    if t is None or attrs.get("static_sha256", {}).get("faces") != t.faces_sha256:
         raise DatasetError(f"{path}: made with another template than this version's body (MakeHuman's hm08 "
                            f"mesh); regenerate it with `avatar generate`")
 

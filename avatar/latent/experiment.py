@@ -390,7 +390,8 @@ def run(cfg: ExperimentConfig, output=None, log=print) -> Path:
         "name": cfg.name, "description": cfg.description, "config": cfg.source, "config_text": cfg.text,
         "dataset": {"path": cfg.dataset, "absolute": str(Path(cfg.dataset).resolve()), "n": len(ds),
                     "fingerprint": ds.attrs.get("fingerprint"), "rig": ds.config.get("rig"),
-                    "template": ds.attrs.get("template"), "n_vertices": int(ds.attrs["card"]["vertices"])},
+                    "template": ds.attrs.get("template"), "n_vertices": int(ds.attrs["card"]["vertices"]),
+                    "template_sha256": ds.attrs.get("static_sha256", {}).get("faces")},
         "split": {"test_fraction": cfg.test_fraction, "seed": cfg.seed, "n_train": len(train), "n_test": len(test)},
         "intrinsic_dimensionality": {
             "explained_variance_ratio": [float(x) for x in (spectrum if spectrum is not None else [])],
