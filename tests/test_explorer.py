@@ -327,7 +327,10 @@ def _wait(cond, timeout: float, what: str):
     end = time.time() + timeout
     while time.time() < end:
         out = cond()
-        if out is not None and out is not False:
+        if isinstance(out, (bool, np.bool_)):  # numpy's False is not `False`: test the truth, not the object
+            if out:
+                return out
+        elif out is not None:
             return out
         time.sleep(0.1)
     raise AssertionError(f"timed out after {timeout:g} s waiting for {what}")
