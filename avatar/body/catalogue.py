@@ -55,6 +55,25 @@ class Modifier:
         return self.low is None
 
 
+def target_keys(makehuman: str) -> tuple[str, ...]:
+    """The target keys a MakeHuman modifier name blends.
+
+    ``nose/nose-width1-decr|incr`` -> (``nose/nose-width1-decr``, ``nose/nose-width1-incr``): the
+    target at -100, then at +100; ``head/head-square`` -> (``head/head-square``,);
+    ``expression/units/*/<unit>`` -> its african, asian and caucasian variants.
+    """
+    from avatar.body.macros import RACES
+
+    group, _, rest = makehuman.partition("/")
+    if rest.startswith("units/*/"):
+        unit = rest.rsplit("/", 1)[1]
+        return tuple(f"{group}/units/{race}/{unit}" for race in RACES)
+    if "|" in rest:
+        stem, _, ends = rest.rpartition("-")
+        return tuple(f"{group}/{stem}-{end}" for end in ends.split("|"))
+    return (makehuman,)
+
+
 def _common_stem(a: str, b: str) -> str:
     n = len(os.path.commonprefix([a, b]))
     return a[: a.rfind("-", 0, n + 1)] if "-" in a[:n] else a[:n]

@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from os import PathLike
 from pathlib import Path
 
-from avatar.body.catalogue import NOT_ON_THE_BODY
+from avatar.body.catalogue import NOT_ON_THE_BODY, target_keys
 from avatar.body.macros import age_to_years, years_to_age
 from avatar.spec.config import ConfigError, Problems, describe, did_you_mean, format_number
 from avatar.spec.sliders import RigSpec, SliderSpec
@@ -99,11 +99,7 @@ def makehuman_name(s: SliderSpec) -> str | None:
 
 def _stem_key(name: str) -> tuple[str, ...]:
     """``group/target-lo|hi`` -> (target-lo, target-hi); ``group/target`` -> (target,)."""
-    rest = name.rsplit("/", 1)[-1]
-    if "|" in rest:
-        target, _, ends = rest.rpartition("-")
-        return tuple(f"{target}-{end}" for end in ends.split("|"))
-    return (rest,)
+    return tuple(key.rsplit("/", 1)[-1] for key in target_keys(name))
 
 
 class _Resolver:

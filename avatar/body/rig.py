@@ -25,6 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from avatar.body import assets, deformers, eyes
+from avatar.body.catalogue import target_keys
 from avatar.body.macros import VARIABLES, MacroBasis, age_order, factor_values, is_macro_target, years_to_age
 from avatar.body.targets import TargetTable, default_targets
 from avatar.body.template import Template, load as load_template
@@ -250,7 +251,8 @@ class Rig:
         position[self._blend] = np.arange(len(self._blend))
         self._position = position
         b = assets.N_BODY
-        self._eye_rows = (np.arange(b, b + 72), np.arange(b + 72, b + 144))
+        k = len(assets.vertex_groups()["helper-l-eye"])  # the helper eyeballs follow the body (_blend_index)
+        self._eye_rows = (np.arange(b, b + k), np.arange(b + k, b + 2 * k))
         self._soles = np.flatnonzero(self.template.part_mask("foot_l", "foot_r")[:b])  # where min y is
         self._whole = np.array([s.kind in ("integer", "bool", "categorical") for s in sliders])
         # 1. macros
@@ -319,20 +321,16 @@ class Rig:
     def _slider_fields(self, s: SliderSpec):
         """(field at max, field at min) of a continuous slider, None where it moves nothing."""
         if s.makehuman:
-            group, _, name = s.makehuman.partition("/")
-            if name.startswith("*/") or group == "expression":  # expression/units/*/<unit>
-                unit = s.makehuman.rsplit("/", 1)[1]
-                return [self._target(f"expression/units/{race}/{unit}") for race in ("african", "asian", "caucasian")], None
-            if "|" in name:
-                stem, _, ends = name.rpartition("-")
-                lo, hi = ends.split("|")
-                return self._target(f"{group}/{stem}-{hi}"), self._target(f"{group}/{stem}-{lo}")
-            return self._target(f"{group}/{name}"), None
-        effects = [e for e in s.effects]
-        if not effects:
+            keys = target_keys(s.makehuman)
+            if s.makehuman.startswith("expression/"):  # one field per ethnicity, all at max
+                return [self._target(k) for k in keys], None
+            if len(keys) == 2:  # decr at min, incr at max
+                return self._target(keys[1]), self._target(keys[0])
+            return self._target(keys[0]), None
+        if not s.effects:
             return None, None
-        up = self._effect_field(effects) if s.max > s.default else None
-        down = self._effect_field(effects, at_min=True) if s.min < s.default else None
+        up = self._effect_field(s.effects) if s.max > s.default else None
+        down = self._effect_field(s.effects, at_min=True) if s.min < s.default else None
         return up, down
 
     def _target(self, key: str) -> tuple[np.ndarray, np.ndarray]:

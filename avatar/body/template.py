@@ -194,25 +194,24 @@ def label_parts(vertices: np.ndarray, table) -> np.ndarray:
     """(13380,) part index of each body vertex (see the module docstring)."""
     P = {n: i for i, n in enumerate(PART_NAMES)}
     x = vertices[:, 0]
-    side = np.where(x >= 0, "_l", "_r")
-    parts = np.full(assets.N_BODY, P["head"])
-    for k, bone in enumerate(_dominant_bones()):
+    bones, of_vertex = np.unique(_dominant_bones().astype(str), return_inverse=True)
+    bone_part = np.full(len(bones), P["head"])  # face bones (jaw, oris, levator, ...) are the head
+    for b, bone in enumerate(bones):            # one lookup per bone, not per vertex
         stem, _, lr = bone.partition(".")
-        stem = stem.split("-")[0].rstrip("0123456789") if stem.startswith(("finger", "toe", "metacarpal")) else stem
+        if stem.startswith(("finger", "toe", "metacarpal")):
+            stem = stem.split("-")[0].rstrip("0123456789")
         part = _BONE_PART.get(stem)
         if part is not None:
-            parts[k] = P[part + ({"L": "_l", "R": "_r"}[lr] if lr else "")] if part + "_l" in P else P[part]
+            bone_part[b] = P[part + {"L": "_l", "R": "_r"}[lr]] if part + "_l" in P else P[part]
+    parts = bone_part[of_vertex.ravel()]
     head = parts == P["head"]
     front = vertices[:, 2] > np.percentile(vertices[head, 2], 40)
     parts[head & front] = P["face"]
-    reach = {name: _group_reach(table, group) for group, name in _FACE_GROUPS.items()}
-    best = np.argmax(np.stack(list(reach.values())), axis=0)
-    top = np.max(np.stack(list(reach.values())), axis=0)
-    for k, name in enumerate(reach):
+    reach = np.stack([_group_reach(table, group) for group in _FACE_GROUPS])
+    best, top = np.argmax(reach, axis=0), np.max(reach, axis=0)
+    for k, name in enumerate(_FACE_GROUPS.values()):
         mine = head & (best == k) & (top >= _FACE_SHARE)
-        parts[mine] = P[name + side[0]] if name == "ear" else P[name]
-        if name == "ear":
-            parts[mine] = np.where(x[mine] >= 0, P["ear_l"], P["ear_r"])
+        parts[mine] = np.where(x[mine] >= 0, P["ear_l"], P["ear_r"]) if name == "ear" else P[name]
     return parts
 
 
