@@ -23,7 +23,7 @@ SKIN_RGBA = (0.80, 0.64, 0.54, 1.0)  # base colour of a mesh exported without it
 
 def write_mesh(path: str | Path, vertices: np.ndarray, template: Template,
                sliders: dict[str, object] | None = None, texture: np.ndarray | None = None,
-               spec=None) -> list[Path]:
+               spec=None, skin=None) -> list[Path]:
     """Write one avatar; returns the files written.
 
     vertices : (V, 3) solid positions in metres; texture : (H, W, 3) uint8 or
@@ -31,6 +31,10 @@ def write_mesh(path: str | Path, vertices: np.ndarray, template: Template,
     ``<name>.png`` beside itself; PLY has no texture (the solid only); MHM
     writes the sliders as a MakeHuman 1.1 model file (``spec``: their rig
     spec, default the default rig).
+
+    skin : an :class:`avatar.gltf.Skin` (skeleton and bound pose) makes a
+    rigged GLB (docs/rigging.md); ``vertices`` are then the *rest* shape, the
+    bind pose, and the pose travels in the joints. Only GLB holds a skin.
     """
     from avatar.checks import check_finite
 
@@ -40,8 +44,10 @@ def write_mesh(path: str | Path, vertices: np.ndarray, template: Template,
     if suffix not in FORMATS:
         raise ValueError(f"{path}: unknown mesh format {suffix!r}; use one of {', '.join(FORMATS)}")
     vertices, sliders = np.asarray(vertices, np.float64), sliders or {}
+    if skin is not None and suffix != ".glb":
+        raise ValueError(f"{path}: only GLB holds a skeleton; write a .glb for a rigged avatar")
     if suffix == ".glb":
-        _atomic_write(path, _glb_bytes(vertices, template, sliders, texture))
+        _atomic_write(path, _glb_bytes(vertices, template, sliders, texture, skin))
         return [path]
     if suffix == ".ply":
         _atomic_write(path, _ply_bytes(vertices, template, sliders))
@@ -97,7 +103,8 @@ def _atomic_write(path: Path, data: bytes) -> None:
     atomic_write(path, lambda f: f.write(data))
 
 
-def _glb_bytes(vertices, template: Template, sliders, texture=None) -> bytes:
+def _glb_bytes(vertices, template: Template, sliders, texture=None, skin=None) -> bytes:
+    """A GLB of the seam-split mesh; rigged (joints, skin, JOINTS_0/WEIGHTS_0) when ``skin`` is given."""
     import trimesh
 
     scene = trimesh.Scene({"avatar": textured_mesh(vertices, template, texture)})
@@ -106,7 +113,13 @@ def _glb_bytes(vertices, template: Template, sliders, texture=None) -> bytes:
     def add_extras(tree: dict) -> None:
         tree["extras"] = extras
 
-    return trimesh.exchange.gltf.export_glb(scene, include_normals=True, tree_postprocessor=add_extras)
+    glb = trimesh.exchange.gltf.export_glb(scene, include_normals=True, tree_postprocessor=add_extras)
+    if skin is None:
+        return glb
+    from avatar.gltf import add_skin
+
+    sk, index = skin.skeleton, template.export_index
+    return add_skin(glb, sk.names, sk.parents, skin.bound, sk.influences[index], sk.weights[index])
 
 
 def _obj_bytes(vertices, template: Template, sliders, mtl_name: str | None = None) -> bytes:
@@ -165,3 +178,73 @@ def probe_writable(folder: str | Path, tag: str = "probe") -> None:
     probe = folder / f".avatar-{tag}-{os.getpid()}"
     probe.write_bytes(b"")
     probe.unlink()
+
+
+# -- rigged GLB: a rig's avatar with its skeleton (docs/rigging.md) --------------
+SWEEP_FRAMES, SWEEP_FPS = 49, 24.0  # min -> max -> min in 2 s; the odd count puts max on the middle frame
+
+
+def _posed_rig(rig):
+    if getattr(rig, "posing", None) is None:
+        raise ValueError("this rig has no skeleton (its spec names none), so it cannot make a rigged GLB")
+    return rig.posing
+
+
+def rig_skin(rig, values):
+    """(rest vertices (V, 3) float64, :class:`avatar.gltf.Skin`) of one avatar of ``rig``."""
+    from avatar.gltf import Skin
+
+    posing = _posed_rig(rig)
+    x = rig.values(values)
+    return rig.vertices(x, posed=False).astype(np.float64), Skin(posing.skeleton, rig.bound(x))
+
+
+def readable_values(rig, x) -> dict:
+    return {s.name: s.readable(v) for s, v in zip(rig.sliders, x)}
+
+
+def sweep(lo: float, hi: float, frames: int) -> np.ndarray:
+    """(frames,) values from ``lo`` up to ``hi`` and back down, linearly (a triangle wave)."""
+    t = np.linspace(0.0, 1.0, frames) if frames > 1 else np.zeros(1)
+    return lo + (hi - lo) * (1.0 - np.abs(2.0 * t - 1.0))
+
+
+def pose_sweep_glb(rig, values, slider: str, frames: int = SWEEP_FRAMES, fps: float = SWEEP_FPS,
+                   texture_size: int | None = 1024) -> bytes:
+    """A rigged GLB whose one animation sweeps pose slider ``slider`` min -> max -> min.
+
+    Keyframes are ``frames`` poses ``1 / fps`` s apart; each joint whose rotation changes gets a
+    LINEAR rotation channel, and the root a translation channel (the floor shift). The file's
+    static pose is the first frame (the slider at its minimum); POSITION is the rest shape.
+    ``texture_size`` None: no texture (the base colour).
+    """
+    from avatar.gltf import add_animation, joint_transforms, quaternions
+
+    posing = _posed_rig(rig)
+    if slider not in rig.slider_names:
+        raise ValueError(f"no slider {slider!r}")
+    j = rig.slider_names.index(slider)
+    if j not in set(posing.columns.tolist()):
+        raise ValueError(f"{slider!r} is not a pose slider (a pose sweep turns bones)")
+    if frames < 2:
+        raise ValueError("a pose sweep needs at least 2 frames")
+    s = rig.sliders[j]
+    base = np.array(rig.values(values), np.float64)
+    X = np.repeat(base[None], frames, axis=0)
+    X[:, j] = sweep(s.min, s.max, frames)
+    bounds = [rig.bound(x) for x in X]
+    sk = posing.skeleton
+    rot, trans = zip(*(joint_transforms(sk.parents, b) for b in bounds))
+    rot, trans = np.stack(rot), np.stack(trans)                    # (F, J, 3, 3), (F, J, 3)
+    moving = np.flatnonzero(np.abs(rot - rot[:1]).max(axis=(0, 2, 3)) > 1e-9)
+    root = int(np.flatnonzero(sk.parents < 0)[0])
+    vertices = rig.vertices(X[0], posed=False).astype(np.float64)
+    texture = rig.textures(X[0], texture_size) if texture_size else None
+    readable = readable_values(rig, X[0])
+    from avatar.gltf import Skin
+
+    glb = _glb_bytes(vertices, rig.template, readable, texture, Skin(sk, bounds[0]))
+    q = quaternions(rot[:, moving])
+    times = np.arange(frames) / float(fps)
+    return add_animation(glb, f"{slider} sweep", times, {sk.names[b]: q[:, i] for i, b in enumerate(moving)},
+                         trans[:, root])
