@@ -32,6 +32,7 @@ def register(sub, add) -> None:
     sp.add_argument("--size", type=int, default=512, help="pixels per view (square)")
     sp.add_argument("--seed", type=int, help="render random avatar --index of this seed instead of a preset")
     sp.add_argument("--index", type=int, default=0)
+    sp.add_argument("--pose", help="a pose preset (a-pose, t-pose, relaxed, walk, seated, or a YAML file)")
     _options(sp)
 
     sp = add("sheet", cmd_sheet, "Contact sheet: a grid of random avatars (and presets), each labelled.")
@@ -49,16 +50,23 @@ def register(sub, add) -> None:
     sp.add_argument("-o", "--output", required=True, help="image file (.png, .jpg, .webp)")
     sp.add_argument("--steps", type=int, default=7)
     sp.add_argument("--preset", help="preset YAML holding the other sliders")
+    sp.add_argument("--pose", help="a pose preset for the other pose sliders (t-pose, walk, ...)")
     sp.add_argument("--views", help="comma-separated views, one row each (default: face,profile for "
                                     "face sliders, front otherwise)")
     sp.add_argument("--size", type=int, default=256, help="pixels per cell")
     _options(sp, frame_default="auto")
 
-    sp = add("turntable", cmd_turntable, "A looping GIF of the camera circling an avatar.")
-    sp.add_argument("preset", nargs="?", help="preset YAML (omit it and give --seed for a random avatar)")
-    sp.add_argument("-o", "--output", required=True, help="GIF file")
-    sp.add_argument("--frames", type=int, default=36)
-    sp.add_argument("--fps", type=float, default=12.0)
+    sp = add("turntable", cmd_turntable, "A looping GIF of the camera circling an avatar; with --pose-sweep, "
+                                         "a rigged GLB animating one pose slider instead.")
+    sp.add_argument("preset", nargs="?", help="preset YAML (omit it and give --seed for a random avatar; "
+                                              "with --pose-sweep, omit both for the default avatar)")
+    sp.add_argument("-o", "--output", required=True, help="GIF file (a .glb with --pose-sweep)")
+    sp.add_argument("--pose-sweep", metavar="SLIDER",
+                    help="write a rigged GLB whose animation sweeps this pose slider min -> max -> min "
+                         "(e.g. pose.elbow_l; docs/rigging.md)")
+    sp.add_argument("--frames", type=int, help="frames (default: 36; 49 keyframes for --pose-sweep)")
+    sp.add_argument("--fps", type=float, help="frames per second (default: 12; 24 for --pose-sweep)")
+    sp.add_argument("--texture-size", type=int, default=1024, help="--pose-sweep: texture pixels (0: none)")
     sp.add_argument("--size", type=int, default=384)
     sp.add_argument("--pitch", type=float, default=8.0, help="camera elevation in degrees")
     sp.add_argument("--seed", type=int)
@@ -141,14 +149,17 @@ def _one_avatar(args, rig) -> tuple[np.ndarray, str]:
 
     if args.preset and args.seed is not None:
         raise usage("give a preset or --seed, not both")
+    from avatar.spec.pose import with_pose
+
+    pose = getattr(args, "pose", None)
     if args.preset:
         values = preset_vector(rig.spec, args.preset)
-        return values, Path(args.preset).stem
+        return with_pose(rig.spec, values, pose), Path(args.preset).stem
     if args.seed is None:
         raise usage("give a preset YAML, or --seed (and --index) for a random avatar")
     if args.seed < 0 or args.index < 0:
         raise usage("--seed and --index must be >= 0")
-    return rig.sample(1, seed=args.seed, start=args.index)[0], f"seed {args.seed} #{args.index}"
+    return with_pose(rig.spec, rig.sample(1, seed=args.seed, start=args.index)[0], pose), f"seed {args.seed} #{args.index}"
 
 
 def _save(out: Path, image) -> None:
@@ -227,6 +238,10 @@ def cmd_traverse(args) -> int:
     check_memory(f"a strip of {steps:,} steps", steps * n_views, args.size, steps, len(rig.sliders))
     kw = _kw(args)
     base = preset_vector(rig.spec, args.preset) if args.preset else None
+    if args.pose:
+        from avatar.spec.pose import with_pose
+
+        base = with_pose(rig.spec, rig.defaults() if base is None else base, args.pose)
     strip = traversal_strip(rig, args.slider, args.steps, base, views, args.size,
                             base_name=Path(args.preset).stem if args.preset else None, **kw)
     _save(out, strip)
@@ -234,21 +249,60 @@ def cmd_traverse(args) -> int:
 
 
 def cmd_turntable(args) -> int:
+    if args.pose_sweep:
+        return _pose_sweep(args)
     from avatar.rendering.pictures import save_gif, turntable
 
+    if Path(args.output).suffix.lower() == ".glb":
+        raise usage(f"{args.output}: a turntable is a GIF; a .glb needs --pose-sweep SLIDER")
     out = _check(args.output, (".gif",))
     _check_size(args.size)
-    if not 1 <= args.frames <= 720:
+    frames, fps = args.frames if args.frames is not None else 36, args.fps if args.fps is not None else 12.0
+    if not 1 <= frames <= 720:
         raise usage("--frames must be 1 to 720")
-    if not 0 < args.fps <= 100:
+    if not 0 < fps <= 100:
         raise usage("--fps must be above 0 and at most 100")
     rig = _rig(args)
-    check_memory(f"a turntable of {args.frames:,} frames", args.frames, args.size, 1, len(rig.sliders))
+    check_memory(f"a turntable of {frames:,} frames", frames, args.size, 1, len(rig.sliders))
     kw = _kw(args)
     values, _ = _one_avatar(args, rig)
-    frames = turntable(rig, values, frames=args.frames, size=args.size, pitch=args.pitch, **kw)
-    save_gif(out, frames, fps=args.fps)
+    images = turntable(rig, values, frames=frames, size=args.size, pitch=args.pitch, **kw)
+    save_gif(out, images, fps=fps)
     print(f"wrote {out}")
+    return 0
+
+
+def _pose_sweep(args) -> int:
+    """``turntable --pose-sweep SLIDER -o X.glb``: a rigged GLB animating one pose slider (no rendering)."""
+    from avatar.export import SWEEP_FPS, SWEEP_FRAMES, atomic_write, pose_sweep_glb
+
+    out = Path(args.output)
+    if out.suffix.lower() != ".glb":
+        raise usage(f"{out}: --pose-sweep writes a rigged, animated GLB; give -o NAME.glb")
+    check_output(out, "GLB file")
+    frames = args.frames if args.frames is not None else SWEEP_FRAMES
+    fps = args.fps if args.fps is not None else SWEEP_FPS
+    if not 2 <= frames <= 720:
+        raise usage("--frames must be 2 to 720 for a pose sweep")
+    if not 0 < fps <= 100:
+        raise usage("--fps must be above 0 and at most 100")
+    if not (args.texture_size == 0 or 16 <= args.texture_size <= 4096):
+        raise usage(f"--texture-size must be 0 (none) or 16 to 4096 pixels, got {args.texture_size}")
+    rig = _rig(args)
+    if getattr(rig, "posing", None) is None:
+        raise usage("this rig has no skeleton, so it has no pose sliders to sweep")
+    if args.pose_sweep not in rig.slider_names:
+        from avatar.spec.config import did_you_mean
+
+        raise usage(f"no slider {args.pose_sweep!r}{did_you_mean(args.pose_sweep, rig.slider_names)}")
+    if rig.slider_names.index(args.pose_sweep) not in set(rig.posing.columns.tolist()):
+        pose = [n for n in rig.slider_names if n.startswith("pose.")]
+        raise usage(f"{args.pose_sweep!r} is not a pose slider; --pose-sweep takes one of "
+                    f"{', '.join(pose[:6])}{', ...' if len(pose) > 6 else ''}")
+    values = rig.defaults() if args.preset is None and args.seed is None else _one_avatar(args, rig)[0]
+    glb = pose_sweep_glb(rig, values, args.pose_sweep, frames, fps, args.texture_size or None)
+    atomic_write(out, lambda f: f.write(glb))
+    print(f"wrote {out} ({frames} keyframes at {fps:g} fps, {args.pose_sweep} min -> max -> min)")
     return 0
 
 
