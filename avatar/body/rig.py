@@ -19,12 +19,12 @@ and the rig YAML, so they are built once when the rig is loaded.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 
 import numpy as np
 
-from avatar.body import assets, deformers, eyes
+from avatar.body import assets, blend, deformers, eyes
 from avatar.body.catalogue import target_keys
 from avatar.body.macros import VARIABLES, MacroBasis, age_order, factor_values, is_macro_target, years_to_age
 from avatar.body.targets import TargetTable, default_targets
@@ -36,6 +36,23 @@ DEFAULT_RIG = ROOT / "configs" / "rigs" / "humanoid.yaml"
 BLOCK = 512  # vertices per block of the block-sparse blend
 MACRO_DEFAULTS = np.array([0.5] * 8 + [1 / 3] * 3)  # MakeHuman's neutral macro values
 RACE_COLUMNS = slice(8, 11)
+MIN_THREAD_CHUNK = 32  # avatars per chunk at least, for running chunks on several threads
+
+
+@lru_cache(maxsize=1)
+def _blas():
+    from threadpoolctl import ThreadpoolController  # a dependency of scikit-learn
+
+    return ThreadpoolController().select(user_api="blas")
+
+
+def _blas_threads() -> int:
+    """How many threads BLAS may use now (1 under a caller's ``threadpool_limits(1)``)."""
+    return max([1] + [lib["num_threads"] for lib in _blas().info()])
+
+
+def _blas_limit(n: int):
+    return _blas().limit(limits=n)
 
 
 def _blend_index() -> np.ndarray:
@@ -144,13 +161,31 @@ class Rig:
         return F
 
     def vertices(self, S, chunk: int = 1024) -> np.ndarray:
-        """(n, V, 3) float32 vertex positions for slider values ``S`` (n, P); (V, 3) for (P,)."""
+        """(n, V, 3) float32 vertex positions for slider values ``S`` (n, P); (V, 3) for (P,).
+
+        Chunks of at most ``chunk`` avatars run on as many threads as BLAS may use (each
+        with a one-thread BLAS meanwhile), so the work outside the products runs in
+        parallel too. An avatar's bytes do not depend on its chunk or the thread count.
+        """
         S = self.values(S)
         single = S.ndim == 1
         S = np.atleast_2d(S)
         out = np.empty((len(S), self.n_vertices, 3), dtype=np.float32)
-        for i in range(0, len(S), chunk):
-            self._chunk(S[i:i + chunk], out[i:i + chunk])
+        threads = _blas_threads() if len(S) >= 2 * MIN_THREAD_CHUNK else 1
+        parts = -(-len(S) // chunk)
+        if threads > 1:  # a whole number of chunks per thread, each at least MIN_THREAD_CHUNK avatars
+            parts = -(-max(parts, threads) // threads) * threads
+            parts = min(parts, len(S) // MIN_THREAD_CHUNK)
+        cuts = np.linspace(0, len(S), parts + 1).round().astype(int)
+        steps = list(zip(cuts[:-1], cuts[1:]))
+        if threads > 1 and len(steps) > 1:
+            from concurrent.futures import ThreadPoolExecutor
+
+            with ThreadPoolExecutor(threads) as pool, _blas_limit(1):
+                list(pool.map(lambda ab: self._chunk(S[ab[0]:ab[1]], out[ab[0]:ab[1]]), steps))
+        else:
+            for a, b in steps:
+                self._chunk(S[a:b], out[a:b])
         return out[0] if single else out
 
     def textures(self, S, size: int = 512) -> np.ndarray:
@@ -213,10 +248,11 @@ class Rig:
                 else:
                     np.matmul(W[a:b, act], Dc, out=X[a:b])
         tmp = self._scratch(n * self._widest, "block")
-        for cols, rows, D in self._blocks:                       # 3. locals and rest pose
+        for pieces, rows, D in self._blocks:                     # 3. locals and rest pose
             part = tmp[: n * D.shape[1]].reshape(n, D.shape[1])
             np.matmul(G[:, rows], D, out=part)
-            X[:, cols] += part
+            for x, p in pieces:  # a block is a few runs of base.obj's vertex order
+                X[:, x] += part[:, p]
         X = X.reshape(n, B, 3)
         body, k = assets.N_BODY, eyes.EYE_SPHERE.vertices.shape[0]
         floor = X[:, self._soles, 1].min(axis=1)                # 5. soles on y = 0 (the feet are lowest)
@@ -313,7 +349,7 @@ class Rig:
         self._n_features = len(fields)
         # fields live on the blend set (rows 0..B-1) and, for our deformers, on the eyeballs (B..B+2k-1)
         B, k = len(self._blend), eyes.EYE_SPHERE.vertices.shape[0]
-        self._blocks = self._block_sparse(fields, 0, B)
+        self._blocks = blend.local_blocks(fields, B)  # segments of vertices touched by the same fields
         self._widest = max(D.shape[1] for _, _, D in self._blocks)
         self._n_targets = len(keys) + self._n_features - 1  # sculpted targets and fields (not the rest row)
         self._eye_blocks = self._block_sparse(fields, B, B + 2 * k)
