@@ -36,6 +36,7 @@ DEFAULT_RIG = ROOT / "configs" / "rigs" / "humanoid.yaml"
 BLOCK = 512  # vertices per block of the block-sparse blend
 MACRO_DEFAULTS = np.array([0.5] * 8 + [1 / 3] * 3)  # MakeHuman's neutral macro values
 RACE_COLUMNS = slice(8, 11)
+SPARSE_MACRO = 0.1  # macro targets moving less of the blend set than this are blended as local fields
 MIN_THREAD_CHUNK = 32  # avatars per chunk at least, for running chunks on several threads
 
 
@@ -236,6 +237,8 @@ class Rig:
         order = np.argsort(cell, kind="stable")
         W = self._macros.weights(Fm[order]).astype(np.float32)
         G = self.features(S[order])
+        if self._local_macros.keys:
+            G = np.concatenate([G, self._local_macros.weights(Fm[order]).astype(np.float32)], axis=1)
         n, B = len(S), len(self._blend)
         X = self._scratch(n * 3 * B, "x").reshape(n, 3 * B)
         bounds = np.searchsorted(cell[order], np.arange(len(active) + 1))
@@ -295,8 +298,13 @@ class Rig:
         self._macro_cols = [(VARIABLES.index(s.macro), j, None if s.macro == "age" else s.max)
                             for j, s in enumerate(sliders) if s.macro]
         keys = age_order(str(k) for k in table.names if is_macro_target(str(k)))
-        self._macros = MacroBasis(keys)
-        self._Dm = np.stack([self._dense(k) for k in keys]).reshape(len(keys), -1)
+        dense = {k: self._dense(k) for k in keys}
+        # the breast targets each move 1-4% of the body: they join the local fields' block-sparse
+        # product (weighted per avatar like them) instead of the dense product per cell
+        local = [k for k in keys if np.any(dense[k], axis=1).mean() < SPARSE_MACRO]
+        wide = [k for k in keys if k not in set(local)]  # still in age order: cells are row ranges
+        self._macros, self._local_macros = MacroBasis(wide), MacroBasis(local)
+        self._Dm = np.stack([dense[k] for k in wide]).reshape(len(wide), -1)
         # 2. local features: (rows into the blend set, (k, 3) deltas) per feature
         fields: list[tuple[np.ndarray, np.ndarray]] = []
         self._onehot, race_cols, race_of, race_src = [], [], [], []
@@ -347,6 +355,10 @@ class Rig:
         rest = (np.arange(len(self._blend)), assets.base_mesh().vertices[self._blend].astype(np.float32))
         fields.append(rest)
         self._n_features = len(fields)
+        for k in local:  # columns after features(): the local macro targets' weights (_chunk)
+            rows = np.flatnonzero(np.any(dense[k], axis=1))
+            fields.append((rows, dense[k][rows]))
+        del dense
         # fields live on the blend set (rows 0..B-1) and, for our deformers, on the eyeballs (B..B+2k-1)
         B, k = len(self._blend), eyes.EYE_SPHERE.vertices.shape[0]
         self._blocks = blend.local_blocks(fields, B)  # segments of vertices touched by the same fields
