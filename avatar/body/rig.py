@@ -266,10 +266,11 @@ class Rig:
         for e, helper in enumerate(self._eye_rows):
             E[:, e * k:(e + 1) * k] += eyes.place(X[:, helper])
         E[:, :, 1] -= floor[:, None]
-        # back to the callers' order, a few avatars at a time so that each block stays in cache
+        # back to the callers' order on the floor, a few avatars at a time so that they stay in cache
         for i in range(0, n, 16):
-            out[order[i:i + 16], :body] = X[i:i + 16, :body]
-        out[:, :body, 1] -= floor[np.argsort(order)][:, None]  # long strided rows: one fast pass
+            Xi = X[i:i + 16, :body]
+            Xi[:, :, 1] -= floor[i:i + 16, None]
+            out[order[i:i + 16], :body] = Xi
         out[order, body:] = E
 
     def _scratch(self, size: int, name: str) -> np.ndarray:
