@@ -24,6 +24,7 @@ from avatar.body.anatomy import BONE_NAMES, POINT_NAMES
 from avatar.spec.config import (ConfigError, Problems, check_choice, check_keys, check_number, check_str,
                            describe, did_you_mean, format_number, load_yaml_lenient, parse_yaml_lenient)
 from avatar.spec.vocabulary import COMMON, VOCABULARY
+from avatar.spec.pose import check_bones, parse_pose, parse_skeleton
 
 KINDS = ("continuous", "integer", "bool", "categorical")
 UNITS = ("cm", "mm", "deg", "%", "years", "none")
@@ -36,13 +37,13 @@ DISTRIBUTIONS = {
     "bernoulli": (("bool",), ("p",)),
     "fixed": (KINDS, ()),
 }
-_RIG_KEYS = ("name", "description", "template", "groups", "sliders")
+_RIG_KEYS = ("name", "description", "template", "skeleton", "groups", "sliders")
 _SLIDER_KEYS = ("label", "description", "kind", "min", "max", "default", "unit",
-                "distribution", "effects", "categories", "makehuman", "macro")
+                "distribution", "effects", "categories", "makehuman", "macro", "pose")
 # MakeHuman 1.1's macro variables a slider may drive (avatar.body.macros.VARIABLES)
 MACROS = ("gender", "age", "muscle", "weight", "height", "proportions", "cupsize", "firmness",
           "african", "asian", "caucasian")
-_PRESET_KEYS = ("name", "description", "sliders")
+_PRESET_KEYS = ("name", "description", "pose", "sliders")
 _SLIDER_NAME = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
 _GROUP_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _BLOCK = 4096  # rows per random block; part of the sampling contract, never change it
@@ -73,6 +74,7 @@ class SliderSpec:
     line: int | None = None
     makehuman: str | None = None  # MakeHuman modifier: ``nose/nose-width1-decr|incr``, ``head/head-square``
     macro: str | None = None      # MakeHuman macro variable (:data:`MACROS`) this slider sets
+    pose: tuple = ()              # (bone, axis, share) per turned bone (:mod:`avatar.spec.pose`)
 
     def sweep(self, steps: int) -> np.ndarray:
         """Values from min to max in ``steps`` (whole numbers for integers); every value of a bool or category."""
@@ -85,9 +87,9 @@ class SliderSpec:
 
     @property
     def moves_mesh(self) -> bool:
-        """Whether the slider changes geometry: a macro, a MakeHuman modifier or deformer effects."""
+        """Whether the slider changes geometry: a macro, a MakeHuman modifier, deformer effects or a pose."""
         lists = self.effects.values() if isinstance(self.effects, dict) else [self.effects]
-        return bool(self.macro or self.makehuman or any(len(x) for x in lists))
+        return bool(self.macro or self.makehuman or self.pose or any(len(x) for x in lists))
 
     def readable(self, x: float) -> object:
         """An array-unit value the way a preset writes it (category name, bool, int)."""
@@ -108,6 +110,12 @@ class RigSpec:
     groups: dict[str, str]
     sliders: tuple[SliderSpec, ...]
     source: str = "<rig>"
+    skeleton: str = "default"  # MakeHuman's skeleton the pose sliders turn (:mod:`avatar.spec.pose`)
+
+    @property
+    def pose_sliders(self) -> list[int]:
+        """Columns of the sliders that pose the skeleton (the nuisance factors of a shape study)."""
+        return [j for j, s in enumerate(self.sliders) if s.pose]
 
     @property
     def slider_names(self) -> list[str]:
@@ -462,10 +470,13 @@ def _parse_slider(problems: Problems, name: object, raw: object, groups: dict | 
     dist = _parse_distribution(problems, path + ("distribution",), raw.get("distribution"), kind, lo, hi, default, cats)
     effects = _parse_effects(problems, path + ("effects",), raw.get("effects"), kind, cats)
     makehuman, macro = _parse_makehuman(problems, path, raw, kind, lo, hi)
+    pose = parse_pose(problems, path, raw.get("pose"), kind, unit)
+    if pose and (effects or makehuman or macro):
+        problems.add(path + ("pose",), "a pose slider turns bones only: no effects, makehuman or macro with it")
     if len(problems) > before:
         return None
     return SliderSpec(name, group, label, description, kind, lo, hi, default, unit, dist, cats, effects,
-                      problems.line_of(path), makehuman, macro)
+                      problems.line_of(path), makehuman, macro, pose)
 
 
 _MAKEHUMAN = re.compile(r"^[a-z0-9_-]+/(\*/)?[a-z0-9_.*-]+(\|[a-z0-9_-]+)?$|^expression/units/\*/[a-z0-9-]+$")
@@ -534,6 +545,8 @@ def rig_spec_from_data(data: dict, problems: Problems, source: str = "<rig>") ->
                      f"(its blend matrices alone would need about {len(raw) * 2 * 14472 * 12 / 2**30:.0f} GiB)")
         problems.raise_if_any()
     sliders = [s for s in (_parse_slider(problems, k, v, groups) for k, v in raw.items()) if s is not None]
+    skeleton = parse_skeleton(problems, data.get("skeleton"))
+    check_bones(problems, sliders, skeleton)
     if template is not None:
         from avatar.body.template import TEMPLATES  # lazily: a YAML check must not load the assets
 
@@ -542,7 +555,7 @@ def rig_spec_from_data(data: dict, problems: Problems, source: str = "<rig>") ->
     labels = dict(groups or {})
     for s in sliders:
         labels.setdefault(s.group, s.group.capitalize())
-    return RigSpec(name, description, template, labels, tuple(sliders), source)
+    return RigSpec(name, description, template, labels, tuple(sliders), source, skeleton)
 
 
 def load_rig_spec(path: str | PathLike) -> RigSpec:
@@ -602,9 +615,19 @@ def _preset_from_data(spec: RigSpec, data: dict, problems: Problems) -> dict[str
     if not isinstance(sliders, dict):
         problems.add(("sliders",), f"expected a mapping of slider name -> value, got {describe(sliders)}")
         sliders = {}
+    posed = {}
+    if "pose" in data:  # a pose preset's sliders first; the preset's own pose.* values win
+        from avatar.spec.pose import load_pose
+
+        pose = check_str(problems, ("pose",), data["pose"], one_line=True)
+        if pose is not None:
+            try:
+                posed = load_pose(pose, spec, relative_to=problems.file)
+            except ConfigError as err:
+                problems.add(("pose",), str(err).replace("\n", "; "))
     values = _check_values(spec, problems, ("sliders",), sliders)
     problems.raise_if_any()
-    return {name: readable for name, (_, readable) in values.items()}
+    return {**posed, **{name: readable for name, (_, readable) in values.items()}}
 
 
 def load_preset(path: str | PathLike, spec: RigSpec) -> dict[str, object]:
