@@ -92,13 +92,6 @@ def _padded(columns: int) -> int:
     return -(-columns // 16) * 16
 
 
-def padded_pairs(fields, n: int, blocks) -> tuple[int, int]:
-    """(feature x vertex pairs the blocks compute, pairs the fields really have): the wasted work."""
-    true = sum(int(np.count_nonzero(rows < n)) for rows, _ in fields)
-    done = sum(D.shape[0] * D.shape[1] // 3 for _, _, D in blocks)
-    return done, true
-
-
 def _cuts(seg: np.ndarray, sizes: np.ndarray) -> list[int]:
     """Block boundaries (indices into the ordered segments, 0 first, len last), by dynamic programming."""
     bits = [int.from_bytes(b, "big") for b in map(bytes, np.packbits(seg, axis=1))]
