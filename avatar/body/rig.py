@@ -56,6 +56,23 @@ def _blas_limit(n: int):
     return _blas().limit(limits=n)
 
 
+_POOLS: dict = {}
+
+
+def _pool(threads: int):
+    """A thread pool kept for the process (its threads keep their scratch buffers, see _scratch).
+
+    Keyed by process id too: a forked child has the parent's pool object but not its threads.
+    """
+    import os
+    from concurrent.futures import ThreadPoolExecutor
+
+    key = (os.getpid(), threads)
+    if key not in _POOLS:
+        _POOLS[key] = ThreadPoolExecutor(threads, thread_name_prefix="avatar-rig")
+    return _POOLS[key]
+
+
 def _blend_index() -> np.ndarray:
     """base.obj indices of the blended vertices: the body, then the left and right helper eyeballs."""
     groups = assets.vertex_groups()
@@ -180,10 +197,8 @@ class Rig:
         cuts = np.linspace(0, len(S), parts + 1).round().astype(int)
         steps = list(zip(cuts[:-1], cuts[1:]))
         if threads > 1 and len(steps) > 1:
-            from concurrent.futures import ThreadPoolExecutor
-
-            with ThreadPoolExecutor(threads) as pool, _blas_limit(1):
-                list(pool.map(lambda ab: self._chunk(S[ab[0]:ab[1]], out[ab[0]:ab[1]]), steps))
+            with _blas_limit(1):
+                list(_pool(threads).map(lambda ab: self._chunk(S[ab[0]:ab[1]], out[ab[0]:ab[1]]), steps))
         else:
             for a, b in steps:
                 self._chunk(S[a:b], out[a:b])
