@@ -61,15 +61,16 @@ def test_cells_hold_every_non_zero_weight():
 
 
 # -- the blend --------------------------------------------------------------------------------------
-def reference_vertices(rig, x: np.ndarray) -> np.ndarray:
-    """One avatar's body by the plain rule in float64: base + sum of weighted targets, on y = 0."""
-    table, base = default_targets(), assets.base_mesh().vertices[: assets.N_BODY]
+def reference_vertices(rig, x: np.ndarray, n: int = assets.N_BODY) -> np.ndarray:
+    """One avatar's base.obj vertices 0..n-1 by the plain rule in float64: base + sum of weighted
+    targets, the body on y = 0 (n = 19158: with every helper, the joint cubes too)."""
+    table, base = default_targets(), assets.base_mesh().vertices[:n]
     V = base.copy()
     F = macros.factor_values(rig.macro_values(x[None]))
     keys = [str(k) for k in table.names if macros.is_macro_target(str(k))]
     for key, w in zip(keys, macros.MacroBasis(keys).weights(F)[0]):
         if w:
-            V += w * table.dense(key, assets.N_BODY)
+            V += w * table.dense(key, n)
     races = macros.normalise_races(rig.macro_values(x[None])[:, 8:])[0]
     for s, v in zip(rig.sliders, x):
         if not s.makehuman or v == s.default:
@@ -78,14 +79,14 @@ def reference_vertices(rig, x: np.ndarray) -> np.ndarray:
         if group == "expression":
             unit = name.rsplit("/", 1)[1]
             for r, race in enumerate(("african", "asian", "caucasian")):
-                V += v / 100 * races[r] * table.dense(f"expression/units/{race}/{unit}", assets.N_BODY)
+                V += v / 100 * races[r] * table.dense(f"expression/units/{race}/{unit}", n)
         elif "|" in name:
             stem, _, ends = name.rpartition("-")
             lo, hi = ends.split("|")
-            V += abs(v) / 100 * table.dense(f"{group}/{stem}-{hi if v > 0 else lo}", assets.N_BODY)
+            V += abs(v) / 100 * table.dense(f"{group}/{stem}-{hi if v > 0 else lo}", n)
         else:
-            V += v / 100 * table.dense(s.makehuman, assets.N_BODY)
-    return V - (0, V[:, 1].min(), 0)
+            V += v / 100 * table.dense(s.makehuman, n)
+    return V - (0, V[: assets.N_BODY, 1].min(), 0)
 
 
 def test_blend_equals_the_plain_rule(rig):

@@ -45,13 +45,17 @@ def bone_frames(heads: np.ndarray, tails: np.ndarray, rolls: np.ndarray) -> np.n
     d = np.einsum("ij,...j->...i", C, tails - heads)
     d = d / np.maximum(np.linalg.norm(d, axis=-1, keepdims=True), 1e-12)
     x, y, z = d[..., 0], d[..., 1], d[..., 2]
-    # smallest rotation taking +y onto d: I + [v]x + [v]x^2 / (1 + y), v = y_axis x d = (z, 0, -x)
-    k = 1.0 / np.maximum(1.0 + y, 1e-12)
+    # smallest rotation taking +y onto d: I + [v]x + [v]x^2 / (1 + y), v = y_axis x d = (z, 0, -x);
+    # for y < 0, 1 + y = (x^2 + z^2) / (1 - y) without cancellation (Blender's vec_roll_to_mat3 uses a
+    # series there for the same reason)
+    alt = x * x + z * z
+    theta = np.where(y >= 0, 1.0 + y, alt / (1.0 - y))
+    k = 1.0 / np.maximum(theta, 1e-300)
     R = np.empty(d.shape + (3,))
     R[..., 0, 0], R[..., 0, 1], R[..., 0, 2] = 1 - x * x * k, x, -x * z * k
     R[..., 1, 0], R[..., 1, 1], R[..., 1, 2] = -x, y, -z
     R[..., 2, 0], R[..., 2, 1], R[..., 2, 2] = -x * z * k, z, 1 - z * z * k
-    flip = 1.0 + y < 1e-6  # pointing straight down Blender's -y: half a turn about z, as Blender does
+    flip = (y < 0) & (alt <= 1e-24)  # straight down Blender's -y: half a turn about z, as Blender does
     R[flip] = np.diag([-1.0, -1.0, 1.0])
     c, s = np.cos(rolls), np.sin(rolls)
     roll = np.zeros((len(rolls), 3, 3))

@@ -1,6 +1,6 @@
 """The rig: slider values in, vertices of MakeHuman's body out, batched over avatars.
 
-An avatar's vertices are computed in five steps, all batched:
+An avatar's vertices are computed in six steps, all batched:
 
 1. macros    M = macro values (n, 11) in [0, 1]    gender, age, ... by MakeHuman 1.1's scales
              W = prod of factor ramps (n, Tm)      :mod:`avatar.body.macros`; ~90 of 564 non-zero
@@ -11,9 +11,12 @@ An avatar's vertices are computed in five steps, all batched:
                                                    vertices); Dm one BLAS product per macro cell
 4. eyes      a UV sphere per eye, fitted to the blended helper eyeball (:mod:`avatar.body.eyes`)
 5. floor     every avatar shifted to stand on y = 0
+6. pose      bone ends regressed from the blended joint cubes, then forward kinematics and linear
+             blend skinning by the pose sliders (:mod:`avatar.body.posing`, docs/pose.md)
 
-``B`` are the blended vertices: base.obj's 13,380 body vertices and the two
-helper eyeballs (144). The displacement matrices depend only on the assets
+``B`` are the blended vertices: base.obj's 13,380 body vertices, the two
+helper eyeballs (144) and the helper vertices the skeleton's bone ends use
+(the joint cubes, 974). The displacement matrices depend only on the assets
 and the rig YAML, so they are built once when the rig is loaded.
 """
 from __future__ import annotations
@@ -111,12 +114,17 @@ class Rig:
         """(P,) float64: the default avatar's slider values."""
         return self.spec.defaults()
 
-    def sample(self, n: int, seed: int = 0, start: int = 0) -> np.ndarray:
+    def sample(self, n: int, seed: int = 0, start: int = 0, pose: bool = False) -> np.ndarray:
         """(n, P) float64 slider values drawn from each slider's distribution.
 
-        Row i depends only on ``(seed, start + i)``.
+        Row i depends only on ``(seed, start + i)``. The pose sliders stay at rest (0)
+        unless ``pose``: then they are drawn from their priors too, the rest unchanged.
         """
-        return self.spec.sample(n, seed, start)
+        S = self.spec.sample(n, seed, start)
+        if not pose:
+            cols = self.spec.pose_sliders
+            S[:, cols] = self.defaults()[cols]
+        return S
 
     def values(self, x) -> np.ndarray:
         """(P,) or (n, P) slider values from an array, or a mapping of readable values.
@@ -178,8 +186,10 @@ class Rig:
         F[:, -1] = 1.0  # the rest pose row
         return F
 
-    def vertices(self, S, chunk: int = 1024) -> np.ndarray:
+    def vertices(self, S, chunk: int = 1024, posed: bool = True) -> np.ndarray:
         """(n, V, 3) float32 vertex positions for slider values ``S`` (n, P); (V, 3) for (P,).
+
+        ``posed=False`` gives the rest pose (every pose slider at 0), the skinned GLB's bind pose.
 
         Chunks of at most ``chunk`` avatars run on as many threads as BLAS may use (each
         with a one-thread BLAS meanwhile), so the work outside the products runs in
@@ -198,11 +208,40 @@ class Rig:
         steps = list(zip(cuts[:-1], cuts[1:]))
         if threads > 1 and len(steps) > 1:
             with _blas_limit(1):
-                list(_pool(threads).map(lambda ab: self._chunk(S[ab[0]:ab[1]], out[ab[0]:ab[1]]), steps))
+                list(_pool(threads).map(lambda ab: self._chunk(S[ab[0]:ab[1]], out[ab[0]:ab[1]], posed), steps))
         else:
             for a, b in steps:
-                self._chunk(S[a:b], out[a:b])
+                self._chunk(S[a:b], out[a:b], posed)
         return out[0] if single else out
+
+    # -- skeleton --------------------------------------------------------
+    def rest_ends(self, S) -> np.ndarray:
+        """(n, 2J, 3) float32 bone heads (even rows) and tails (odd rows) of the rest pose, standing on y = 0."""
+        S = np.atleast_2d(self.values(S))
+        out = np.empty((len(S), self.n_vertices, 3), np.float32)
+        ends = np.empty((len(S), 2 * self.posing.n_bones, 3), np.float32)
+        for i in range(0, len(S), 1024):
+            self._chunk(S[i:i + 1024], out[i:i + 1024], False, ends[i:i + 1024])
+        return ends
+
+    def joints(self, S, posed: bool = True) -> np.ndarray:
+        """(n, J, 3) float32 bone heads (``rig.posing.skeleton.names``), in the pose of ``S`` or at rest."""
+        S = np.atleast_2d(self.values(S))
+        V = np.empty((len(S), self.n_vertices, 3), np.float32)
+        ends = np.empty((len(S), 2 * self.posing.n_bones, 3), np.float32)
+        for i in range(0, len(S), 1024):
+            self._chunk(S[i:i + 1024], V[i:i + 1024], False, ends[i:i + 1024])
+        if not posed:
+            return np.ascontiguousarray(ends[:, 0::2])
+        return self.posing.joints(V, ends, S, assets.N_BODY)
+
+    def bound(self, values):
+        """One avatar's skeleton at rest and in its pose (:class:`avatar.body.posing.Bound`), for a rigged GLB."""
+        x = self.values(self.defaults() if values is None else values)
+        v = np.empty((1, self.n_vertices, 3), np.float32)
+        ends = np.empty((1, 2 * self.posing.n_bones, 3), np.float32)
+        self._chunk(x[None], v, False, ends)
+        return self.posing.bound(v[0], ends[0], x, assets.N_BODY)
 
     def textures(self, S, size: int = 512) -> np.ndarray:
         """(n, size, size, 3) uint8 UV textures for slider values ``S`` (n, P); (size, size, 3) for (P,)."""
@@ -212,7 +251,7 @@ class Rig:
         out = textures(self.template, self.spec, np.atleast_2d(S), size)
         return out[0] if S.ndim == 1 else out
 
-    def mesh(self, values=None, textured: bool = True, texture_size: int = 1024):
+    def mesh(self, values=None, textured: bool = True, texture_size: int = 1024, posed: bool = True):
         """A ``trimesh.Trimesh`` of one avatar.
 
         ``values`` is a (P,) array, a mapping of readable slider values (a
@@ -221,14 +260,15 @@ class Rig:
         vertices are split (one UV per vertex, as glTF needs), so trimesh
         counts the seams as open: ``metadata["solid_index"]`` maps each vertex
         to its vertex of the solid. ``textured=False`` gives the watertight
-        solid itself, vertex for vertex as :meth:`vertices` returns it.
+        solid itself, vertex for vertex as :meth:`vertices` returns it;
+        ``posed=False`` the rest pose.
         """
         import trimesh
 
         from avatar.export import textured_mesh
 
         x = self.defaults() if values is None else self.values(values)
-        verts = self.vertices(x).astype(np.float64)
+        verts = self.vertices(x, posed=posed).astype(np.float64)
         if textured:
             mesh = textured_mesh(verts, self.template, self.textures(x, texture_size))
             mesh.metadata["parts"] = self.template.parts[self.template.export_index]
@@ -238,14 +278,18 @@ class Rig:
         return mesh
 
     # -- internals -------------------------------------------------------
-    def _chunk(self, S: np.ndarray, out: np.ndarray) -> None:
-        """Steps 1-5 for one chunk of avatars (processed in macro-cell order) into ``out`` (n, V, 3)."""
+    def _chunk(self, S: np.ndarray, out: np.ndarray, posed: bool = True, ends_out=None) -> None:
+        """Steps 1-6 for one chunk of avatars (processed in macro-cell order) into ``out`` (n, V, 3);
+        the rest bone ends (n, 2J, 3) into ``ends_out`` when given."""
         if len(S) == 1:
             # numpy sends a one-row product to gemv, whose sums round differently from gemm's; two
             # rows keep every avatar's bytes independent of the batch it is computed in
             two = np.empty((2, *out.shape[1:]), np.float32)
-            self._chunk(np.repeat(S, 2, axis=0), two)
+            ends2 = None if ends_out is None else np.empty((2, *ends_out.shape[1:]), np.float32)
+            self._chunk(np.repeat(S, 2, axis=0), two, posed, ends2)
             out[0] = two[0]
+            if ends_out is not None:
+                ends_out[0] = ends2[0]
             return
         Fm = factor_values(self.macro_values(S))
         cell, active = self._macros.cells(Fm, row_bytes=self._Dm.shape[1] * 4)
@@ -281,12 +325,23 @@ class Rig:
         for e, helper in enumerate(self._eye_rows):
             E[:, e * k:(e + 1) * k] += eyes.place(X[:, helper])
         E[:, :, 1] -= floor[:, None]
+        ends = None  # the skeleton's bone ends: regressed from the blended joint cubes (before the floor)
+        if ends_out is not None or (posed and self.posing.posed_rows(S).any()):
+            ends = np.empty((n, self._end_regressor.shape[0], 3), np.float32)
+            ends[order] = np.matmul(self._end_regressor, X[:, self._end_rows])
+            ends[order, :, 1] -= floor[:, None]
         # back to the callers' order on the floor, a few avatars at a time so that they stay in cache
         for i in range(0, n, 16):
             Xi = X[i:i + 16, :body]
             Xi[:, :, 1] -= floor[i:i + 16, None]
             out[order[i:i + 16], :body] = Xi
         out[order, body:] = E
+        if ends is None:
+            return
+        if ends_out is not None:
+            ends_out[:] = ends
+        if posed:  # 6. the pose (posing.py)
+            self.posing.apply(out, ends, S, body)
 
     def _scratch(self, size: int, name: str) -> np.ndarray:
         """Float32 work buffer ``name`` of ``size``, kept per thread: a fresh one costs a page fault per 4 kB."""
@@ -301,10 +356,24 @@ class Rig:
 
         sliders, table = self.sliders, self.targets
         self._buffers = threading.local()
-        self._blend = _blend_index()
+        # the skeleton's bone ends are means of base.obj vertices, mostly helper joint cubes: blend those too
+        from avatar.body.posing import Posing
+
+        self.posing = Posing(self.spec, eyes.EYE_SPHERE.vertices.shape[0])
+        reg = self.posing.skeleton.regressor.tocsc()
+        cols = np.flatnonzero(np.diff(reg.indptr))        # the vertices some bone end uses
+        self._blend = np.concatenate([_blend_index(), np.setdiff1d(cols, _blend_index())])
         position = np.full(len(assets.base_mesh().vertices), -1, np.int64)
         position[self._blend] = np.arange(len(self._blend))
         self._position = position
+        self._end_rows = position[cols]
+        self._end_regressor = np.asarray(reg[:, cols].todense(), np.float32)  # (2J, c)
+        from avatar.body.skeleton import proxy_weights
+
+        extra = self._blend[len(_blend_index()):]
+        self._joint_proxy = (np.arange(len(_blend_index()), len(self._blend)),  # our deformers move body
+                             proxy_weights(assets.base_mesh().vertices[extra],     # vertices only: the cubes
+                                           assets.base_mesh().vertices[: assets.N_BODY]))  # follow the nearest
         b = assets.N_BODY
         k = len(assets.vertex_groups()["helper-l-eye"])  # the helper eyeballs follow the body (_blend_index)
         self._eye_rows = (np.arange(b, b + k), np.arange(b + k, b + 2 * k))
@@ -423,6 +492,8 @@ class Rig:
             else:
                 field = deformers.displacement(self._frame, e, at_min)
                 total[: assets.N_BODY] += field[: assets.N_BODY]
+                rows, proxy = self._joint_proxy
+                total[rows] += proxy @ field[: assets.N_BODY]  # the joint cubes follow the body around them
                 total[len(self._blend):] += field[assets.N_BODY:]  # on the eyeballs, as on the template
         rows = np.flatnonzero(np.any(total != 0, axis=1))
         return rows, total[rows].astype(np.float32)

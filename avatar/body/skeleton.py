@@ -15,7 +15,7 @@ A skeleton is plain data, built once per rig:
 - ``influences`` / ``weights``: the template's skin weights, the 4 largest per
   vertex renormalised to sum to 1 (glTF's ``JOINTS_0``/``WEIGHTS_0`` carry 4,
   and our skinning uses exactly the weights a GLB carries). The eyeballs take
-  the weights of MakeHuman's helper eyeballs (the eye bones, or the head).
+  the main bone of MakeHuman's helper eyeballs, rigidly (the eye bones, or the head).
 """
 from __future__ import annotations
 
@@ -118,7 +118,7 @@ def _regressor(ends: list[np.ndarray], n: int):
     return sparse.csr_matrix((vals, (rows, cols)), shape=(len(ends), n))
 
 
-def _proxy(points: np.ndarray, body: np.ndarray, k: int = 8):
+def proxy_weights(points: np.ndarray, body: np.ndarray, k: int = 8):
     """CSR (p, len(body)): each point as inverse-distance weights of its k nearest body vertices."""
     from scipy import sparse
     from scipy.spatial import cKDTree
@@ -166,15 +166,13 @@ def load(name: str = "default", n_eye: int = 0) -> Skeleton:
     groups, base = assets.vertex_groups(), assets.base_mesh()
     ends = [_end_vertices(bones[b][end], groups) for b in names for end in ("head", "tail")]
     regressor = _regressor(ends, len(base.vertices))
-    proxy = _proxy(regressor @ base.vertices, base.vertices[: assets.N_BODY])
+    proxy = proxy_weights(regressor @ base.vertices, base.vertices[: assets.N_BODY])
     idx, w = _top_weights(raw, names, len(base.vertices))
     eyes = []
-    for group in ("helper-l-eye", "helper-r-eye"):  # the eyeball follows its helper's bones
+    for group in ("helper-l-eye", "helper-r-eye"):  # the eyeball turns rigidly with its helper's main bone
         mean = np.zeros(len(names))
         np.add.at(mean, idx[groups[group]].ravel(), w[groups[group]].ravel())
-        top = np.argsort(-mean, kind="stable")[:INFLUENCES]
-        share = mean[top] / mean[top].sum()
-        eyes.append((np.where(share > 0, top, 0), share))
+        eyes.append((np.array([np.argmax(mean), 0, 0, 0]), np.array([1.0, 0.0, 0.0, 0.0])))
     influences = np.concatenate([idx[: assets.N_BODY]] + [np.tile(i, (n_eye, 1)) for i, _ in eyes])
     weights = np.concatenate([w[: assets.N_BODY]] + [np.tile(s, (n_eye, 1)) for _, s in eyes])
     return Skeleton(name, tuple(names), parents, levels, regressor, proxy,

@@ -32,10 +32,18 @@ def _write(rig, values: np.ndarray, out: Path, texture_size: int = 1024) -> None
     readable = {s.name: s.readable(v) for s, v in zip(rig.sliders, values)}
     from avatar.body.measure import summary
 
-    texture = rig.textures(values, texture_size) if out.suffix.lower() not in (".ply", ".mhm") else None
-    vertices = rig.vertices(values)
-    for path in write_mesh(out, vertices, rig.template, readable, texture, spec=rig.spec):
-        print(f"wrote {path} ({summary(vertices[None], rig.template)[0]})")
+    suffix = out.suffix.lower()
+    texture = rig.textures(values, texture_size) if suffix not in (".ply", ".mhm") else None
+    rest = rig.vertices(values, posed=False)  # stature and mass are measured standing at rest
+    skin = None
+    if suffix == ".glb":  # rigged: the rest shape is the bind pose and the pose lives in the joints
+        from avatar.gltf import Skin
+
+        vertices, skin = rest, Skin(rig.posing.skeleton, rig.bound(values))
+    else:
+        vertices = rig.vertices(values)
+    for path in write_mesh(out, vertices, rig.template, readable, texture, spec=rig.spec, skin=skin):
+        print(f"wrote {path} ({summary(rest[None], rig.template)[0]})")
 
 
 # -- commands ----------------------------------------------------------------
@@ -80,7 +88,9 @@ def cmd_make(args) -> int:
 
     out = _check_output(args.output)
     rig = _rig(args)
-    values = preset_vector(rig.spec, args.preset)
+    from avatar.spec.pose import with_pose
+
+    values = with_pose(rig.spec, preset_vector(rig.spec, args.preset), args.pose)
     _write(rig, values, out)
     return 0
 
@@ -94,7 +104,9 @@ def cmd_random(args) -> int:
     if args.seed < 0 or args.index < 0:
         raise UsageError("--seed and --index must be >= 0")
     rig = _rig(args)
-    values = rig.sample(1, seed=args.seed, start=args.index)[0]
+    from avatar.spec.pose import with_pose
+
+    values = with_pose(rig.spec, rig.sample(1, seed=args.seed, start=args.index, pose=args.posed)[0], args.pose)
     _write(rig, values, out)
     if args.save_preset:
         write_preset(args.save_preset, rig, values, name=f"random seed {args.seed} #{args.index}")

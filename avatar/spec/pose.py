@@ -43,8 +43,9 @@ def parse_skeleton(problems: Problems, raw: object) -> str:
     return check_choice(problems, ("skeleton",), raw, tuple(SKELETON_FILES), "skeleton") or "default"
 
 
-def parse_pose(problems: Problems, path: tuple, raw: object, kind: str, unit: str) -> tuple:
-    """A slider's ``pose:`` list -> tuple of (bone, axis, share); bones are checked later (:func:`check_bones`)."""
+def parse_pose(problems: Problems, path: tuple, raw: object, kind: str, unit: str,
+               skeleton: str = "default") -> tuple:
+    """A slider's ``pose:`` list -> tuple of (bone, axis, share), bones checked against ``skeleton``."""
     if raw is None:
         return ()
     path = path + ("pose",)
@@ -64,22 +65,14 @@ def parse_pose(problems: Problems, path: tuple, raw: object, kind: str, unit: st
         if not isinstance(bone, str):
             problems.add(p + ("bone",), f"expected a bone name, got {describe(bone)}")
             continue
+        if bone not in bone_names(skeleton):
+            problems.add(p + ("bone",), f"the {skeleton} skeleton has no bone {bone!r}"
+                         f"{did_you_mean(bone, bone_names(skeleton))}")
         axis = check_choice(problems, p + ("axis",), entry.get("axis"), AXES, "axis")
         share = check_number(problems, p + ("share",), entry.get("share", 1.0))
         if axis is not None and share is not None:
             out.append((bone, axis, float(share)))
     return tuple(out)
-
-
-def check_bones(problems: Problems, sliders, skeleton: str) -> None:
-    """Every pose entry names a bone of the rig's skeleton (with a did-you-mean)."""
-    names = None
-    for s in sliders:
-        for i, (bone, _, _) in enumerate(s.pose):
-            names = names or bone_names(skeleton)
-            if bone not in names:
-                problems.add(("sliders", s.name, "pose", i, "bone"),
-                             f"the {skeleton} skeleton has no bone {bone!r}{did_you_mean(bone, names)}")
 
 
 def pose_dir():

@@ -24,7 +24,7 @@ from avatar.body.anatomy import BONE_NAMES, POINT_NAMES
 from avatar.spec.config import (ConfigError, Problems, check_choice, check_keys, check_number, check_str,
                            describe, did_you_mean, format_number, load_yaml_lenient, parse_yaml_lenient)
 from avatar.spec.vocabulary import COMMON, VOCABULARY
-from avatar.spec.pose import check_bones, parse_pose, parse_skeleton
+from avatar.spec.pose import parse_pose, parse_skeleton
 
 KINDS = ("continuous", "integer", "bool", "categorical")
 UNITS = ("cm", "mm", "deg", "%", "years", "none")
@@ -444,7 +444,8 @@ def _parse_effects(problems: Problems, path: tuple, raw: object, kind: str, cats
     return {c: _parse_effect_list(problems, path + (c,), raw.get(c), kind) for c in cats}
 
 
-def _parse_slider(problems: Problems, name: object, raw: object, groups: dict | None) -> SliderSpec | None:
+def _parse_slider(problems: Problems, name: object, raw: object, groups: dict | None,
+                  skeleton: str = "default") -> SliderSpec | None:
     """One slider entry -> SliderSpec, or None after recording its problems."""
     path, before = ("sliders", name), len(problems)
     if not isinstance(name, str) or not _SLIDER_NAME.match(name):
@@ -470,7 +471,7 @@ def _parse_slider(problems: Problems, name: object, raw: object, groups: dict | 
     dist = _parse_distribution(problems, path + ("distribution",), raw.get("distribution"), kind, lo, hi, default, cats)
     effects = _parse_effects(problems, path + ("effects",), raw.get("effects"), kind, cats)
     makehuman, macro = _parse_makehuman(problems, path, raw, kind, lo, hi)
-    pose = parse_pose(problems, path, raw.get("pose"), kind, unit)
+    pose = parse_pose(problems, path, raw.get("pose"), kind, unit, skeleton)
     if pose and (effects or makehuman or macro):
         problems.add(path + ("pose",), "a pose slider turns bones only: no effects, makehuman or macro with it")
     if len(problems) > before:
@@ -544,9 +545,8 @@ def rig_spec_from_data(data: dict, problems: Problems, source: str = "<rig>") ->
         problems.add(("sliders",), f"a rig may have at most {MAX_SLIDERS:,} sliders, this one has {len(raw):,} "
                      f"(its blend matrices alone would need about {len(raw) * 2 * 14472 * 12 / 2**30:.0f} GiB)")
         problems.raise_if_any()
-    sliders = [s for s in (_parse_slider(problems, k, v, groups) for k, v in raw.items()) if s is not None]
     skeleton = parse_skeleton(problems, data.get("skeleton"))
-    check_bones(problems, sliders, skeleton)
+    sliders = [s for s in (_parse_slider(problems, k, v, groups, skeleton) for k, v in raw.items()) if s is not None]
     if template is not None:
         from avatar.body.template import TEMPLATES  # lazily: a YAML check must not load the assets
 

@@ -1,0 +1,254 @@
+"""Pose: MakeHuman's skeleton following the shape, pose sliders, skinning, presets and config errors."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from avatar.body import assets, pose
+from avatar.spec.config import ConfigError
+from avatar.spec.pose import load_pose, pose_names, with_pose
+from avatar.spec.sliders import preset_vector
+
+ROOT = Path(__file__).resolve().parent.parent
+AVATARS = ROOT / "configs" / "avatars"
+
+
+def posed(rig, base=None, **values):
+    x = rig.defaults() if base is None else np.array(base, np.float64)
+    for k, v in values.items():
+        x[rig.spec.index(k.replace("__", "."))] = v
+    return x
+
+
+def body_faces(rig):
+    f = rig.faces
+    return f[(f < assets.N_BODY).all(axis=1)]
+
+
+def bone(rig, name):
+    return rig.posing.skeleton.index(name)
+
+
+# -- the skeleton -------------------------------------------------------------------------
+def test_skeleton_is_ordered_and_weights_are_normalised(rig):
+    sk = rig.posing.skeleton
+    assert len(sk.names) == 163 and sk.parents[0] == -1
+    assert all(sk.parents[j] < j for j in range(1, len(sk.names)))  # parents first
+    assert sk.influences.shape == (rig.n_vertices, 4)
+    np.testing.assert_allclose(sk.weights.sum(axis=1), 1.0, atol=1e-6)
+    assert (sk.weights >= 0).all()
+    eyes = slice(assets.N_BODY, rig.n_vertices)  # the eyeballs follow the eye bones
+    assert {sk.names[j] for j in np.unique(sk.influences[eyes][sk.weights[eyes] > 0])} == {"eye.L", "eye.R"}
+
+
+def test_bone_frames_are_rotations_with_y_along_the_bone(rig):
+    S = rig.sample(4, seed=1)
+    ends = rig.rest_ends(S).astype(np.float64)
+    H, T = ends[:, 0::2], ends[:, 1::2]
+    R = pose.bone_frames(H, T, rig.posing.skeleton.rolls)
+    np.testing.assert_allclose(np.einsum("...ji,...jk->...ik", R, R), np.broadcast_to(np.eye(3), R.shape), atol=1e-9)
+    np.testing.assert_allclose(np.linalg.det(R), 1.0, atol=1e-9)
+    d = (T - H) / np.linalg.norm(T - H, axis=-1, keepdims=True)
+    np.testing.assert_allclose(R[..., :, 1], d, atol=1e-9)
+
+
+def test_joints_follow_the_shape(rig):
+    """Cube centroids are blended with the body: a taller avatar's knees and head are higher."""
+    short, tall = posed(rig, body__height=0), posed(rig, body__height=100)
+    J = rig.joints(np.stack([short, tall]), posed=False)
+    for b in ("head", "lowerleg01.L", "upperarm01.R"):
+        assert J[1, bone(rig, b), 1] > J[0, bone(rig, b), 1] + 0.02, b
+    # and exactly the skeleton's regressor on MakeHuman's plain rule over all of base.obj, cubes included
+    from test_body import reference_vertices
+
+    S = rig.sample(3, seed=8)
+    for s in rig.sliders:  # the plain rule is MakeHuman's: our own deformers stay at rest
+        if s.moves_mesh and not (s.makehuman or s.macro):
+            S[:, rig.spec.index(s.name)] = s.default
+    ends = rig.rest_ends(S)
+    for x, e in zip(S, ends):
+        ref = rig.posing.skeleton.regressor @ reference_vertices(rig, x, len(assets.base_mesh().vertices))
+        np.testing.assert_allclose(e, ref, atol=1e-5)
+
+
+def winding_numbers(points, v, faces):
+    """(p,) generalized winding numbers of points about a closed mesh: 1 inside, 0 outside (Van Oosterom)."""
+    a, b, c = (v[faces[:, i]][None] - points[:, None] for i in range(3))
+    la, lb, lc = (np.linalg.norm(x, axis=-1) for x in (a, b, c))
+    det = np.einsum("pfi,pfi->pf", a, np.cross(b, c))
+    den = (la * lb * lc + np.einsum("pfi,pfi->pf", a, b) * lc + np.einsum("pfi,pfi->pf", b, c) * la
+           + np.einsum("pfi,pfi->pf", c, a) * lb)
+    return np.arctan2(det, den).sum(axis=1) / (2 * np.pi)
+
+
+def test_joints_of_a_child_lie_inside_its_body(rig):
+    x = preset_vector(rig.spec, AVATARS / "child.yaml")
+    v = rig.vertices(x, posed=False)[: assets.N_BODY].astype(np.float64)
+    J = rig.joints(x[None], posed=False)[0].astype(np.float64)
+    inner = ["spine05", "spine03", "spine01", "neck02", "head", "upperarm01.L", "lowerarm01.R", "wrist.L",
+             "upperleg01.R", "lowerleg01.L", "foot.R", "finger3-1.L", "toe1-1.L", "clavicle.R"]
+    w = winding_numbers(J[[bone(rig, b) for b in inner]], v, body_faces(rig))
+    assert (w > 0.99).all(), [(b, round(float(x), 2)) for b, x in zip(inner, w) if x <= 0.99]
+    assert abs(winding_numbers(np.array([[0.0, 2.5, 0.0]]), v, body_faces(rig))[0]) < 1e-6  # above the head
+
+
+# -- posing ------------------------------------------------------------------------------
+def test_rest_pose_gives_the_unposed_bytes(rig):
+    S = rig.sample(6, seed=3)  # pose sliders at rest
+    assert (S[:, rig.spec.pose_sliders] == 0).all()
+    assert rig.vertices(S).tobytes() == rig.vertices(S, posed=False).tobytes()
+
+
+def test_rotating_one_bone_moves_only_its_chain(rig):
+    sk = rig.posing.skeleton
+    x = posed(rig, pose__elbow_l=70)
+    moved = np.any(rig.vertices(x) != rig.vertices(x, posed=False), axis=1)
+    chain = set(sk.descendants(bone(rig, "lowerarm01.L")).tolist())
+    touched = np.isin(sk.influences, list(chain)) & (sk.weights > 0)
+    assert moved.any() and not (moved & ~touched.any(axis=1)).any()  # nothing outside the chain's reach moves
+    far = rig.template.part_mask("foot_l", "foot_r", "head", "forearm_r", "hand_r")
+    assert not moved[far].any()
+    assert moved[rig.template.part_mask("hand_l")].all()
+
+
+def test_elbow_moves_the_hand_on_a_circle_about_the_elbow(rig):
+    angles = np.array([-30.0, 0.0, 40.0, 80.0, 110.0])
+    S = np.stack([posed(rig, pose__elbow_l=a) for a in angles])
+    J = rig.joints(S).astype(np.float64)
+    elbow, hand = J[:, bone(rig, "lowerarm01.L")], J[:, bone(rig, "wrist.L")]
+    np.testing.assert_allclose(elbow, elbow[:1].repeat(len(S), 0), atol=1e-5)  # the pivot stays put
+    r = hand - elbow
+    np.testing.assert_allclose(np.linalg.norm(r, axis=1), np.linalg.norm(r[1]), rtol=1e-5)
+    cos = r @ r[1] / np.linalg.norm(r, axis=1) / np.linalg.norm(r[1])
+    np.testing.assert_allclose(np.degrees(np.arccos(np.clip(cos, -1, 1))), np.abs(angles), atol=0.05)
+
+
+@pytest.mark.parametrize("preset", ["man", "child", "heavy"])
+def test_t_pose_arms_are_horizontal(rig, preset):
+    x = with_pose(rig.spec, preset_vector(rig.spec, AVATARS / f"{preset}.yaml"), "t-pose")
+    J = rig.joints(x[None])[0]
+    for side in "LR":
+        d = J[bone(rig, f"wrist.{side}")] - J[bone(rig, f"upperarm01.{side}")]
+        assert abs(np.degrees(np.arcsin(d[1] / np.linalg.norm(d)))) < 5, side
+
+
+def reference_lbs(rig, x):
+    """Posed vertices by plain 4x4 matrices (Blender's rule, written independently of pose.py's delta form)."""
+    sk = rig.posing.skeleton
+    ends = rig.rest_ends(x[None])[0].astype(np.float64)
+    H, T = ends[0::2], ends[1::2]
+    C = np.array([[1.0, 0, 0], [0, 0, -1], [0, 1, 0]])
+    rest = np.zeros((len(H), 4, 4))
+    for j in range(len(H)):
+        d = C @ (T[j] - H[j])
+        d /= np.linalg.norm(d)
+        axis = np.cross([0.0, 1.0, 0.0], d)
+        s, c = np.linalg.norm(axis), d[1]
+        K = np.zeros((3, 3)) if s == 0 else np.array([[0, -axis[2], axis[1]], [axis[2], 0, -axis[0]],
+                                                      [-axis[1], axis[0], 0]]) / s
+        Rmin = np.eye(3) + s * K + (1 - c) * K @ K
+        cr, sr = np.cos(sk.rolls[j]), np.sin(sk.rolls[j])
+        rest[j, :3, :3] = C.T @ Rmin @ np.array([[cr, 0, sr], [0, 1, 0], [-sr, 0, cr]])
+        rest[j, :3, 3], rest[j, 3, 3] = H[j], 1.0
+    ang = rig.posing.angles(x[None])[0]
+    world = np.zeros_like(rest)
+    for j in range(len(H)):
+        ax, ay, az = ang[j]
+        Rx = np.array([[1, 0, 0], [0, np.cos(ax), -np.sin(ax)], [0, np.sin(ax), np.cos(ax)]])
+        Ry = np.array([[np.cos(ay), 0, np.sin(ay)], [0, 1, 0], [-np.sin(ay), 0, np.cos(ay)]])
+        Rz = np.array([[np.cos(az), -np.sin(az), 0], [np.sin(az), np.cos(az), 0], [0, 0, 1]])
+        local = np.eye(4)
+        local[:3, :3] = Rz @ Ry @ Rx
+        p = sk.parents[j]
+        world[j] = rest[j] @ local if p < 0 else world[p] @ np.linalg.inv(rest[p]) @ rest[j] @ local
+    skin = world @ np.linalg.inv(rest)
+    V = rig.vertices(x, posed=False).astype(np.float64)
+    Vh = np.concatenate([V, np.ones((len(V), 1))], axis=1)
+    out = np.zeros_like(V)
+    for k in range(4):
+        out += sk.weights[:, k, None] * np.einsum("vij,vj->vi", skin[sk.influences[:, k]], Vh)[:, :3]
+    out[:, 1] -= out[: assets.N_BODY, 1].min()
+    return out
+
+
+def test_posed_vertices_match_a_plain_matrix_reference(rig):
+    x = rig.sample(3, seed=11, pose=True)[2]
+    assert np.count_nonzero(x[rig.spec.pose_sliders]) > 20
+    np.testing.assert_allclose(rig.vertices(x), reference_lbs(rig, x), atol=5e-5)  # 0.05 mm
+
+
+def test_posed_rows_do_not_depend_on_the_batch(rig):
+    S = rig.sample(9, seed=5, pose=True)
+    V = rig.vertices(S)
+    for i in (0, 4, 8):
+        assert rig.vertices(S[i]).tobytes() == V[i].tobytes()
+    assert rig.vertices(S[3:7]).tobytes() == V[3:7].tobytes()
+
+
+def test_posed_bodies_stay_closed_with_positive_volume(rig):
+    import trimesh
+
+    S = rig.sample(6, seed=2, pose=True)
+    for v in rig.vertices(S):
+        m = trimesh.Trimesh(v[: assets.N_BODY], body_faces(rig), process=False)
+        assert m.is_watertight and m.is_winding_consistent and m.volume > 0.01
+        assert abs(v[: assets.N_BODY, 1].min()) < 1e-6  # the posed body stands on y = 0
+
+
+def test_sample_keeps_the_rest_pose_unless_asked(rig):
+    cols = rig.spec.pose_sliders
+    assert len(cols) >= 16
+    assert (rig.sample(50, seed=0)[:, cols] == 0).all()
+    P = rig.sample(50, seed=0, pose=True)
+    assert (P[:, cols] != 0).mean() > 0.9
+    other = np.setdiff1d(np.arange(len(rig.sliders)), cols)
+    np.testing.assert_array_equal(P[:, other], rig.sample(50, seed=0)[:, other])  # same shapes, posed
+
+
+# -- presets and errors --------------------------------------------------------------------
+def test_pose_presets_load_and_differ(rig):
+    assert set(pose_names()) >= {"a-pose", "t-pose", "relaxed", "walk", "seated"}
+    vecs = {n: with_pose(rig.spec, rig.defaults(), n) for n in pose_names()}
+    assert (vecs["a-pose"] == rig.defaults()).all()
+    for n, v in vecs.items():
+        assert n == "a-pose" or np.count_nonzero(v - rig.defaults()) >= 4, n
+
+
+def test_an_avatar_preset_picks_a_pose(rig, tmp_path):
+    p = tmp_path / "sitter.yaml"
+    p.write_text("name: sitter\npose: seated\nsliders:\n  body.gender: 90\n  pose.knee_l: 45\n")
+    x = preset_vector(rig.spec, p)
+    seated = load_pose("seated", rig.spec)
+    assert x[rig.spec.index("pose.hip_flex_l")] == seated["pose.hip_flex_l"]
+    assert x[rig.spec.index("pose.knee_l")] == 45  # the preset's own value wins
+
+
+def test_pose_config_errors_name_the_problem(rig, tmp_path):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("name: bad\nsliders:\n  pose.elbow_l: 500\n")
+    with pytest.raises(ConfigError, match=r"bad.yaml:3.*pose.elbow_l.*outside the allowed range"):
+        preset_vector(rig.spec, bad)
+    bad.write_text("name: bad\npose: sated\n")
+    with pytest.raises(ConfigError, match=r"did you mean 'seated'"):
+        preset_vector(rig.spec, bad)
+    notpose = tmp_path / "notpose.yaml"
+    notpose.write_text("name: p\nsliders:\n  body.age: 30\n")
+    with pytest.raises(ConfigError, match="pose sliders only"):
+        load_pose(str(notpose), rig.spec)
+
+
+def test_rig_yaml_pose_entries_are_checked(tmp_path):
+    from avatar.spec.sliders import load_rig_spec
+
+    text = (ROOT / "configs" / "rigs" / "humanoid.yaml").read_text()
+    bad = tmp_path / "rig.yaml"
+    bad.write_text(text.replace("{bone: lowerarm01.L, axis: x}", "{bone: lowerarm1.L, axis: q}"))
+    with pytest.raises(ConfigError) as err:
+        load_rig_spec(bad)
+    msg = str(err.value)
+    assert "no bone 'lowerarm1.L'" in msg and "did you mean 'lowerarm01.L'" in msg and "axis" in msg
+    bad.write_text(text.replace("skeleton: default", "skeleton: gaming"))
+    with pytest.raises(ConfigError, match=r"rig.yaml:\d+: skeleton.*game_engine"):
+        load_rig_spec(bad)
