@@ -33,13 +33,9 @@ def write_rigged(rig, values, path: Path, texture_size: int | None = None) -> by
 
 
 def random_pose(rig, seed: int) -> np.ndarray:
-    try:
-        return rig.sample(1, seed=seed, pose=True)[0]
-    except TypeError:  # a rig.sample without pose=: draw the pose sliders uniformly
-        x, rng = rig.sample(1, seed=seed)[0], np.random.default_rng(seed)
-        for j in rig.posing.columns:
-            x[j] = rng.uniform(rig.sliders[j].min, rig.sliders[j].max)
-        return x
+    x = rig.sample(1, seed=seed, pose=True)[0]  # a random body in a random pose
+    assert np.count_nonzero(x[rig.posing.columns]) > 10
+    return x
 
 
 def position(data: bytes) -> np.ndarray:
