@@ -21,7 +21,9 @@ and the rig YAML, so they are built once when the rig is loaded.
 """
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
+from contextlib import contextmanager
 from functools import cached_property, lru_cache
 from pathlib import Path
 
@@ -55,8 +57,28 @@ def _blas_threads() -> int:
     return max([1] + [lib["num_threads"] for lib in _blas().info()])
 
 
-def _blas_limit(n: int):
-    return _blas().limit(limits=n)
+_LIMIT_LOCK = threading.Lock()
+_LIMIT = {"depth": 0, "limiter": None}
+
+
+@contextmanager
+def _one_blas_thread():
+    """BLAS on one thread while any call of Rig.vertices runs its chunks on threads.
+
+    Counted, so that calls from several threads at once restore the caller's setting
+    when the last one ends (nested set/restore pairs could leave BLAS on one thread).
+    """
+    with _LIMIT_LOCK:
+        if _LIMIT["depth"] == 0:
+            _LIMIT["limiter"] = _blas().limit(limits=1)
+        _LIMIT["depth"] += 1
+    try:
+        yield
+    finally:
+        with _LIMIT_LOCK:
+            _LIMIT["depth"] -= 1
+            if _LIMIT["depth"] == 0:
+                _LIMIT["limiter"].restore_original_limits()
 
 
 _POOLS: dict = {}
@@ -207,7 +229,7 @@ class Rig:
         cuts = np.linspace(0, len(S), parts + 1).round().astype(int)
         steps = list(zip(cuts[:-1], cuts[1:]))
         if threads > 1 and len(steps) > 1:
-            with _blas_limit(1):
+            with _one_blas_thread():
                 list(_pool(threads).map(lambda ab: self._chunk(S[ab[0]:ab[1]], out[ab[0]:ab[1]], posed), steps))
         else:
             for a, b in steps:
