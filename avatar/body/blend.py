@@ -68,19 +68,21 @@ def local_blocks(fields, n: int) -> list[tuple[list[tuple[slice, slice]], np.nda
                 first = k
         layout.append((pieces, len(verts)))
     found: list[list] = [[] for _ in layout]
-    for k, (rows, d) in enumerate(fields):
+    for k, (rows, d) in enumerate(fields):  # each field's rows split by block (sorted, stable)
         keep = rows < n
         r, d = rows[keep], np.asarray(d, np.float32)[keep]
-        blk = block_of[r]
-        for b in np.unique(blk):
-            m = blk == b
-            found[b].append((k, column[r[m]], d[m]))
+        by = np.argsort(block_of[r], kind="stable")
+        r, d = r[by], d[by]
+        blocks, first = np.unique(block_of[r], return_index=True)
+        for b, i, j in zip(blocks, first, np.append(first[1:], len(r))):
+            found[b].append((k, column[r[i:j]], d[i:j]))
     for (pieces, rows), fs in zip(layout, found):
         if not fs:  # no field touches it (the rest pose touches every vertex, so not for the rig)
             continue
         D = np.zeros((len(fs), _padded(3 * rows)), np.float32)
-        for i, (_, c, d) in enumerate(fs):
-            D[i, :3 * rows].reshape(rows, 3)[c] = d
+        view = D[:, : 3 * rows].reshape(len(fs), rows, 3)
+        which = np.concatenate([np.full(len(c), i) for i, (_, c, _) in enumerate(fs)])
+        view[which, np.concatenate([c for _, c, _ in fs])] = np.concatenate([d for _, _, d in fs])
         out.append((pieces, np.array([k for k, _, _ in fs], np.int64), D))
     return out
 
