@@ -252,3 +252,37 @@ def test_rig_yaml_pose_entries_are_checked(tmp_path):
     bad.write_text(text.replace("skeleton: default", "skeleton: gaming"))
     with pytest.raises(ConfigError, match=r"rig.yaml:\d+: skeleton.*game_engine"):
         load_rig_spec(bad)
+
+
+def test_a_rig_on_the_game_engine_skeleton(tmp_path):
+    from avatar.body.rig import load_rig
+
+    rig_yaml = tmp_path / "game.yaml"
+    rig_yaml.write_text("""name: game
+template: humanoid
+skeleton: game_engine
+sliders:
+  body.height: {description: Stature., min: 0, max: 100, default: 50, macro: height}
+  pose.elbow_l:
+    description: Bends the left elbow.
+    min: -40
+    max: 110
+    default: 0
+    unit: deg
+    pose: [{bone: lowerarm_l, axis: x}]
+""")
+    rig = load_rig(rig_yaml)
+    sk = rig.posing.skeleton
+    assert len(sk.names) == 53 and sk.names[0] == "Root"
+    eyes = slice(assets.N_BODY, rig.n_vertices)
+    assert {sk.names[j] for j in np.unique(sk.influences[eyes][sk.weights[eyes] > 0])} == {"head"}
+    S = np.array([[50.0, a] for a in (0.0, 45.0, 90.0)])
+    J = rig.joints(S).astype(np.float64)
+    elbow, hand = J[:, sk.index("lowerarm_l")], J[:, sk.index("hand_l")]
+    np.testing.assert_allclose(elbow, elbow[:1].repeat(3, 0), atol=1e-5)
+    r = hand - elbow
+    cos = r @ r[0] / np.linalg.norm(r, axis=1) / np.linalg.norm(r[0])
+    np.testing.assert_allclose(np.degrees(np.arccos(np.clip(cos, -1, 1))), [0, 45, 90], atol=0.05)
+    V = rig.vertices(S)
+    moved = np.any(V[2] != V[0], axis=1)
+    assert moved[rig.template.part_mask("hand_l")].all() and not moved[rig.template.part_mask("foot_r")].any()

@@ -8,7 +8,7 @@ never on how the rows are split into shards or workers:
                 (integers: each whole number equally likely; bools and
                 categories: each value equally likely);
 - ``prior``     each varied slider from its own distribution in the rig YAML
-                (``prior`` varying every slider equals ``rig.sample(n, seed)``);
+                (``prior`` varying every slider equals ``rig.sample(n, seed, pose=True)``);
 - ``sobol``     a scrambled Sobol sequence (``scipy.stats.qmc.Sobol``, seeded),
                 row i is point i; mapped onto [min, max] like ``uniform``;
 - ``latin_hypercube``  a Latin hypercube of n points: in every varied slider,
