@@ -72,12 +72,18 @@ def _parser() -> argparse.ArgumentParser:
                                    "(.glb, .obj, .ply, or .mhm for MakeHuman).")
     sp.add_argument("preset")
     sp.add_argument("-o", "--output", required=True)
+    sp.add_argument("--pose", help="a pose preset (a-pose, t-pose, relaxed, walk, seated, or a YAML file): "
+                                   "sets every pose slider")
 
     sp = add("random", rig.cmd_random, "Build a random avatar (sliders drawn from their distributions).")
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--index", type=int, default=0, help="which avatar of the seed's sequence")
     sp.add_argument("-o", "--output", required=True)
     sp.add_argument("--save-preset", help="also write its slider values as a preset YAML")
+    sp.add_argument("--posed", action="store_true", help="draw the pose sliders from their priors too "
+                                                         "(default: the rest pose)")
+    sp.add_argument("--pose", help="a pose preset (a-pose, t-pose, relaxed, walk, seated, or a YAML file): "
+                                   "sets every pose slider")
 
     sp = add("validate", rig.cmd_validate, "Check preset (or rig) YAML files; exit 0 if all valid, 2 if not.")
     sp.add_argument("files", nargs="+")

@@ -196,6 +196,21 @@ def sheet_image(rig, items: list[tuple[str, np.ndarray]], view="front", size: in
     return contact_sheet(imgs, [name for name, _ in items], cols=cols)
 
 
+def pose_sheet(rig, size: int = 256, view: str = "three_quarter"):
+    """Every pose preset (columns) on a child, a heavy and a tall body (rows), at one scale."""
+    from avatar.body.rig import ROOT
+    from avatar.spec.pose import pose_names, with_pose
+    from avatar.spec.sliders import preset_vector
+
+    items = []
+    for label, file, extra in POSE_BODIES:
+        x = preset_vector(rig.spec, ROOT / "configs" / "avatars" / file)
+        for k, v in extra.items():
+            x[rig.spec.index(k)] = v
+        items += [(f"{label}, {p}", with_pose(rig.spec, x, p)) for p in pose_names()]
+    return sheet_image(rig, items, view, size, cols=len(pose_names()), frame="fixed")
+
+
 def cmd_sheet(args) -> int:
     from avatar.spec.sliders import preset_vector
 
@@ -307,7 +322,9 @@ def _pose_sweep(args) -> int:
 
 
 # -- the main job's pictures ---------------------------------------------------
-DEMO_TRAVERSALS = ("body.age", "body.gender", "body.weight", "nose.scale_vert")
+DEMO_TRAVERSALS = ("body.age", "body.gender", "body.weight", "nose.scale_vert", "pose.elbow_l")
+POSE_BODIES = (("child", "child.yaml", {}), ("heavy", "heavy.yaml", {}),
+               ("tall", "woman.yaml", {"body.height": 95}))  # the bodies poses.png shows every pose on
 
 
 def demo_pictures(rig, presets: list, S: np.ndarray, seed: int, out: Path, size: int = 256) -> None:
@@ -320,6 +337,8 @@ def demo_pictures(rig, presets: list, S: np.ndarray, seed: int, out: Path, size:
     items = list(presets) + [(f"seed {seed} #{i}", v) for i, v in enumerate(S)]
     # one scale for every avatar, so that a child is a child's size beside the adults
     _save(out / "gallery.png", sheet_image(rig, items, "front", size, frame="fixed"))
+    if rig.spec.pose_sliders:
+        _save(out / "poses.png", pose_sheet(rig, size=size))
     for name in DEMO_TRAVERSALS:
         if name in rig.slider_names:
             # statures compare only at one scale; the rest fit each avatar

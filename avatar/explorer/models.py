@@ -20,8 +20,10 @@ from ..threads import one_blas_thread
 
 # -- which sliders do what ------------------------------------------------------------------------
 def shape_sliders(rig) -> np.ndarray:
-    """(P,) bool: sliders that move vertices (macros, MakeHuman modifiers, deformer effects)."""
-    return np.array([s.moves_mesh for s in rig.sliders])
+    """(P,) bool: sliders that change the body's shape (macros, MakeHuman modifiers, deformer effects).
+
+    Pose sliders move vertices too, but by rotations a linear map at the rest pose cannot hold."""
+    return np.array([s.moves_mesh and not s.pose for s in rig.sliders])
 
 
 def texture_sliders(rig) -> np.ndarray:
