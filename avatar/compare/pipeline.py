@@ -107,6 +107,8 @@ def compare_experiment(config, out_dir, *, fit: bool = True, dci_model: str = "f
         lap(f"metrics_{name}")
         log(f"  {name}: " + ", ".join(f"{label} {results[name]['summary'][key]:.3f}"
                                       for key, label, _ in HEADLINE[:3]))
+    nuisance, invariance = _pose_invariance(exp, ds, varied, names_all, seed, log)
+    lap("pose_invariance")
     first = next(iter(exp.models))
     base = baselines(codes[first][0], F_train, codes[first][1], F_test, names, **kw)
     lap("baselines")
@@ -115,7 +117,9 @@ def compare_experiment(config, out_dir, *, fit: bool = True, dci_model: str = "f
         "experiment": {"name": cfg.name, "config": str(cfg.source), "model_file": str(model_file),
                        "dataset": str(ds.path), "n_avatars": len(ds), "n_train": len(exp.train),
                        "n_test": len(exp.test)},
-        "sliders": {"compared": names, "fixed": [n for j, n in enumerate(names_all) if j not in set(varied)]},
+        "sliders": {"compared": names, "fixed": [n for j, n in enumerate(names_all) if j not in set(varied)],
+                    "nuisance": nuisance},
+        "pose_invariance": invariance,
         "intrinsic_dimensionality": exp.metadata.get("intrinsic_dimensionality", {}),
         "reconstruction": _reconstruction(exp.metadata.get("models") or []),
         "models": results,
@@ -137,6 +141,28 @@ def compare_experiment(config, out_dir, *, fit: bool = True, dci_model: str = "f
     log(summary_text(metrics))
     log(f"wrote {out / 'report.html'}, {out / 'metrics.json'} and {out / 'figures'}/")
     return metrics
+
+
+ANCHORS = 128  # test avatars the pose-invariance figure regenerates (three times each)
+
+
+def _pose_invariance(exp, ds, varied, names_all, seed: int, log):
+    """(nuisance slider names, pose-invariance figures or None) when the dataset varies pose and shape."""
+    from .invariance import pose_invariance
+
+    spec = ds.rig
+    is_pose = {s.name: bool(s.pose) for s in spec.sliders}
+    pose_cols = [j for j in varied if is_pose.get(names_all[j])]
+    shape_cols = [j for j in varied if not is_pose.get(names_all[j])]
+    nuisance = [names_all[j] for j in pose_cols]
+    if not pose_cols or not shape_cols:
+        return nuisance, None
+    rows = np.sort(exp.test[np.random.default_rng(seed).permutation(len(exp.test))[:ANCHORS]])
+    S = np.asarray(ds.sliders[rows], np.float64)
+    result = pose_invariance(exp.models, ds.load_rig(), ds.config["outputs"], S, pose_cols, shape_cols, seed)
+    log(f"  pose as a nuisance: " + ", ".join(f"{n} {v['invariant_codes']} pose-blind / {v['pose_codes']} pose codes"
+                                              for n, v in result["models"].items()))
+    return nuisance, result
 
 
 def encode_split(exp, ds, batch: int = 256) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -227,11 +253,36 @@ def _report(cfg, exp, metrics, groups, fig_dir: Path, n_traversals, steps, size,
     strips = _Traversals(exp.dataset.load_rig(), n_traversals, steps, size) if n_traversals > 0 else None
     for name, res in metrics["models"].items():
         _model_section(r, name, res, groups, fig_dir, exp, strips, log)
+    _nuisance_section(r, metrics)
     r.section("Settings", "Every estimator setting behind the numbers, so they can be reproduced.")
     r.table([[k, json.dumps(v) if not isinstance(v, str) else v]
              for k, v in next(iter(metrics["models"].values()))["estimators"].items()],
             ["estimator", "setting"], collapsed="show the estimator settings")
     return r
+
+
+def _nuisance_section(r: Report, metrics: dict) -> None:
+    inv = metrics.get("pose_invariance")
+    if not inv:
+        return
+    from .invariance import INVARIANT, POSE_CODE
+
+    nuisance = metrics["sliders"]["nuisance"]
+    r.section("Pose as a nuisance factor",
+              f"The {len(nuisance)} pose sliders are nuisance factors for a shape study. For {inv['n_anchors']} test "
+              "avatars, each code's change was measured when only the pose changes (another avatar's pose) and "
+              "when only the shape changes (another avatar's other sliders), in units of the code's spread. "
+              "Pose share = pose change / (pose change + shape change): 0 ignores the pose, 1 follows only the pose.")
+    rows = [[n, v["invariant_codes"], v["pose_codes"], len(v["pose_share"]), _num(v["mean_pose_share"])]
+            for n, v in inv["models"].items()]
+    r.table(rows, ["model", f"pose-blind codes (share < {INVARIANT})", f"pose codes (share > {POSE_CODE})",
+                   "codes", "mean pose share"], numeric=range(1, 5))
+    for n, v in inv["models"].items():
+        share = np.asarray(v["pose_share"], np.float64)
+        r.table([[f"{n}.{i + 1}", _num(v["pose_motion"][i]), _num(v["shape_motion"][i]), _num(share[i])]
+                 for i in np.argsort(-share)],
+                ["code", "change under pose only", "change under shape only", "pose share"],
+                numeric=range(1, 4), collapsed=f"show every code of {n}")
 
 
 def _summary_section(r: Report, metrics: dict) -> None:

@@ -85,9 +85,14 @@ def compute_shard(payload: dict, k: int) -> dict[str, np.ndarray]:
     """Every output array of shard k (no I/O): name -> (rows, ...) array."""
     config, rig, sampler = _state(payload)
     a, b = config.shard_range(k)
-    S = sampler.rows(a, b)
+    return compute_outputs(rig, config.outputs, sampler.rows(a, b), a, f"{payload['path']}: ")
+
+
+def compute_outputs(rig, outputs: dict, S: np.ndarray, first: int = 0, where: str = "") -> dict[str, np.ndarray]:
+    """The output arrays (a dataset config's ``outputs``) of avatars ``S`` (n, P), rows first.. of a store."""
+    a, b = first, first + len(S)
     out = {"sliders": S, "sliders_normalized": rig.spec.normalize(S)}  # every slider has min < max
-    o = config.outputs
+    o = outputs
     cuts = sorted({a, b, *range(-(-a // MICRO) * MICRO, b, MICRO)})
     pieces = list(zip(cuts[:-1], cuts[1:]))
     with one_blas_thread():
@@ -95,7 +100,7 @@ def compute_shard(payload: dict, k: int) -> dict[str, np.ndarray]:
             dt = np.dtype(o["vertices"]["dtype"])
             out["vertices"] = np.concatenate([rig.vertices(S[i - a:j - a]).astype(dt) for i, j in pieces])
             # never store a NaN or infinite mesh (an effect amount of 1e300; float16 overflow): refuse the shard
-            check_finite(out["vertices"], f"{payload['path']}: vertices of avatars {a}-{b - 1}")
+            check_finite(out["vertices"], f"{where}vertices of avatars {a}-{b - 1}")
         if "textures" in o:
             size = o["textures"]["size"]
             out["textures"] = np.concatenate([rig.textures(S[i - a:j - a], size) for i, j in pieces])
