@@ -117,3 +117,31 @@ def test_cli_writes_the_report(experiment, tmp_path, capsys):
     assert main(["compare", str(experiment), "-o", str(out), "--traversals", "0"]) == 0
     assert (out / "report.html").stat().st_size > 10_000 and (out / "metrics.json").exists()
     assert "MIG" in capsys.readouterr().out
+
+
+def test_pose_is_a_nuisance_with_an_invariance_figure(tmp_path):
+    """One linear shape slider (the nose) and one pose slider (the left elbow): PCA gives the elbow
+    codes (pose share near 1) and a nose code that mostly ignores the pose (PCA mixes a little of the
+    elbow's much larger variance into it)."""
+    store = tmp_path / "posed.zarr"
+    text = yaml.safe_dump({"rig": "humanoid", "n": 500, "seed": 1, "sampler": "uniform",
+                           "vary": ["nose.trans_out", "pose.elbow_l"],
+                           "outputs": {"vertices": {"dtype": "float32"}}, "shard": 250})
+    dataset.generate(config_from_text(text, "<test>", store=str(store)), workers=1, progress=False)
+    exp = {"dataset": str(store), "features": ["vertices"], "output": str(tmp_path / "m.npz"),
+           "models": [{"name": "pca", "kind": "pca", "n_components": 4}],
+           "split": {"test_fraction": 0.3, "seed": 0}}
+    path = tmp_path / "posed.yaml"
+    path.write_text(yaml.safe_dump(exp, sort_keys=False))
+    m = compare_experiment(experiment_from_text(path.read_text(), str(path)), tmp_path / "report",
+                           renders=False, max_train=300, max_test=150, log=lambda *_: None)
+    assert m["sliders"]["nuisance"] == ["pose.elbow_l"]
+    inv = m["pose_invariance"]["models"]["pca"]
+    share = inv["pose_share"]
+    assert len(share) == 4 and max(share) > 0.99 and min(share) < 0.25, share
+    assert inv["pose_codes"] >= 2
+    nose = int(min(range(4), key=lambda i: share[i]))  # the most pose-blind code carries the nose
+    assert m["models"]["pca"]["purity"]["top_slider"][nose] == "nose.trans_out"
+    assert inv["shape_motion"][nose] > 3 * inv["pose_motion"][nose]
+    html = (tmp_path / "report" / "report.html").read_text()
+    assert "Pose as a nuisance factor" in html and "pose-blind codes" in html
