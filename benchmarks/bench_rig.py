@@ -1,6 +1,6 @@
 """Benchmark: rig.vertices against a dense target blend and against anny's own model, in one run.
 
-Three figures, medians of repeats (these machines are shared and noisy: read the ratios):
+Four figures, medians of repeats (these machines are shared and noisy: read the ratios):
 
 1. ``rig.vertices`` on MakeHuman's body: meshes/s at batch sizes 2048 and 256.
 2. The dense blend ``T + W @ D`` a naive implementation would run: one float32
@@ -8,12 +8,15 @@ Three figures, medians of repeats (these machines are shared and noisy: read the
    and every local field), on the same number of vertices, at the same batch.
 3. ``anny.Anny(...)`` forward (torch, CPU, 2 threads, no grad) at batch 256, when
    anny and torch import. Its first build caches its own data (about a minute).
+4. The same avatars posed (every pose slider from its prior) against unposed, and posed
+   against anny's forward (which always runs its linear blend skinning).
 
 Each ratio compares figures timed in alternation (one repeat of each in turn), so
 that both see the same load. It also prints the local fields' block-sparse layout:
 the (feature x vertex) pairs its products compute against those the fields have.
 
-Aims (issue 12): at least 3x the dense blend and at least 20x anny.
+Aims: at least 3x the dense blend and at least 20x anny (issue 12); posing at most 2x the
+unposed time and posed output at least 5x anny (issue 14).
 
     python benchmarks/bench_rig.py [--repeats 5] [--no-anny]
 """
@@ -109,6 +112,15 @@ def main() -> None:
     dense_rate = 2048 / t["dense"]
     print(f"dense T + W @ D batch  2048: {dense_rate:8.0f} meshes/s  ({k} targets)")
     print(f"ratio rig / dense (2048)   : {ours[2048] / dense_rate:8.2f}  (aim >= 3)")
+    # posed (issue 14): the same avatars with every pose slider drawn from its prior
+    P = {n: rig.sample(n, seed=0, pose=True) for n in (2048, 256)}
+    rig.vertices(P[256][:8])  # warm-up: the skinning kernel's compile (cached on disk after the first run)
+    t = interleaved({("posed", n): (lambda n=n: rig.vertices(P[n])) for n in (2048, 256)}
+                    | {("rest", n): (lambda n=n: rig.vertices(S[n])) for n in (2048, 256)}, args.repeats)
+    posed = {n: n / t[("posed", n)] for n in (2048, 256)}
+    for n in (2048, 256):
+        print(f"rig.vertices  batch {n:5d}: {posed[n]:8.0f} meshes/s posed, {n / t[('rest', n)]:6.0f} unposed: "
+              f"posing costs {t[('posed', n)] / t[('rest', n)]:.2f}x (aim <= 2)")
     if args.no_anny:
         return
     run, info = anny_forward(256)
@@ -116,12 +128,14 @@ def main() -> None:
         print(f"anny: skipped ({info})")
         return
     run()  # warm-up
-    t = interleaved({"anny": run, 256: lambda: rig.vertices(S[256])}, args.repeats)  # the same load for both
-    anny_rate, ours_now = 256 / t["anny"], 256 / t[256]
+    t = interleaved({"anny": run, 256: lambda: rig.vertices(S[256]), "posed": lambda: rig.vertices(P[256])},
+                    args.repeats)  # the same load for all
+    anny_rate, ours_now, posed_now = 256 / t["anny"], 256 / t[256], 256 / t["posed"]
     print(f"anny forward  batch   256: {anny_rate:8.0f} meshes/s  ({info})")
     print(f"rig.vertices  batch   256: {ours_now:8.0f} meshes/s  (timed in turn with anny)")
     print(f"ratio rig / anny (256)     : {ours_now / anny_rate:8.2f}  (aim >= 20)")
     print(f"ratio rig (2048) / anny    : {ours[2048] / anny_rate:8.2f}")
+    print(f"posed rig / anny (256)     : {posed_now / anny_rate:8.2f}  (aim >= 5; anny's forward always skins)")
 
 
 if __name__ == "__main__":
