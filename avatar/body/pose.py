@@ -110,7 +110,8 @@ def skin(V: np.ndarray, dA: np.ndarray, t: np.ndarray, influences: np.ndarray, w
 
     G = np.concatenate([dA, t[..., None]], axis=-1).astype(np.float32).reshape(len(V), -1, 12)
     out = np.empty_like(V) if out is None else out
-    skin_kernel(np.ascontiguousarray(V, np.float32), np.ascontiguousarray(G),
+    skin_kernel(V if V.flags.c_contiguous and V.dtype == np.float32 else np.ascontiguousarray(V, np.float32),
+                np.ascontiguousarray(G),
                 np.ascontiguousarray(influences, np.int32), np.ascontiguousarray(weights, np.float32), out)
     return out
 

@@ -86,10 +86,14 @@ class Posing:
         rows = np.flatnonzero(self.posed_rows(S))
         if not len(rows):
             return
-        heads, tails = ends[rows, 0::2], ends[rows, 1::2]
-        posed = pose.pose_vertices(V[rows], heads, tails, self.angles(S[rows]), self.skeleton)
+        every = len(rows) == len(V)  # then in place: no copies of the chunk (the kernel reads each vertex first)
+        sub = (lambda a: a) if every else (lambda a: a[rows])
+        heads, tails = sub(ends)[:, 0::2], sub(ends)[:, 1::2]
+        posed = pose.pose_vertices(sub(V), heads, tails, self.angles(sub(S)), self.skeleton,
+                                   out=V if every else None)
         posed[:, :, 1] -= posed[:, :body, 1].min(axis=1)[:, None]
-        V[rows] = posed
+        if not every:
+            V[rows] = posed
 
     def joints(self, V: np.ndarray, ends: np.ndarray, S: np.ndarray, body: int) -> np.ndarray:
         """(n, J, 3) float32 bone heads in the pose of ``S`` (rest heads where unposed)."""
