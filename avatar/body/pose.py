@@ -27,12 +27,12 @@ AXES = {"x": 0, "y": 1, "z": 2}
 
 
 def _mm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Stacked 3x3 products, element by element (no BLAS: each avatar's bytes stay its own)."""
-    return np.einsum("...ij,...jk->...ik", a, b, optimize=False)
+    """Stacked 3x3 products: each is its own small product, so an avatar's bytes do not depend on the batch."""
+    return np.matmul(a, b)
 
 
 def _mv(a: np.ndarray, v: np.ndarray) -> np.ndarray:
-    return np.einsum("...ij,...j->...i", a, v, optimize=False)
+    return np.matmul(a, v[..., None])[..., 0]
 
 
 def bone_frames(heads: np.ndarray, tails: np.ndarray, rolls: np.ndarray) -> np.ndarray:
@@ -42,7 +42,7 @@ def bone_frames(heads: np.ndarray, tails: np.ndarray, rolls: np.ndarray) -> np.n
     rolls        : (J,) float         radians about each bone's axis
     returns      : (..., J, 3, 3) float64, columns the bone's x, y, z axes (y from head to tail)
     """
-    d = np.einsum("ij,...j->...i", C, tails - heads)
+    d = _mv(C, tails - heads)
     d = d / np.maximum(np.linalg.norm(d, axis=-1, keepdims=True), 1e-12)
     x, y, z = d[..., 0], d[..., 1], d[..., 2]
     # smallest rotation taking +y onto d: I + [v]x + [v]x^2 / (1 + y), v = y_axis x d = (z, 0, -x);
@@ -60,7 +60,7 @@ def bone_frames(heads: np.ndarray, tails: np.ndarray, rolls: np.ndarray) -> np.n
     c, s = np.cos(rolls), np.sin(rolls)
     roll = np.zeros((len(rolls), 3, 3))
     roll[:, 0, 0], roll[:, 0, 2], roll[:, 1, 1], roll[:, 2, 0], roll[:, 2, 2] = c, s, 1.0, -s, c
-    return np.einsum("ij,...jk->...ik", C.T, _mm(R, roll))
+    return _mm(C.T, _mm(R, roll))
 
 
 def euler_xyz(angles: np.ndarray) -> np.ndarray:
@@ -83,17 +83,26 @@ def skinning_transforms(parents: np.ndarray, levels, heads: np.ndarray, frames: 
     returns : dA (n, J, 3, 3), t (n, J, 3), float64
     """
     eye = np.eye(3)
-    dL = _mm(_mm(frames, local - eye), np.swapaxes(frames, -1, -2))  # R (Q - I) R^T: exactly 0 at rest
-    tL = -_mv(dL, heads)                                              # a rotation about the head
+    turned = np.flatnonzero(np.any(local != eye, axis=(0, 2, 3)))  # the bones some avatar turns
+    dL = np.zeros(frames.shape)
+    tL = np.zeros(heads.shape)
+    F = frames[:, turned]
+    dL[:, turned] = _mm(_mm(F, local[:, turned] - eye), np.swapaxes(F, -1, -2))  # R (Q - I) R^T: 0 at rest
+    tL[:, turned] = -_mv(dL[:, turned], heads[:, turned])                        # a rotation about the head
+    is_turned = np.zeros(len(parents), bool)
+    is_turned[turned] = True
     dA, t = np.empty_like(dL), np.empty_like(tL)
     for level in levels:
         p = parents[level]
         if p[0] < 0:  # the root level
             dA[:, level], t[:, level] = dL[:, level], tL[:, level]
             continue
-        dAp, tp, dl, tl = dA[:, p], t[:, p], dL[:, level], tL[:, level]
-        dA[:, level] = dAp + dl + _mm(dAp, dl)        # (I + dAp)(I + dl) - I
-        t[:, level] = tp + tl + _mv(dAp, tl)          # (I + dAp) tl + tp
+        still, own = level[~is_turned[level]], level[is_turned[level]]
+        dA[:, still], t[:, still] = dA[:, parents[still]], t[:, parents[still]]  # carried by the parent
+        if len(own):
+            dAp, tp, dl, tl = dA[:, parents[own]], t[:, parents[own]], dL[:, own], tL[:, own]
+            dA[:, own] = dAp + dl + _mm(dAp, dl)      # (I + dAp)(I + dl) - I
+            t[:, own] = tp + tl + _mv(dAp, tl)        # (I + dAp) tl + tp
     return dA, t
 
 
