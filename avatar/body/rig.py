@@ -349,9 +349,12 @@ class Rig:
         E[:, :, 1] -= floor[:, None]
         ends = None  # the skeleton's bone ends: regressed from the blended joint cubes (before the floor)
         if ends_out is not None or (posed and self.posing.posed_rows(S).any()):
-            ends = np.empty((n, self._end_regressor.shape[0], 3), np.float32)
-            ends[order] = np.matmul(self._end_regressor, X[:, self._end_rows])
-            ends[order, :, 1] -= floor[:, None]
+            blended = X[:, self._end_index[:, 0]] * self._end_weight[:, 0, None]
+            for k in range(1, self._end_index.shape[1]):
+                blended += X[:, self._end_index[:, k]] * self._end_weight[:, k, None]
+            blended[:, :, 1] -= floor[:, None]
+            ends = np.empty_like(blended)
+            ends[order] = blended
         # back to the callers' order on the floor, a few avatars at a time so that they stay in cache
         for i in range(0, n, 16):
             Xi = X[i:i + 16, :body]
@@ -388,8 +391,14 @@ class Rig:
         position = np.full(len(assets.base_mesh().vertices), -1, np.int64)
         position[self._blend] = np.arange(len(self._blend))
         self._position = position
-        self._end_rows = position[cols]
-        self._end_regressor = np.asarray(reg[:, cols].todense(), np.float32)  # (2J, c)
+        # each bone end as at most 8 (blend row, weight) pairs, padded with weight 0: a fixed order of sums
+        csr = self.posing.skeleton.regressor.tocsr()
+        width = int(np.diff(csr.indptr).max())
+        self._end_index = np.zeros((csr.shape[0], width), np.int64)
+        self._end_weight = np.zeros((csr.shape[0], width), np.float32)
+        for r in range(csr.shape[0]):
+            a, b = csr.indptr[r], csr.indptr[r + 1]
+            self._end_index[r, : b - a], self._end_weight[r, : b - a] = position[csr.indices[a:b]], csr.data[a:b]
         from avatar.body.skeleton import proxy_weights
 
         extra = self._blend[len(_blend_index()):]
