@@ -172,6 +172,9 @@ def test_two_workers_write_the_same_bytes_as_one(tmp_path, reference):
     summary = dataset.generate(config(store), workers=2, progress=False)
     assert summary.avatars == N and summary.shards == 3
     same_bytes(reference, store)
+    ds = dataset.open(store)  # "*" varies the pose too: these are posed avatars, byte for byte
+    pose = [j for j, s in enumerate(ds.rig.sliders) if s.pose]
+    assert len(pose) >= 16 and (ds.sliders[:, pose] != 0).mean() > 0.9
 
 
 def test_renders_are_byte_identical_across_worker_counts(tmp_path, rig):
