@@ -99,7 +99,7 @@ def pose_path(pose: str, relative_to: str | None = None):
         return p
     path = pose_dir() / f"{pose}.yaml"
     if not path.is_file():
-        raise ConfigError([Problem(str(relative_to or "<pose>"), None, "pose",
+        raise ConfigError([Problem(str(relative_to or "--pose"), None, "pose",
                                    f"unknown pose {pose!r}{did_you_mean(pose, pose_names())}; "
                                    f"choose one of {', '.join(pose_names())} or give a .yaml file")])
     return path
