@@ -302,3 +302,26 @@ def test_left_and_right_pose_sliders_mirror_each_other(rig):
             err = np.abs(Vl[m] * (-1, 1, 1) - Vr).max()
             assert moved > 0.02 or s.name == "pose.fist_l" and v == 0, (s.name, v)
             assert err <= 0.015 * moved + 5e-4, (s.name, v, err, moved)
+
+
+def test_joints_follow_our_own_deformers(tmp_path):
+    """A `move` deformer (body vertices only) carries the joint cubes inside the region with it."""
+    from avatar.body.rig import load_rig
+
+    rig_yaml = tmp_path / "moved.yaml"
+    rig_yaml.write_text("""name: moved
+template: humanoid
+sliders:
+  arms.lift_elbow:
+    description: Moves the region around the left elbow up.
+    min: 0
+    max: 100
+    default: 0
+    effects: [{deformer: move, at: elbow_l, radius: 0.12, amount: [0, 0.03, 0], side: left}]
+""")
+    rig = load_rig(rig_yaml)
+    J = rig.joints(np.array([[0.0], [100.0]]), posed=False).astype(np.float64)
+    sk = rig.posing.skeleton
+    lift = J[1, :, 1] - J[0, :, 1]
+    assert 0.02 < lift[sk.index("lowerarm01.L")] <= 0.0301   # inside the region: carried up
+    assert abs(lift[sk.index("lowerarm01.R")]) < 1e-6 and abs(lift[sk.index("foot.L")]) < 1e-6

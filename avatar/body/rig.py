@@ -387,7 +387,8 @@ class Rig:
         self.posing = Posing(self.spec, eyes.EYE_SPHERE.vertices.shape[0])
         reg = self.posing.skeleton.regressor.tocsc()
         cols = np.flatnonzero(np.diff(reg.indptr))        # the vertices some bone end uses
-        self._blend = np.concatenate([_blend_index(), np.setdiff1d(cols, _blend_index())])
+        own = _blend_index()
+        self._blend = np.concatenate([own, np.setdiff1d(cols, own)])
         position = np.full(len(assets.base_mesh().vertices), -1, np.int64)
         position[self._blend] = np.arange(len(self._blend))
         self._position = position
@@ -401,8 +402,8 @@ class Rig:
             self._end_index[r, : b - a], self._end_weight[r, : b - a] = position[csr.indices[a:b]], csr.data[a:b]
         from avatar.body.skeleton import proxy_weights
 
-        extra = self._blend[len(_blend_index()):]
-        self._joint_proxy = (np.arange(len(_blend_index()), len(self._blend)),  # our deformers move body
+        extra = self._blend[len(own):]
+        self._joint_proxy = (np.arange(len(own), len(self._blend)),  # our deformers move body
                              proxy_weights(assets.base_mesh().vertices[extra],     # vertices only: the cubes
                                            assets.base_mesh().vertices[: assets.N_BODY]))  # follow the nearest
         b = assets.N_BODY

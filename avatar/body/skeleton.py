@@ -8,9 +8,6 @@ A skeleton is plain data, built once per rig:
   by MPFB's strategies (``CUBE``: the centroid of a ``joint-*`` helper cube;
   ``VERTEX``: one vertex; ``MEAN``: a mean of vertices). MakeHuman's targets
   move the cubes too, so a body's joints are ``regressor @ its vertices``;
-- ``proxy``: the same rows expressed on body vertices only (inverse-distance
-  weights of the 8 nearest body vertices), for fields that move the body but
-  not the helper cubes (our own deformers);
 - ``rolls``: each bone's roll about its own axis, Blender's convention;
 - ``influences`` / ``weights``: the template's skin weights, the 4 largest per
   vertex renormalised to sum to 1 (glTF's ``JOINTS_0``/``WEIGHTS_0`` carry 4,
@@ -44,7 +41,6 @@ class Skeleton:
     parents    : (J,) int64           parent index, -1 for the root
     levels     : tuple of (k,) int64  bone indices by depth: level d holds the bones with d ancestors
     regressor  : scipy CSR (2J, 19158) head (even rows) and tail (odd rows) as means of base.obj vertices
-    proxy      : scipy CSR (2J, 13380) the same points as weighted means of body vertices
     rolls      : (J,) float64          radians
     influences : (V, 4) int64          bone index per template vertex and slot
     weights    : (V, 4) float32        matching weights, each row summing to 1 (unused slots 0)
@@ -55,7 +51,6 @@ class Skeleton:
     parents: np.ndarray
     levels: tuple
     regressor: object
-    proxy: object
     rolls: np.ndarray
     influences: np.ndarray
     weights: np.ndarray
@@ -119,7 +114,8 @@ def _regressor(ends: list[np.ndarray], n: int):
 
 
 def proxy_weights(points: np.ndarray, body: np.ndarray, k: int = 8):
-    """CSR (p, len(body)): each point as inverse-distance weights of its k nearest body vertices."""
+    """CSR (p, len(body)): each point as inverse-distance weights of its k nearest body vertices (the rig
+    moves the joint cubes with our own deformers, which move body vertices only, this way)."""
     from scipy import sparse
     from scipy.spatial import cKDTree
 
@@ -166,7 +162,6 @@ def load(name: str = "default", n_eye: int = 0) -> Skeleton:
     groups, base = assets.vertex_groups(), assets.base_mesh()
     ends = [_end_vertices(bones[b][end], groups) for b in names for end in ("head", "tail")]
     regressor = _regressor(ends, len(base.vertices))
-    proxy = proxy_weights(regressor @ base.vertices, base.vertices[: assets.N_BODY])
     idx, w = _top_weights(raw, names, len(base.vertices))
     eyes = []
     for group in ("helper-l-eye", "helper-r-eye"):  # the eyeball turns rigidly with its helper's main bone
@@ -175,6 +170,6 @@ def load(name: str = "default", n_eye: int = 0) -> Skeleton:
         eyes.append((np.array([np.argmax(mean), 0, 0, 0]), np.array([1.0, 0.0, 0.0, 0.0])))
     influences = np.concatenate([idx[: assets.N_BODY]] + [np.tile(i, (n_eye, 1)) for i, _ in eyes])
     weights = np.concatenate([w[: assets.N_BODY]] + [np.tile(s, (n_eye, 1)) for _, s in eyes])
-    return Skeleton(name, tuple(names), parents, levels, regressor, proxy,
+    return Skeleton(name, tuple(names), parents, levels, regressor,
                     np.array([bones[b]["roll"] for b in names], np.float64),
                     influences, weights.astype(np.float32))
