@@ -184,19 +184,12 @@ def probe_writable(folder: str | Path, tag: str = "probe") -> None:
 SWEEP_FRAMES, SWEEP_FPS = 49, 24.0  # min -> max -> min in 2 s; the odd count puts max on the middle frame
 
 
-def _posed_rig(rig):
-    if getattr(rig, "posing", None) is None:
-        raise ValueError("this rig has no skeleton (its spec names none), so it cannot make a rigged GLB")
-    return rig.posing
-
-
 def rig_skin(rig, values):
     """(rest vertices (V, 3) float64, :class:`avatar.gltf.Skin`) of one avatar of ``rig``."""
     from avatar.gltf import Skin
 
-    posing = _posed_rig(rig)
     x = rig.values(values)
-    return rig.vertices(x, posed=False).astype(np.float64), Skin(posing.skeleton, rig.bound(x))
+    return rig.vertices(x, posed=False).astype(np.float64), Skin(rig.posing.skeleton, rig.bound(x))
 
 
 def readable_values(rig, x) -> dict:
@@ -220,7 +213,7 @@ def pose_sweep_glb(rig, values, slider: str, frames: int = SWEEP_FRAMES, fps: fl
     """
     from avatar.gltf import add_animation, joint_transforms, quaternions
 
-    posing = _posed_rig(rig)
+    posing = rig.posing
     if slider not in rig.slider_names:
         raise ValueError(f"no slider {slider!r}")
     j = rig.slider_names.index(slider)
@@ -232,7 +225,7 @@ def pose_sweep_glb(rig, values, slider: str, frames: int = SWEEP_FRAMES, fps: fl
     base = np.array(rig.values(values), np.float64)
     X = np.repeat(base[None], frames, axis=0)
     X[:, j] = sweep(s.min, s.max, frames)
-    bounds = [rig.bound(x) for x in X]
+    bounds = rig.bounds(X)
     sk = posing.skeleton
     rot, trans = zip(*(joint_transforms(sk.parents, b) for b in bounds))
     rot, trans = np.stack(rot), np.stack(trans)                    # (F, J, 3, 3), (F, J, 3)

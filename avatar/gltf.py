@@ -52,7 +52,8 @@ class Skin:
 
 
 # -- the container -------------------------------------------------------------
-def _pad(data: bytes, fill: bytes) -> bytes:
+def pad(data: bytes, fill: bytes = b"\0") -> bytes:
+    """glTF chunks and buffer views start on 4-byte boundaries."""
     return data + fill * (-len(data) % 4)
 
 
@@ -84,10 +85,10 @@ def unpack(glb: bytes) -> tuple[dict, bytes]:
 
 def pack(tree: dict, binary: bytes) -> bytes:
     """A GLB of a JSON tree and a BIN chunk (JSON padded with spaces, BIN with zeros, to 4 bytes)."""
-    text = _pad(json.dumps(tree, separators=(",", ":")).encode("utf-8"), b" ")
+    text = pad(json.dumps(tree, separators=(",", ":")).encode("utf-8"), b" ")
     chunks = struct.pack("<II", len(text), JSON_CHUNK) + text
     if binary:
-        binary = _pad(bytes(binary), b"\0")
+        binary = pad(bytes(binary), b"\0")
         chunks += struct.pack("<II", len(binary), BIN_CHUNK) + binary
     return struct.pack("<III", MAGIC, VERSION, 12 + len(chunks)) + chunks
 

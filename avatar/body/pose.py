@@ -123,11 +123,3 @@ def skin(V: np.ndarray, dA: np.ndarray, t: np.ndarray, influences: np.ndarray, w
                 np.ascontiguousarray(G),
                 np.ascontiguousarray(influences, np.int32), np.ascontiguousarray(weights, np.float32), out)
     return out
-
-
-def pose_vertices(V: np.ndarray, heads: np.ndarray, tails: np.ndarray, angles: np.ndarray, skeleton,
-                  out: np.ndarray | None = None) -> np.ndarray:
-    """Steps 2-5 for avatars with rest vertices ``V`` (n, N, 3), joints (n, J, 3) and angles (n, J, 3) radians."""
-    frames = bone_frames(heads, tails, skeleton.rolls)
-    dA, t = skinning_transforms(skeleton.parents, skeleton.levels, heads, frames, euler_xyz(angles))
-    return skin(V, dA, t, skeleton.influences, skeleton.weights, out)

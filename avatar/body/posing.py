@@ -78,51 +78,53 @@ class Posing:
         """(n,) bool: the avatars with some pose slider away from 0."""
         return np.any(np.atleast_2d(S)[:, self.columns] != 0, axis=1)
 
+    def _posed(self, V: np.ndarray, ends: np.ndarray, S: np.ndarray, body: int, out=None):
+        """Steps 2-4 for rest vertices ``V`` (n, N, 3) with rest bone ends ``ends`` (n, 2J, 3).
+
+        Returns posed vertices (n, N, 3) float32 on the floor (into ``out`` when given, which may be
+        ``V``), rest heads (n, J, 3), frames (n, J, 3, 3), transforms dA (n, J, 3, 3), t (n, J, 3) and
+        the floor lifts (n,).
+        """
+        sk = self.skeleton
+        heads, tails = ends[:, 0::2].astype(np.float64), ends[:, 1::2].astype(np.float64)
+        frames = pose.bone_frames(heads, tails, sk.rolls)
+        dA, t = pose.skinning_transforms(sk.parents, sk.levels, heads, frames, pose.euler_xyz(self.angles(S)))
+        posed = pose.skin(V, dA, t, sk.influences, sk.weights, out)
+        lift = -posed[:, :body, 1].min(axis=1)
+        posed[:, :, 1] += lift[:, None]
+        return posed, heads, frames, dA, t, lift
+
     def apply(self, V: np.ndarray, ends: np.ndarray, S: np.ndarray, body: int) -> None:
         """Steps 2-4 in place on rest vertices ``V`` (n, N, 3) float32 with rest bone ends ``ends`` (n, 2J, 3).
 
         ``body``: the body's vertex count (the floor is the body's lowest point).
         """
         rows = np.flatnonzero(self.posed_rows(S))
-        if not len(rows):
-            return
-        every = len(rows) == len(V)  # then in place: no copies of the chunk (the kernel reads each vertex first)
-        sub = (lambda a: a) if every else (lambda a: a[rows])
-        heads, tails = sub(ends)[:, 0::2], sub(ends)[:, 1::2]
-        posed = pose.pose_vertices(sub(V), heads, tails, self.angles(sub(S)), self.skeleton,
-                                   out=V if every else None)
-        posed[:, :, 1] -= posed[:, :body, 1].min(axis=1)[:, None]
-        if not every:
-            V[rows] = posed
+        if len(rows) == len(V):  # in place: no copies of the chunk (the kernel reads each vertex first)
+            self._posed(V, ends, S, body, out=V)
+        elif len(rows):
+            V[rows] = self._posed(V[rows], ends[rows], S[rows], body)[0]
 
     def joints(self, V: np.ndarray, ends: np.ndarray, S: np.ndarray, body: int) -> np.ndarray:
         """(n, J, 3) float32 bone heads in the pose of ``S`` (rest heads where unposed)."""
-        heads = ends[:, 0::2].astype(np.float64)
-        out = heads.astype(np.float32)
+        out = np.ascontiguousarray(ends[:, 0::2], np.float32)
         rows = np.flatnonzero(self.posed_rows(S))
         if len(rows):
-            b = self.bind(V[rows], ends[rows], S[rows], body)
-            out[rows] = b[0]
+            out[rows] = self.bind(V[rows], ends[rows], S[rows], body)[0]
         return out
 
     def bind(self, V: np.ndarray, ends: np.ndarray, S: np.ndarray, body: int):
-        """Posed heads (n, J, 3), world transforms dA (n, J, 3, 3), t (n, J, 3) and floor shifts (n, 3)."""
-        sk = self.skeleton
-        heads, tails = ends[:, 0::2].astype(np.float64), ends[:, 1::2].astype(np.float64)
-        frames = pose.bone_frames(heads, tails, sk.rolls)
-        dA, t = pose.skinning_transforms(sk.parents, sk.levels, heads, frames, pose.euler_xyz(self.angles(S)))
-        posed = pose.skin(V, dA, t, sk.influences, sk.weights)
+        """Posed heads (n, J, 3) float32, world transforms dA (n, J, 3, 3), t (n, J, 3) and floor shifts (n, 3)."""
+        _, heads, _, dA, t, lift = self._posed(V, ends, S, body)
         shift = np.zeros((len(V), 3))
-        shift[:, 1] = -posed[:, :body, 1].min(axis=1)
+        shift[:, 1] = lift
         moved = heads + np.einsum("...ij,...j->...i", dA, heads) + t + shift[:, None]
         return moved.astype(np.float32), dA, t, shift
 
     def bound(self, v: np.ndarray, ends: np.ndarray, s: np.ndarray, body: int) -> Bound:
         """The skeleton of one avatar (rest vertices ``v`` (N, 3), ends (2J, 3), sliders ``s`` (P,))."""
-        heads, tails = ends[0::2].astype(np.float64), ends[1::2].astype(np.float64)
-        frames = pose.bone_frames(heads, tails, self.skeleton.rolls)
+        _, heads, frames, _, _, lift = self._posed(v[None], ends[None], s[None], body)
+        tails = ends[1::2].astype(np.float64)
         local = pose.euler_xyz(self.angles(s[None])[0])
-        shift = np.zeros(3)
-        if self.posed_rows(s[None])[0]:
-            shift = self.bind(v[None], ends[None], s[None], body)[3][0]
-        return Bound(heads, tails, frames, local, shift)
+        shift = np.array([0.0, float(lift[0]) if self.posed_rows(s[None])[0] else 0.0, 0.0])
+        return Bound(heads[0], tails, frames[0], local, shift)

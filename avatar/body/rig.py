@@ -237,33 +237,35 @@ class Rig:
         return out[0] if single else out
 
     # -- skeleton --------------------------------------------------------
-    def rest_ends(self, S) -> np.ndarray:
-        """(n, 2J, 3) float32 bone heads (even rows) and tails (odd rows) of the rest pose, standing on y = 0."""
-        S = np.atleast_2d(self.values(S))
-        out = np.empty((len(S), self.n_vertices, 3), np.float32)
-        ends = np.empty((len(S), 2 * self.posing.n_bones, 3), np.float32)
-        for i in range(0, len(S), 1024):
-            self._chunk(S[i:i + 1024], out[i:i + 1024], False, ends[i:i + 1024])
-        return ends
-
-    def joints(self, S, posed: bool = True) -> np.ndarray:
-        """(n, J, 3) float32 bone heads (``rig.posing.skeleton.names``), in the pose of ``S`` or at rest."""
-        S = np.atleast_2d(self.values(S))
+    def _rest(self, S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Rest vertices (n, V, 3) and rest bone ends (n, 2J, 3), float32, of checked values ``S`` (n, P)."""
         V = np.empty((len(S), self.n_vertices, 3), np.float32)
         ends = np.empty((len(S), 2 * self.posing.n_bones, 3), np.float32)
         for i in range(0, len(S), 1024):
             self._chunk(S[i:i + 1024], V[i:i + 1024], False, ends[i:i + 1024])
+        return V, ends
+
+    def rest_ends(self, S) -> np.ndarray:
+        """(n, 2J, 3) float32 bone heads (even rows) and tails (odd rows) of the rest pose, standing on y = 0."""
+        return self._rest(np.atleast_2d(self.values(S)))[1]
+
+    def joints(self, S, posed: bool = True) -> np.ndarray:
+        """(n, J, 3) float32 bone heads (``rig.posing.skeleton.names``), in the pose of ``S`` or at rest."""
+        S = np.atleast_2d(self.values(S))
+        V, ends = self._rest(S)
         if not posed:
             return np.ascontiguousarray(ends[:, 0::2])
         return self.posing.joints(V, ends, S, assets.N_BODY)
 
     def bound(self, values):
         """One avatar's skeleton at rest and in its pose (:class:`avatar.body.posing.Bound`), for a rigged GLB."""
-        x = self.values(self.defaults() if values is None else values)
-        v = np.empty((1, self.n_vertices, 3), np.float32)
-        ends = np.empty((1, 2 * self.posing.n_bones, 3), np.float32)
-        self._chunk(x[None], v, False, ends)
-        return self.posing.bound(v[0], ends[0], x, assets.N_BODY)
+        return self.bounds(self.defaults() if values is None else values)[0]
+
+    def bounds(self, S) -> list:
+        """:meth:`bound` of every row of ``S`` (n, P), their rest shapes blended in one batch."""
+        S = np.atleast_2d(self.values(S))
+        V, ends = self._rest(S)
+        return [self.posing.bound(v, e, x, assets.N_BODY) for v, e, x in zip(V, ends, S)]
 
     def textures(self, S, size: int = 512) -> np.ndarray:
         """(n, size, size, 3) uint8 UV textures for slider values ``S`` (n, P); (size, size, 3) for (P,)."""

@@ -23,8 +23,10 @@ from functools import lru_cache
 import numpy as np
 
 from avatar.body import assets
+from avatar.spec.config import did_you_mean
+from avatar.spec.pose import SKELETON_FILES
 
-SKELETONS = {"default": "rig.default.json", "game_engine": "rig.game_engine.json"}
+SKELETONS = SKELETON_FILES  # name -> file in rigs/standard
 INFLUENCES = 4  # per vertex, as glTF's JOINTS_0 / WEIGHTS_0
 
 
@@ -59,11 +61,7 @@ class Skeleton:
         try:
             return self.names.index(bone)
         except ValueError:
-            import difflib
-
-            near = difflib.get_close_matches(bone, self.names, n=1)
-            hint = f" (did you mean {near[0]!r}?)" if near else ""
-            raise SkeletonError(f"the {self.name} skeleton has no bone {bone!r}{hint}") from None
+            raise SkeletonError(f"the {self.name} skeleton has no bone {bone!r}{did_you_mean(bone, self.names)}") from None
 
     def descendants(self, j: int) -> np.ndarray:
         """(k,) int: bone ``j`` and every bone below it."""
@@ -144,11 +142,8 @@ def _top_weights(raw: dict, names: list[str], n: int) -> tuple[np.ndarray, np.nd
 def load(name: str = "default", n_eye: int = 0) -> Skeleton:
     """Skeleton ``name`` bound to a template of the body plus two eyeballs of ``n_eye`` vertices each."""
     if name not in SKELETONS:
-        import difflib
-
-        near = difflib.get_close_matches(name, SKELETONS, n=1)
-        hint = f" (did you mean {near[0]!r}?)" if near else ""
-        raise SkeletonError(f"unknown skeleton {name!r}{hint}; choose one of {', '.join(SKELETONS)}")
+        raise SkeletonError(f"unknown skeleton {name!r}{did_you_mean(name, SKELETONS)}; "
+                            f"choose one of {', '.join(SKELETONS)}")
     folder = assets.data_dir() / "rigs" / "standard"
     bones = json.loads((folder / SKELETONS[name]).read_text())
     raw = json.loads((folder / f"weights.{name}.json").read_text())["weights"]

@@ -304,8 +304,6 @@ def _pose_sweep(args) -> int:
     if not (args.texture_size == 0 or 16 <= args.texture_size <= 4096):
         raise usage(f"--texture-size must be 0 (none) or 16 to 4096 pixels, got {args.texture_size}")
     rig = _rig(args)
-    if getattr(rig, "posing", None) is None:
-        raise usage("this rig has no skeleton, so it has no pose sliders to sweep")
     if args.pose_sweep not in rig.slider_names:
         from avatar.spec.config import did_you_mean
 

@@ -27,23 +27,19 @@ def _check_output(path: str) -> Path:
 
 
 def _write(rig, values: np.ndarray, out: Path, texture_size: int = 1024) -> None:
-    from avatar.export import write_mesh
-
-    readable = {s.name: s.readable(v) for s, v in zip(rig.sliders, values)}
     from avatar.body.measure import summary
+    from avatar.export import readable_values, rig_skin, write_mesh
 
     suffix = out.suffix.lower()
     texture = rig.textures(values, texture_size) if suffix not in (".ply", ".mhm") else None
-    rest = rig.vertices(values, posed=False)  # stature and mass are measured standing at rest
-    skin = None
     if suffix == ".glb":  # rigged: the rest shape is the bind pose and the pose lives in the joints
-        from avatar.gltf import Skin
-
-        vertices, skin = rest, Skin(rig.posing.skeleton, rig.bound(values))
+        rest, skin = rig_skin(rig, values)
+        vertices = rest
     else:
-        vertices = rig.vertices(values)
-    for path in write_mesh(out, vertices, rig.template, readable, texture, spec=rig.spec, skin=skin):
-        print(f"wrote {path} ({summary(rest[None], rig.template)[0]})")
+        rest, skin, vertices = rig.vertices(values, posed=False), None, rig.vertices(values)
+    for path in write_mesh(out, vertices, rig.template, readable_values(rig, values), texture, spec=rig.spec,
+                           skin=skin):
+        print(f"wrote {path} ({summary(rest[None], rig.template)[0]})")  # stature and mass stand at rest
 
 
 # -- commands ----------------------------------------------------------------

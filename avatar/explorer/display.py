@@ -10,12 +10,11 @@ reuses the texture's encoded image until a skin or tattoo slider changes it.
 from __future__ import annotations
 
 import io
-import json
-import struct
 
 import numpy as np
 
 from avatar.body.template import VertexNormals
+from avatar.gltf import pack, pad as _pad
 
 _FLOAT, _USHORT, _UINT = 5126, 5123, 5125
 _ARRAY_BUFFER, _ELEMENT_ARRAY_BUFFER = 34962, 34963
@@ -105,14 +104,4 @@ class DisplayMesh:
                         textures=[{"sampler": 0, "source": 0}])
         else:
             pbr["baseColorFactor"] = [0.80, 0.64, 0.54, 1.0]
-        header = _pad(json.dumps(gltf, separators=(",", ":")).encode(), b" ")
-        body = b"".join(chunks)
-        total = 12 + 8 + len(header) + 8 + len(body)
-        return b"".join([struct.pack("<4sII", b"glTF", 2, total),
-                         struct.pack("<I4s", len(header), b"JSON"), header,
-                         struct.pack("<I4s", len(body), b"BIN\x00"), body])
-
-
-def _pad(data: bytes, fill: bytes = b"\x00") -> bytes:
-    """glTF chunks and buffer views start on 4-byte boundaries."""
-    return data + fill * (-len(data) % 4)
+        return pack(gltf, b"".join(chunks))
