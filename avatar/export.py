@@ -23,7 +23,7 @@ SKIN_RGBA = (0.80, 0.64, 0.54, 1.0)  # base colour of a mesh exported without it
 
 def write_mesh(path: str | Path, vertices: np.ndarray, template: Template,
                sliders: dict[str, object] | None = None, texture: np.ndarray | None = None,
-               spec=None, skin=None) -> list[Path]:
+               spec=None, skin=None, morphs=None) -> list[Path]:
     """Write one avatar; returns the files written.
 
     vertices : (V, 3) solid positions in metres; texture : (H, W, 3) uint8 or
@@ -35,6 +35,9 @@ def write_mesh(path: str | Path, vertices: np.ndarray, template: Template,
     skin : an :class:`avatar.gltf.Skin` (skeleton and bound pose) makes a
     rigged GLB (docs/rigging.md); ``vertices`` are then the *rest* shape, the
     bind pose, and the pose travels in the joints. Only GLB holds a skin.
+
+    morphs : an :class:`avatar.morphs.Morphs` adds its named morph targets (docs/morphs.md);
+    ``vertices`` are then its base shape (every target at weight 0). Only GLB holds morphs.
     """
     from avatar.checks import check_finite
 
@@ -46,8 +49,10 @@ def write_mesh(path: str | Path, vertices: np.ndarray, template: Template,
     vertices, sliders = np.asarray(vertices, np.float64), sliders or {}
     if skin is not None and suffix != ".glb":
         raise ValueError(f"{path}: only GLB holds a skeleton; write a .glb for a rigged avatar")
+    if morphs is not None and suffix != ".glb":
+        raise ValueError(f"{path}: only GLB holds morph targets; write a .glb")
     if suffix == ".glb":
-        _atomic_write(path, _glb_bytes(vertices, template, sliders, texture, skin))
+        _atomic_write(path, _glb_bytes(vertices, template, sliders, texture, skin, morphs))
         return [path]
     if suffix == ".ply":
         _atomic_write(path, _ply_bytes(vertices, template, sliders))
@@ -103,8 +108,9 @@ def _atomic_write(path: Path, data: bytes) -> None:
     atomic_write(path, lambda f: f.write(data))
 
 
-def _glb_bytes(vertices, template: Template, sliders, texture=None, skin=None) -> bytes:
-    """A GLB of the seam-split mesh; rigged (joints, skin, JOINTS_0/WEIGHTS_0) when ``skin`` is given."""
+def _glb_bytes(vertices, template: Template, sliders, texture=None, skin=None, morphs=None) -> bytes:
+    """A GLB of the seam-split mesh; rigged (joints, skin, JOINTS_0/WEIGHTS_0) when ``skin`` is given,
+    with morph targets when ``morphs`` (an :class:`avatar.morphs.Morphs`) is."""
     import trimesh
 
     scene = trimesh.Scene({"avatar": textured_mesh(vertices, template, texture)})
@@ -112,14 +118,21 @@ def _glb_bytes(vertices, template: Template, sliders, texture=None, skin=None) -
 
     def add_extras(tree: dict) -> None:
         tree["extras"] = extras
+        tree.setdefault("asset", {})["generator"] = "avatar (trimesh)"  # no URL: the web creator holds none
 
     glb = trimesh.exchange.gltf.export_glb(scene, include_normals=True, tree_postprocessor=add_extras)
-    if skin is None:
-        return glb
-    from avatar.gltf import add_skin
+    if skin is not None:
+        from avatar.gltf import add_skin
 
-    sk, index = skin.skeleton, template.export_index
-    return add_skin(glb, sk.names, sk.parents, skin.bound, sk.influences[index], sk.weights[index])
+        sk, index = skin.skeleton, template.export_index
+        glb = add_skin(glb, sk.names, sk.parents, skin.bound, sk.influences[index], sk.weights[index])
+    if morphs is not None:
+        from avatar.gltf import add_morphs
+        from avatar.morphs import export_targets
+
+        positions, normals = export_targets(morphs, template)
+        glb = add_morphs(glb, morphs.names, positions, normals, morphs.weights, morphs.extras)
+    return glb
 
 
 def _obj_bytes(vertices, template: Template, sliders, mtl_name: str | None = None) -> bytes:

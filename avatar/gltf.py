@@ -96,6 +96,17 @@ def pack(tree: dict, binary: bytes) -> bytes:
 def _append(tree: dict, binary: bytearray, array: np.ndarray, kind: str, component: int,
             target: int | None = None, bounds: bool = False) -> int:
     """Append ``array`` to the BIN chunk as a new buffer view and accessor; returns the accessor index."""
+    accessor = {"bufferView": _append_view(tree, binary, array, component, target), "componentType": component,
+                "count": int(len(array)), "type": kind}
+    if bounds:
+        flat = np.asarray(array, np.float64).reshape(len(array), -1)
+        accessor["min"], accessor["max"] = flat.min(0).tolist(), flat.max(0).tolist()
+    tree.setdefault("accessors", []).append(accessor)
+    return len(tree["accessors"]) - 1
+
+
+def _append_view(tree: dict, binary: bytearray, array: np.ndarray, component: int, target: int | None = None) -> int:
+    """Append ``array`` to the BIN chunk as a new buffer view (4-byte aligned); returns the view's index."""
     data = np.ascontiguousarray(array, _DTYPES[component]).tobytes()
     binary.extend(b"\0" * (-len(binary) % 4))  # every view starts 4-byte aligned
     view = {"buffer": 0, "byteOffset": len(binary), "byteLength": len(data)}
@@ -106,13 +117,7 @@ def _append(tree: dict, binary: bytearray, array: np.ndarray, kind: str, compone
     buffers = tree.setdefault("buffers", [{}])
     if not buffers:
         buffers.append({})
-    accessor = {"bufferView": len(tree["bufferViews"]) - 1, "componentType": component,
-                "count": int(len(array)), "type": kind}
-    if bounds:
-        flat = np.asarray(array, np.float64).reshape(len(array), -1)
-        accessor["min"], accessor["max"] = flat.min(0).tolist(), flat.max(0).tolist()
-    tree.setdefault("accessors", []).append(accessor)
-    return len(tree["accessors"]) - 1
+    return len(tree["bufferViews"]) - 1
 
 
 def _finish(tree: dict, binary: bytearray) -> bytes:
@@ -310,19 +315,129 @@ def add_animation(glb: bytes, name: str, times: np.ndarray, node_rotations: dict
 
 # -- reading back ------------------------------------------------------------
 def accessor(tree: dict, binary: bytes, index: int) -> np.ndarray:
-    """Accessor ``index`` as an array (count,) or (count, k) (byte strides honoured; no sparse)."""
+    """Accessor ``index`` as an array (count,) or (count, k) (byte strides honoured; sparse accessors
+    applied over their bufferView, or over zeros without one, as glTF says)."""
     acc = tree["accessors"][index]
-    if "sparse" in acc:
-        raise GLBError("sparse accessors are not read")
     k, dtype = _COMPONENTS[acc["type"]], np.dtype(_DTYPES[acc["componentType"]])
-    view = tree["bufferViews"][acc["bufferView"]]
-    start = view.get("byteOffset", 0) + acc.get("byteOffset", 0)
-    stride = view.get("byteStride", k * dtype.itemsize)
     n = acc["count"]
+    if "bufferView" in acc:
+        out = _view(tree, binary, acc["bufferView"], acc.get("byteOffset", 0), n, k, dtype)
+    else:
+        out = np.zeros((n, k), dtype)
+    sparse = acc.get("sparse")
+    if sparse:
+        m = sparse["count"]
+        ind, val = sparse["indices"], sparse["values"]
+        idx = _view(tree, binary, ind["bufferView"], ind.get("byteOffset", 0), m, 1,
+                    np.dtype(_DTYPES[ind["componentType"]]))[:, 0].astype(np.int64)
+        if m and (idx.min() < 0 or idx.max() >= n or np.any(np.diff(idx) <= 0)):
+            raise GLBError(f"accessor {index}: sparse indices must increase strictly inside 0..{n - 1}")
+        out[idx] = _view(tree, binary, val["bufferView"], val.get("byteOffset", 0), m, k, dtype)
+    return out[:, 0] if k == 1 else out
+
+
+def _view(tree: dict, binary: bytes, view_index: int, offset: int, n: int, k: int, dtype) -> np.ndarray:
+    view = tree["bufferViews"][view_index]
+    start = view.get("byteOffset", 0) + offset
+    stride = view.get("byteStride", k * dtype.itemsize)
     raw = np.frombuffer(binary, np.uint8, count=(n - 1) * stride + k * dtype.itemsize if n else 0, offset=start)
     out = np.lib.stride_tricks.as_strided(raw, (n, k * dtype.itemsize), (stride, 1)).copy()
-    out = out.view(dtype).reshape(n, k)
-    return out[:, 0] if k == 1 else out
+    return out.view(dtype).reshape(n, k)
+
+
+def morph_targets(glb: bytes) -> tuple[list[str], np.ndarray, dict]:
+    """(names, default weights (T,), {attribute: (T, V, k) deltas}) of the GLB's one mesh, from the file."""
+    tree, binary = unpack(glb)
+    mesh = tree["meshes"][tree["nodes"][_mesh_node(tree)]["mesh"]]
+    targets = mesh["primitives"][0].get("targets", [])
+    names = list((mesh.get("extras") or {}).get("targetNames", [f"target{i}" for i in range(len(targets))]))
+    weights = np.asarray(mesh.get("weights", [0.0] * len(targets)), np.float64)
+    arrays = {}
+    for attr in sorted({a for t in targets for a in t}):
+        arrays[attr] = np.stack([accessor(tree, binary, t[attr]) for t in targets])
+    return names, weights, arrays
+
+
+def morphed_positions(glb: bytes, weights=None) -> np.ndarray:
+    """(V, 3) float64 POSITION plus the weighted morph targets (the file's weights by default), unskinned."""
+    tree, binary = unpack(glb)
+    node = tree["nodes"][_mesh_node(tree)]
+    prim = tree["meshes"][node["mesh"]]["primitives"][0]
+    V = accessor(tree, binary, prim["attributes"]["POSITION"]).astype(np.float64)
+    targets = prim.get("targets", [])
+    if targets:
+        w = node.get("weights", tree["meshes"][node["mesh"]].get("weights", [0.0] * len(targets)))
+        w = np.asarray(w if weights is None else weights, np.float64)
+        if w.shape != (len(targets),):
+            raise GLBError(f"expected {len(targets)} morph weights, got {w.shape}")
+        for i in np.flatnonzero(w):
+            V += w[i] * accessor(tree, binary, targets[i]["POSITION"]).astype(np.float64)
+    return V
+
+
+def add_morphs(glb: bytes, names, positions: np.ndarray, normals: np.ndarray | None = None,
+               weights=None, extras: dict | None = None, sparse_below: float = 0.5) -> bytes:
+    """The GLB with named morph targets on its one mesh (every primitive), before any skinning.
+
+    positions, normals : (T, V, 3) deltas per vertex of the mesh (seam-split vertices, as POSITION)
+    weights            : (T,) default weights (mesh.weights), 0 by default
+    extras             : merged into the root's ``extras.avatar.morphs`` (how weights map to sliders)
+    A target's delta touching fewer than ``sparse_below`` of the vertices is a sparse accessor (its
+    indices and values only); a delta of all zeros is an accessor of zeros with no data at all. Names
+    go to ``mesh.extras.targetNames``, which three.js and Blender's importer read.
+    """
+    tree, binary = unpack(glb)
+    binary = bytearray(binary)
+    names = [str(n) for n in names]
+    if len(set(names)) != len(names):
+        raise GLBError("morph target names must be unique")
+    mesh = tree["meshes"][tree["nodes"][_mesh_node(tree)]["mesh"]]
+    count = tree["accessors"][mesh["primitives"][0]["attributes"]["POSITION"]]["count"]
+    positions = np.asarray(positions, np.float32)
+    T = len(names)
+    if positions.shape != (T, count, 3):
+        raise GLBError(f"positions must be ({T}, {count}, 3), got {positions.shape}")
+    if normals is not None:
+        normals = np.asarray(normals, np.float32)
+        if normals.shape != positions.shape:
+            raise GLBError(f"normals must be ({T}, {count}, 3), got {normals.shape}")
+    targets = []
+    for t in range(T):
+        target = {"POSITION": _delta_accessor(tree, binary, positions[t], sparse_below)}
+        if normals is not None:
+            target["NORMAL"] = _delta_accessor(tree, binary, normals[t], sparse_below)
+        targets.append(target)
+    for prim in mesh["primitives"]:
+        prim["targets"] = targets
+    mesh["weights"] = [float(w) for w in (np.zeros(T) if weights is None else np.asarray(weights, np.float64))]
+    if len(mesh["weights"]) != T:
+        raise GLBError(f"expected {T} weights, got {len(mesh['weights'])}")
+    mesh.setdefault("extras", {})["targetNames"] = names
+    if extras:
+        tree.setdefault("extras", {}).setdefault("avatar", {}).setdefault("morphs", {}).update(extras)
+    return _finish(tree, binary)
+
+
+def _delta_accessor(tree: dict, binary: bytearray, delta: np.ndarray, sparse_below: float) -> int:
+    """A VEC3 FLOAT accessor of one target's deltas: dense, sparse or all zeros; min and max set."""
+    n = len(delta)
+    touched = np.flatnonzero(np.any(delta != 0, axis=1))
+    accessors = tree.setdefault("accessors", [])
+    if len(touched) >= sparse_below * n:
+        index = _append(tree, binary, delta, "VEC3", FLOAT, ARRAY_BUFFER, bounds=True)
+        return index
+    acc = {"componentType": FLOAT, "count": int(n), "type": "VEC3"}
+    values = delta[touched].astype(np.float64)
+    lo = np.minimum(values.min(0), 0.0) if len(touched) else np.zeros(3)  # untouched vertices are 0
+    hi = np.maximum(values.max(0), 0.0) if len(touched) else np.zeros(3)
+    acc["min"], acc["max"] = [float(np.float32(v)) for v in lo], [float(np.float32(v)) for v in hi]
+    if len(touched):
+        kind = UNSIGNED_SHORT if n <= 65536 else UNSIGNED_INT
+        acc["sparse"] = {"count": int(len(touched)),
+                         "indices": {"bufferView": _append_view(tree, binary, touched, kind), "componentType": kind},
+                         "values": {"bufferView": _append_view(tree, binary, delta[touched], FLOAT)}}
+    accessors.append(acc)
+    return len(accessors) - 1
 
 
 def _local_matrix(node: dict) -> np.ndarray:
@@ -361,11 +476,12 @@ def keyframes(glb: bytes, animation: int = 0) -> tuple[np.ndarray, dict]:
     return times, values
 
 
-def skinned_positions(glb: bytes, keyframe: int | None = None, animation: int = 0) -> np.ndarray:
+def skinned_positions(glb: bytes, keyframe: int | None = None, animation: int = 0, weights=None) -> np.ndarray:
     """(V, 3) float64 positions of the GLB's skinned mesh in its pose: linear blend skinning, as a viewer.
 
     ``v' = sum_k w_k . World(joint_k) . IBM_k . v`` from the file's own node TRS, inverse bind matrices,
-    JOINTS_0, WEIGHTS_0 and POSITION (the mesh node's own transform is ignored, as glTF says).
+    JOINTS_0, WEIGHTS_0 and POSITION (the mesh node's own transform is ignored, as glTF says), after
+    the morph targets at the file's weights (or ``weights``), which glTF applies before skinning.
     ``keyframe``: the pose at that keyframe of ``animation`` instead (its channels replace the nodes'
     rotations, translations and scales).
     """
@@ -379,7 +495,7 @@ def skinned_positions(glb: bytes, keyframe: int | None = None, animation: int = 
         raise GLBError("the mesh node has no skin")
     skin = tree["skins"][node["skin"]]
     attrs = tree["meshes"][node["mesh"]]["primitives"][0]["attributes"]
-    V = accessor(tree, binary, attrs["POSITION"]).astype(np.float64)
+    V = morphed_positions(glb, weights)  # glTF morphs first, then the skin
     joints = accessor(tree, binary, attrs["JOINTS_0"]).astype(np.int64)
     weights = accessor(tree, binary, attrs["WEIGHTS_0"]).astype(np.float64)
     J = len(skin["joints"])

@@ -42,6 +42,8 @@ def register(sub, add) -> None:
     sp.add_argument("-o", "--output", required=True, help="mesh file: .glb, .obj or .ply")
     sp.add_argument("--codes-file", help="instead of --code: a .npy of raw codes (k,) or (n, k); "
                                          "with several rows, -o gets _000, _001, ... suffixes")
+    sp.add_argument("--morphs", action="store_true", help="GLB of the mean avatar with one morph target per "
+                    "component at +1 sd (linear models only; --code sets the weights; docs/morphs.md)")
 
 
 
@@ -152,6 +154,8 @@ def cmd_decode(args) -> int:
     check_output(out, "mesh file")
     f, (name, model) = _load(args.model, args.name)
     k = model.n_components
+    if getattr(args, "morphs", False):
+        return _decode_morphs(args, f, name, model, out)
     if args.codes_file:
         if args.code:
             raise usage("give --code or --codes-file, not both")
@@ -198,6 +202,37 @@ def cmd_decode(args) -> int:
         tex = T[i] if T is not None and out.suffix.lower() != ".ply" else None
         for written in write_mesh(p, V[i], template, info, tex):
             print(f"wrote {written}")
+    return 0
+
+
+def _decode_morphs(args, f, name, model, out: Path) -> int:
+    """``decode --morphs``: the mean avatar with each component at +1 sd as a morph target."""
+    from avatar.export import write_mesh
+    from avatar.morphs import MorphError, latent_morphs
+
+    if out.suffix.lower() != ".glb":
+        raise usage(f"{out}: only GLB holds morph targets; write a .glb with --morphs")
+    if args.codes_file:
+        raise usage("--morphs writes the components as targets; give --code for their weights, not --codes-file")
+    try:
+        sd = parse_code(args.code, model.n_components)
+        template = _template(args, f, model)
+        m = latent_morphs(model, name, len(template.vertices))
+    except (ValueError, MorphError) as err:
+        raise usage(str(err)) from None
+    for i, v in sd.items():
+        m.weights[i] = v
+    made_on = (f.metadata.get("dataset") or {}).get("template_sha256")
+    if made_on and made_on != template.faces_sha256:
+        raise usage(f"{args.model}: fitted on avatars of another template than this version's body "
+                    "(MakeHuman's hm08 mesh); refit it on a dataset made now (`avatar fit`)")
+    info = {"latent_model": name, "latent_kind": model.kind, "latent_request": args.code or "the mean",
+            "model_file": str(args.model)}
+    parts = model.features_.inverse(model.inverse_transform(model.code_mean_[None]))
+    texture = parts["textures"][0] if "textures" in parts else None  # the mean avatar's (textures are not morphs)
+    for written in write_mesh(out, m.base, template, info, texture, morphs=m):
+        print(f"wrote {written}: the mean avatar and {len(m.names)} morph targets ({', '.join(m.names[:3])}"
+              f"{', ...' if len(m.names) > 3 else ''}), weights in sd of the training codes")
     return 0
 
 

@@ -74,6 +74,8 @@ def _parser() -> argparse.ArgumentParser:
     sp.add_argument("-o", "--output", required=True)
     sp.add_argument("--pose", help="a pose preset (a-pose, t-pose, relaxed, walk, seated, or a YAML file): "
                                    "sets every pose slider")
+    sp.add_argument("--morphs", help="GLB only: these sliders as named morph targets: groups or sliders "
+                                     "(face,nose,ears) or all (docs/morphs.md)")
 
     sp = add("random", rig.cmd_random, "Build a random avatar (sliders drawn from their distributions).")
     sp.add_argument("--seed", type=int, default=0)
@@ -110,4 +112,7 @@ def _parser() -> argparse.ArgumentParser:
     from avatar.cli.explore import register as register_explorer
 
     register_explorer(sub, add)  # explore
+    from avatar.cli.webapp import register as register_webapp
+
+    register_webapp(sub, add)  # webapp
     return p

@@ -26,7 +26,7 @@ def _check_output(path: str) -> Path:
     return check_output(out, "mesh file")
 
 
-def _write(rig, values: np.ndarray, out: Path, texture_size: int = 1024) -> None:
+def _write(rig, values: np.ndarray, out: Path, texture_size: int = 1024, morphs=None) -> None:
     from avatar.body.measure import summary
     from avatar.export import readable_values, rig_skin, write_mesh
 
@@ -34,11 +34,11 @@ def _write(rig, values: np.ndarray, out: Path, texture_size: int = 1024) -> None
     texture = rig.textures(values, texture_size) if suffix not in (".ply", ".mhm") else None
     if suffix == ".glb":  # rigged: the rest shape is the bind pose and the pose lives in the joints
         rest, skin = rig_skin(rig, values)
-        vertices = rest
+        vertices = rest if morphs is None else morphs.base  # morphed: the avatar is base + default weights
     else:
         rest, skin, vertices = rig.vertices(values, posed=False), None, rig.vertices(values)
     for path in write_mesh(out, vertices, rig.template, readable_values(rig, values), texture, spec=rig.spec,
-                           skin=skin):
+                           skin=skin, morphs=morphs):
         print(f"wrote {path} ({summary(rest[None], rig.template)[0]})")  # stature and mass stand at rest
 
 
@@ -87,7 +87,12 @@ def cmd_make(args) -> int:
     from avatar.spec.pose import with_pose
 
     values = with_pose(rig.spec, preset_vector(rig.spec, args.preset), args.pose)
-    _write(rig, values, out)
+    morphs = None
+    if args.morphs is not None:  # docs/morphs.md
+        from avatar.morphs import cli_morphs
+
+        morphs = cli_morphs(rig, values, args.morphs, out)
+    _write(rig, values, out, morphs=morphs)
     return 0
 
 
