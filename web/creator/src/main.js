@@ -1,0 +1,139 @@
+// The static character creator that `avatar webapp` writes (docs/morphs.md).
+//
+// The avatar is one GLB whose morph targets are the rig's sliders (and a latent model's components);
+// moving a slider sets its targets' weights by the rig's rule (see weights.js). The GLB and the page's
+// configuration arrive in avatar-data.js as `window.AVATAR = {config, glb}` (base64), so the page works
+// from file:// with no request at all, and offline: three.js is bundled into creator.js.
+import * as THREE from "three";
+import { GLTFLoader } from "three/examples/jsm/loaders/GLTFLoader.js";
+import { OrbitControls } from "three/examples/jsm/controls/OrbitControls.js";
+import { buildPanel } from "./panel.js";
+import { presetYaml } from "./preset.js";
+import { sliderWeights } from "./weights.js";
+
+const SKIN = new THREE.Color(0.80, 0.64, 0.54);
+
+function decodeBase64(text) {
+  const bin = atob(text);
+  const bytes = new Uint8Array(bin.length);
+  for (let i = 0; i < bin.length; i++) bytes[i] = bin.charCodeAt(i);
+  return bytes.buffer;
+}
+
+function setup(config, gltf) {
+  const view = document.getElementById("view");
+  const renderer = new THREE.WebGLRenderer({ antialias: true, preserveDrawingBuffer: true });
+  renderer.setPixelRatio(window.devicePixelRatio || 1);
+  renderer.outputColorSpace = THREE.SRGBColorSpace;
+  view.appendChild(renderer.domElement);
+  const scene = new THREE.Scene();
+  scene.background = new THREE.Color(0xeceae6);
+  scene.add(new THREE.HemisphereLight(0xffffff, 0x8a8070, 1.6));
+  const key = new THREE.DirectionalLight(0xffffff, 1.8);
+  key.position.set(1.5, 3.0, 2.5);
+  scene.add(key);
+  const rim = new THREE.DirectionalLight(0xffffff, 0.6);
+  rim.position.set(-2.0, 1.5, -2.0);
+  scene.add(rim);
+  const grid = new THREE.GridHelper(4, 16, 0xb0aaa0, 0xd0ccc4);
+  scene.add(grid);
+  scene.add(gltf.scene);
+
+  let mesh = null;
+  gltf.scene.traverse((o) => { if (o.isMesh && o.morphTargetDictionary && !mesh) mesh = o; });
+  if (!mesh) gltf.scene.traverse((o) => { if (o.isMesh && !mesh) mesh = o; });
+  const material = mesh.material;
+  const texture = material.map;
+
+  const box = new THREE.Box3().setFromBufferAttribute(mesh.geometry.attributes.position);
+  const height = box.max.y - box.min.y;
+  const camera = new THREE.PerspectiveCamera(30, 1, 0.01, 100);
+  const target = new THREE.Vector3(0, box.min.y + 0.55 * height, 0);
+  camera.position.set(0, target.y, 2.2 * height + 0.6);
+  const controls = new OrbitControls(camera, renderer.domElement);
+  controls.target.copy(target);
+  controls.update();
+
+  let dirty = true;
+  const render = () => { dirty = true; };
+  controls.addEventListener("change", render);
+  function resize() {
+    const w = view.clientWidth, h = view.clientHeight;
+    renderer.setSize(w, h, false);
+    camera.aspect = w / Math.max(h, 1);
+    camera.updateProjectionMatrix();
+    render();
+  }
+  window.addEventListener("resize", resize);
+  resize();
+  let frames = 0;
+  (function loop() {
+    requestAnimationFrame(loop);
+    if (dirty) {
+      dirty = false;
+      renderer.render(scene, camera);
+      frames++;
+    }
+  })();
+
+  const dict = mesh.morphTargetDictionary || {};
+  const influences = mesh.morphTargetInfluences || [];
+  const values = {};  // slider name -> value (array units), for the exported sliders
+  const latent = {};  // latent target name -> sd
+  for (const g of config.groups) for (const s of g.sliders) values[s.name] = s.value;
+
+  function setSlider(name, v) {
+    const s = config.sliders[name];
+    values[name] = v;
+    const w = sliderWeights(s, v);
+    s.targets.forEach((t, i) => { influences[dict[t]] = w[i]; });
+    render();
+  }
+  function setLatent(name, z) {
+    latent[name] = z;
+    influences[dict[name]] = z;
+    render();
+  }
+  function setTextured(on) {
+    material.map = on ? texture : null;
+    material.color = on ? new THREE.Color(1, 1, 1) : SKIN.clone();
+    material.needsUpdate = true;
+    render();
+  }
+  function yaml() {
+    return presetYaml(config, values, latent);
+  }
+  function download() {
+    const blob = new Blob([yaml()], { type: "application/x-yaml" });
+    const a = document.createElement("a");
+    a.href = URL.createObjectURL(blob);
+    a.download = `${config.name}.yaml`;
+    document.body.appendChild(a);
+    a.click();
+    setTimeout(() => { URL.revokeObjectURL(a.href); a.remove(); }, 0);
+  }
+  const api = {
+    mesh, config, values, latent, setSlider, setLatent, setTextured, yaml, download,
+    weight: (t) => influences[dict[t]],
+    frames: () => frames,
+    hasTexture: !!texture,
+  };
+  buildPanel(document.getElementById("panel"), config, api);
+  window.creator = api;
+  document.body.dataset.ready = "1";
+}
+
+function main() {
+  const data = window.AVATAR;
+  const status = document.getElementById("status");
+  if (!data) {
+    status.textContent = "avatar-data.js is missing: keep the folder that avatar webapp wrote together.";
+    return;
+  }
+  new GLTFLoader().parse(decodeBase64(data.glb), "", (gltf) => {
+    status.remove();
+    setup(data.config, gltf);
+  }, (err) => { status.textContent = `could not read the avatar: ${err && err.message ? err.message : err}`; });
+}
+
+main();
