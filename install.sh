@@ -27,4 +27,12 @@ fi
 if command -v npm >/dev/null && [ ! -d .tools/node_modules/gltf-validator ]; then
   npm install --silent --prefix .tools --no-audit --no-fund gltf-validator@2.0.0-dev.3.10 >/dev/null
 fi
+# The web creator's bundle (avatar webapp, docs/morphs.md): three.js and web/creator/src, bundled by esbuild
+# into avatar/webapp/dist/creator.js (both folders are gitignored; the lockfile pins every version).
+if command -v npm >/dev/null; then
+  if [ ! -f web/creator/node_modules/.package-lock.json ] || [ web/creator/package-lock.json -nt web/creator/node_modules/.package-lock.json ]; then
+    npm ci --silent --prefix web/creator --no-audit --no-fund >/dev/null
+  fi
+  npm run --silent --prefix web/creator build >/dev/null 2>&1 || npm run --prefix web/creator build
+fi
 echo "installed: .venv/bin/avatar"
