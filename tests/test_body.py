@@ -6,7 +6,7 @@ import pytest
 
 import avatar
 from avatar.body import assets, catalogue, eyes, macros
-from avatar.body.measure import mass_kg, stature_cm, volume_litres
+from avatar.measure.body import mass_kg, stature_cm, volume_litres
 from avatar.body.targets import default_targets
 from avatar.cli.main import main
 from avatar.spec.config import ConfigError

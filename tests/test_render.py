@@ -77,7 +77,7 @@ def test_views_batch_shape_and_head_close_up(rig):
 
 
 def test_silhouette_height_grows_with_body_height(rig):
-    from avatar.body.measure import stature_cm
+    from avatar.measure.body import stature_cm
 
     S = np.stack([rig.values({"body.height": h}) for h in (0, 25, 50, 75, 100)])
     heights_cm = stature_cm(rig.vertices(S), rig.template.n_body)

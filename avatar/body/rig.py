@@ -267,6 +267,43 @@ class Rig:
         V, ends = self._rest(S)
         return [self.posing.bound(v, e, x, assets.N_BODY) for v, e, x in zip(V, ends, S)]
 
+    # -- measurements ----------------------------------------------------
+    @cached_property
+    def ruler(self):
+        """:class:`avatar.measure.Ruler` of configs/measurements/default.yaml on this rig's template."""
+        from avatar.measure import Ruler
+        from avatar.spec.measurements import load_measurements
+
+        return Ruler(self.template, load_measurements())
+
+    def measure(self, S=None, *, vertices=None, posed: bool = False, names=None) -> dict:
+        """{name: (n,) float64} body measurements in cm, kg, litres and kg/m^2 (docs/measure.md).
+
+        Of slider values ``S`` (n, P), at rest unless ``posed``, or of ``vertices``
+        (n, V, 3) of this topology; a (P,) or (V, 3) input gives {name: float}. ``names``
+        limits the work to those measurements.
+        """
+        if (S is None) == (vertices is None):
+            raise TypeError("rig.measure takes slider values S or vertices=, not both")
+        if vertices is None:
+            vertices = self.vertices(S, posed=posed)
+        return self.ruler(vertices, names)
+
+    def solve(self, S, targets: Mapping, free=None) -> np.ndarray:
+        """Slider values like ``S`` with the ``free`` sliders (names or globs) moved so that the
+        measurements hit ``targets`` ({name: value}); see :func:`avatar.measure.solve.solve`."""
+        from avatar.measure.solve import solve
+
+        return solve(self, S, dict(targets), free)
+
+    def preset(self, preset) -> np.ndarray:
+        """(P,) values of a preset (a YAML or .mhm path, or a mapping), its ``measurements:`` solved for."""
+        from avatar.spec.sliders import preset_targets, preset_vector
+
+        x = preset_vector(self.spec, preset)
+        targets, free = preset_targets(self.spec, preset)
+        return self.solve(x, targets, free) if targets else x
+
     def textures(self, S, size: int = 512) -> np.ndarray:
         """(n, size, size, 3) uint8 UV textures for slider values ``S`` (n, P); (size, size, 3) for (P,)."""
         from avatar.skin.texture import textures

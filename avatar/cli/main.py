@@ -34,13 +34,14 @@ def _run(args) -> int:
 
     from avatar.checks import NonFiniteError
     from avatar.dataset.store import DatasetError
+    from avatar.measure.solve import Unreachable
 
     try:
         return args.run(args) or 0
     except ConfigError as err:
         print(str(err), file=sys.stderr)
         return EXIT_USAGE
-    except (UsageError, RenderBackendError, NonFiniteError, DatasetError) as err:  # DatasetError: e.g. a
+    except (UsageError, RenderBackendError, NonFiniteError, DatasetError, Unreachable) as err:  # DatasetError: e.g. a
         # store with damaged metadata, met by any command that opens it (compare, encode, ...)
         print(f"avatar: error: {err}", file=sys.stderr)
         return EXIT_USAGE
@@ -112,6 +113,9 @@ def _parser() -> argparse.ArgumentParser:
     from avatar.cli.explore import register as register_explorer
 
     register_explorer(sub, add)  # explore
+    from avatar.cli.measure import register as register_measure
+
+    register_measure(sub, add)  # measure
     from avatar.cli.webapp import register as register_webapp
 
     register_webapp(sub, add)  # webapp

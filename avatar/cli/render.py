@@ -145,15 +145,13 @@ def _rig(args):
 
 def _one_avatar(args, rig) -> tuple[np.ndarray, str]:
     """(P,) values and a name from a preset path or --seed/--index."""
-    from avatar.spec.sliders import preset_vector
-
     if args.preset and args.seed is not None:
         raise usage("give a preset or --seed, not both")
     from avatar.spec.pose import with_pose
 
     pose = getattr(args, "pose", None)
     if args.preset:
-        values = preset_vector(rig.spec, args.preset)
+        values = rig.preset(args.preset)
         return with_pose(rig.spec, values, pose), Path(args.preset).stem
     if args.seed is None:
         raise usage("give a preset YAML, or --seed (and --index) for a random avatar")
@@ -200,11 +198,10 @@ def pose_sheet(rig, size: int = 256, view: str = "three_quarter"):
     """Every pose preset (columns) on a child, a heavy and a tall body (rows), at one scale."""
     from avatar.body.rig import ROOT
     from avatar.spec.pose import pose_names, with_pose
-    from avatar.spec.sliders import preset_vector
 
     items = []
     for label, file, extra in POSE_BODIES:
-        x = preset_vector(rig.spec, ROOT / "configs" / "avatars" / file)
+        x = rig.preset(ROOT / "configs" / "avatars" / file)
         for k, v in extra.items():
             x[rig.spec.index(k)] = v
         items += [(f"{label}, {p}", with_pose(rig.spec, x, p)) for p in pose_names()]
@@ -212,8 +209,6 @@ def pose_sheet(rig, size: int = 256, view: str = "three_quarter"):
 
 
 def cmd_sheet(args) -> int:
-    from avatar.spec.sliders import preset_vector
-
     out = _check(args.output)
     _check_size(args.size)
     if args.n < 0 or args.seed < 0:
@@ -225,7 +220,7 @@ def cmd_sheet(args) -> int:
     n_cells = args.n + len(args.presets)
     check_memory(f"a sheet of {n_cells:,} avatars", n_cells, args.size, n_cells, len(rig.sliders))
     kw = _kw(args)
-    items = [(Path(p).stem, preset_vector(rig.spec, p)) for p in args.presets]
+    items = [(Path(p).stem, rig.preset(p)) for p in args.presets]
     items += [(f"seed {args.seed} #{i}", v) for i, v in enumerate(rig.sample(args.n, seed=args.seed))]
     if not items:
         raise usage("nothing to show: give --n > 0 or --presets")
@@ -235,7 +230,6 @@ def cmd_sheet(args) -> int:
 
 def cmd_traverse(args) -> int:
     from avatar.rendering.pictures import traversal_strip
-    from avatar.spec.sliders import preset_vector
 
     out = _check(args.output)
     _check_size(args.size)
@@ -252,7 +246,7 @@ def cmd_traverse(args) -> int:
     steps = {"bool": 2, "categorical": len(s.categories or ())}.get(s.kind, args.steps)  # those take all values
     check_memory(f"a strip of {steps:,} steps", steps * n_views, args.size, steps, len(rig.sliders))
     kw = _kw(args)
-    base = preset_vector(rig.spec, args.preset) if args.preset else None
+    base = rig.preset(args.preset) if args.preset else None
     if args.pose:
         from avatar.spec.pose import with_pose
 

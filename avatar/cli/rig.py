@@ -27,7 +27,7 @@ def _check_output(path: str) -> Path:
 
 
 def _write(rig, values: np.ndarray, out: Path, texture_size: int = 1024, morphs=None) -> None:
-    from avatar.body.measure import summary
+    from avatar.measure.body import summary
     from avatar.export import readable_values, rig_skin, write_mesh
 
     suffix = out.suffix.lower()
@@ -59,13 +59,11 @@ def cmd_sliders(args) -> int:
 
     print(slider_table(rows, markdown=args.markdown))
     if args.preset:
-        from avatar.body.measure import summary
+        from avatar.measure.body import summary
         from avatar.body.rig import Rig
         from avatar.body.template import load as load_template
-        from avatar.spec.sliders import preset_vector
-
         rig = Rig(spec, load_template(spec.template))
-        print(f"{args.preset}: {summary(rig.vertices(preset_vector(spec, args.preset))[None], rig.template)[0]}")
+        print(f"{args.preset}: {summary(rig.vertices(rig.preset(args.preset))[None], rig.template)[0]}")
     return 0
 
 
@@ -80,13 +78,11 @@ def _preset_rows(spec, preset, rows):
 
 
 def cmd_make(args) -> int:
-    from avatar.spec.sliders import preset_vector
-
     out = _check_output(args.output)
     rig = _rig(args)
     from avatar.spec.pose import with_pose
 
-    values = with_pose(rig.spec, preset_vector(rig.spec, args.preset), args.pose)
+    values = with_pose(rig.spec, rig.preset(args.preset), args.pose)  # measurements: solved (docs/measure.md)
     morphs = None
     if args.morphs is not None:  # docs/morphs.md
         from avatar.morphs import cli_morphs
@@ -156,11 +152,10 @@ def _default_rig():
 def cmd_demo(args) -> int:
     """Every preset under configs/avatars and a few random avatars, as GLB + PLY."""
     from avatar.body.rig import ROOT
-    from avatar.spec.sliders import preset_vector
 
     rig = _rig(args)
     out = Path(args.out)
-    presets = [(p.stem, preset_vector(rig.spec, p)) for p in sorted((ROOT / "configs" / "avatars").glob("*.yaml"))]
+    presets = [(p.stem, rig.preset(p)) for p in sorted((ROOT / "configs" / "avatars").glob("*.yaml"))]
     for name, values in presets:
         _write(rig, values, out / "presets" / f"{name}.glb")
     S = rig.sample(args.n_random, seed=args.seed)

@@ -40,8 +40,8 @@ SAMPLERS = ("uniform", "prior", "sobol", "latin_hypercube", "grid", "traversal")
 RANDOM_SAMPLERS = ("uniform", "prior", "sobol", "latin_hypercube")
 _KEYS = ("name", "description", "rig", "n", "seed", "sampler", "vary", "base", "correlate", "levels", "steps",
          "outputs", "store", "shard")
-_OUTPUTS = ("vertices", "textures", "renders")
-_OUTPUT_KEYS = {"vertices": ("dtype",), "textures": ("size",), "renders": ("views", "size")}
+_OUTPUTS = ("vertices", "textures", "renders", "measurements")
+_OUTPUT_KEYS = {"vertices": ("dtype",), "textures": ("size",), "renders": ("views", "size"), "measurements": ()}
 VERTEX_DTYPES = ("float32", "float16", "float64")
 MAX_SHARD = 1 << 16
 MAX_N = 1 << 40
@@ -406,6 +406,10 @@ def _outputs(problems: Problems, raw: object) -> dict[str, dict]:
         elif name == "textures":
             size = _whole(problems, path + ("size",), opts.get("size", 256), 8, 4096, "size")
             out[name] = {"size": size}
+        elif name == "measurements":  # every measurement of configs/measurements/default.yaml, at rest
+            from avatar.spec.measurements import load_measurements
+
+            out[name] = {"names": load_measurements().names}
         else:
             size = _whole(problems, path + ("size",), opts.get("size", 128), 16, 4096, "size")
             views = opts.get("views", ["front"])

@@ -106,6 +106,11 @@ def compute_outputs(rig, outputs: dict, S: np.ndarray, first: int = 0, where: st
             out["textures"] = np.concatenate([rig.textures(S[i - a:j - a], size) for i, j in pieces])
         if "renders" in o:
             out["renders"] = _renders(rig, S, a, pieces, o["renders"], out.get("vertices"), out.get("textures"))
+        if "measurements" in o:  # of the rest shape, whatever the pose
+            names = o["measurements"]["names"]
+            M = [rig.measure(S[i - a:j - a], names=names) for i, j in pieces]
+            out["measurements"] = np.concatenate([np.stack([m[k] for k in names], axis=1) for m in M])
+            check_finite(out["measurements"], f"{where}measurements of avatars {a}-{b - 1}")
     return out
 
 

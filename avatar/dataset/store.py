@@ -59,7 +59,7 @@ def read_json(file: Path):
 
 def outputs_of(resolved: dict) -> list[str]:
     """The per-sample arrays a config writes, in the order of ``shard_sha256``'s columns."""
-    return ["sliders", "sliders_normalized"] + [k for k in ("vertices", "textures", "renders")
+    return ["sliders", "sliders_normalized"] + [k for k in ("vertices", "textures", "renders", "measurements")
                                                if k in resolved["outputs"]]
 
 
@@ -76,12 +76,15 @@ def shapes(resolved: dict, n_vertices: int, n_sliders: int) -> dict[str, tuple[t
     if "renders" in o:
         r = o["renders"]["size"]
         out["renders"] = ((len(o["renders"]["views"]), r, r, 3), "uint8", ("view", "image_y", "image_x", "rgb"))
+    if "measurements" in o:
+        out["measurements"] = ((len(o["measurements"]["names"]),), "float64", ("measurement",))
     return out
 
 
 def estimate_bytes(resolved: dict, n_vertices: int, n_sliders: int, rows: int) -> int:
     """A conservative on-disk size for ``rows`` samples (zstd typically does better)."""
-    ratio = {"sliders": 1.0, "sliders_normalized": 1.0, "vertices": 0.75, "textures": 0.5, "renders": 0.5}
+    ratio = {"sliders": 1.0, "sliders_normalized": 1.0, "vertices": 0.75, "textures": 0.5, "renders": 0.5,
+             "measurements": 1.0}
     total = 0
     for name, (shape, dtype, _) in shapes(resolved, n_vertices, n_sliders).items():
         total += int(rows * np.prod(shape) * np.dtype(dtype).itemsize * ratio[name])
@@ -438,6 +441,15 @@ class Dataset:
     @property
     def textures(self):
         return self._lazy("textures")
+
+    @property
+    def measurements(self) -> np.ndarray | None:
+        """(N, M) float64 body measurements at rest (cm, kg, L, kg/m^2), or None when not generated."""
+        return self.group["measurements"][...] if "measurements" in self.group else None
+
+    @property
+    def measurement_names(self) -> list[str]:
+        return list(self.config["outputs"].get("measurements", {}).get("names", []))
 
     @property
     def renders(self):

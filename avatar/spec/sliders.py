@@ -43,7 +43,7 @@ _SLIDER_KEYS = ("label", "description", "kind", "min", "max", "default", "unit",
 # MakeHuman 1.1's macro variables a slider may drive (avatar.body.macros.VARIABLES)
 MACROS = ("gender", "age", "muscle", "weight", "height", "proportions", "cupsize", "firmness",
           "african", "asian", "caucasian")
-_PRESET_KEYS = ("name", "description", "pose", "sliders")
+_PRESET_KEYS = ("name", "description", "pose", "sliders", "measurements", "free")
 _SLIDER_NAME = re.compile(r"^[a-z][a-z0-9_]*\.[a-z][a-z0-9_]*$")
 _GROUP_NAME = re.compile(r"^[a-z][a-z0-9_]*$")
 _BLOCK = 4096  # rows per random block; part of the sampling contract, never change it
@@ -626,8 +626,51 @@ def _preset_from_data(spec: RigSpec, data: dict, problems: Problems) -> dict[str
             except ConfigError as err:
                 problems.add(("pose",), str(err).replace("\n", "; "))
     values = _check_values(spec, problems, ("sliders",), sliders)
+    _check_targets(spec, problems, data)
     problems.raise_if_any()
     return {**posed, **{name: readable for name, (_, readable) in values.items()}}
+
+
+def _check_targets(spec: RigSpec, problems: Problems, data: dict) -> tuple[dict, object]:
+    """A preset's ``measurements:`` targets and the ``free:`` sliders that may move to hit them."""
+    targets, free = {}, None
+    if "measurements" in data:
+        from avatar.spec.measurements import check_targets, load_measurements
+
+        targets = check_targets(problems, ("measurements",), data["measurements"], load_measurements())
+    if "free" in data:
+        free = data["free"]
+        if not (isinstance(free, list) and free and all(isinstance(f, str) for f in free)):
+            problems.add(("free",), f"expected a list of slider names or globs, got {describe(free)}")
+            free = None
+        elif "measurements" not in data:
+            problems.add(("free",), "'free' lists the sliders that may move to hit 'measurements', which is missing")
+        else:
+            import fnmatch
+
+            for i, pat in enumerate(free):
+                if not any(fnmatch.fnmatchcase(n, pat) for n in spec.slider_names):
+                    problems.add(("free", i), f"matches no slider{did_you_mean(pat, spec.slider_names)}")
+    return targets, free
+
+
+def preset_targets(spec: RigSpec, preset) -> tuple[dict, object]:
+    """A preset's measurement targets {name: value} and its ``free`` sliders (None: the default set).
+
+    ``preset`` as for :func:`preset_vector`; a .mhm file or a plain mapping of values has none.
+    """
+    if isinstance(preset, Mapping):
+        data, problems = dict(preset), Problems("<preset>")
+        if "sliders" not in data:
+            return {}, None
+    elif str(preset).lower().endswith(".mhm"):
+        return {}, None
+    else:
+        data, lines, duplicates = load_yaml_lenient(preset)
+        problems = Problems(str(preset), lines, duplicates)
+    out = _check_targets(spec, problems, data if isinstance(data, dict) else {})
+    problems.raise_if_any()
+    return out
 
 
 def load_preset(path: str | PathLike, spec: RigSpec) -> dict[str, object]:
@@ -674,4 +717,4 @@ def preset_from_text(text: str, spec: RigSpec, file: str = "<string>") -> dict[s
 
 
 __all__ = ["ConfigError", "DISTRIBUTIONS", "KINDS", "RigSpec", "SliderSpec", "UNITS", "load_preset",
-           "load_rig_spec", "preset_from_text", "preset_text", "preset_vector", "rig_spec_from_data", "uniforms", "unit_suffix"]
+           "load_rig_spec", "preset_from_text", "preset_targets", "preset_text", "preset_vector", "rig_spec_from_data", "uniforms", "unit_suffix"]

@@ -1,7 +1,7 @@
-"""Whole-body measurements of avatars' vertices, batched: stature, volume, mass.
+"""Whole-body measurements of avatars' vertices, batched: stature, volume, mass (and summary lines).
 
     stature   crown to sole, the body's vertical extent (cm)
-    volume    of the closed body surface, by signed tetrahedra against the origin (litres)
+    volume    of the closed body surface, by the divergence theorem (litres)
     mass      volume x BODY_DENSITY (kg)
 
 BODY_DENSITY is 1,010 kg/m^3: the human body is close to water, a little
@@ -23,9 +23,13 @@ def stature_cm(vertices: np.ndarray, n_body: int) -> np.ndarray:
 
 def volume_litres(vertices: np.ndarray, body_faces: np.ndarray) -> np.ndarray:
     """(n,) enclosed volume in litres of the closed surface ``body_faces`` (F, 3) on vertices (n, V, 3)."""
+    from avatar.measure._kernels import volumes
+
     V = vertices if vertices.ndim == 3 else vertices[None]
-    a, b, c = (V[:, body_faces[:, k]].astype(np.float64) for k in range(3))
-    return np.einsum("nfi,nfi->n", a, np.cross(b, c)) / 6.0 * 1000.0
+    out = np.empty(len(V))
+    volumes(np.ascontiguousarray(V), *(np.ascontiguousarray(body_faces[:, k], np.int32) for k in range(3)),
+            out)
+    return out * 1000.0
 
 
 def mass_kg(vertices: np.ndarray, body_faces: np.ndarray) -> np.ndarray:
