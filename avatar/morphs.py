@@ -53,6 +53,7 @@ class SliderMorph:
     value: float                    # the avatar's value (the file's default weights come from it)
     linear_error_mm: float = 0.0    # worst departure from linear at half strength, either side
     moves_floor: bool = False       # the target lifts or lowers the whole body (the soles moved)
+    one_foot: bool = False          # ... and moves one foot's lowest point more than the other's
 
     def weights(self, v: float) -> list[float]:
         """The targets' weights for slider value ``v`` (array units)."""
@@ -64,12 +65,15 @@ class SliderMorph:
 
     @property
     def exact(self) -> bool:
-        return self.linear_error_mm < LINEAR_TOLERANCE * 1e3 and not self.moves_floor
+        """Exact in every combination: linear on each side, and if it moves the floor, it moves both
+        feet alike (the floor is the lower foot's sole: two sliders lifting one foot each are not
+        additive, anything that keeps the feet level is)."""
+        return self.linear_error_mm < LINEAR_TOLERANCE * 1e3 and not self.one_foot
 
     def info(self) -> dict:
         return {"targets": list(self.targets), "default": self.default, "min": self.min, "max": self.max,
                 "value": self.value, "exact": self.exact, "linear_error_mm": round(self.linear_error_mm, 4),
-                "moves_floor": self.moves_floor}
+                "moves_floor": self.moves_floor, "one_foot": self.one_foot}
 
 
 @dataclass
@@ -222,6 +226,7 @@ def slider_morphs(rig, values, columns) -> Morphs:
             sides = {side: D[(j, side, 1.0)] for side in ("decr", "incr") if (j, side, 1.0) in D}
             err = max(np.abs(D[(j, side, 0.5)] - 0.5 * d).max() for side, d in sides.items())
             floor = any(_moves_floor(d) for d in sides.values())
+            one_foot = floor and any(not _level(rig, B, d) for d in sides.values())
             sym = abs((s.max - s.default) - (s.default - s.min)) < 1e-9
             if len(sides) == 1:
                 side, d = next(iter(sides.items()))
@@ -235,11 +240,19 @@ def slider_morphs(rig, values, columns) -> Morphs:
             names += targets
             deltas += ds
             sliders.append(SliderMorph(s.name, targets, float(s.default), float(s.min), float(s.max),
-                                       float(x[j]), float(err) * 1e3, bool(floor)))
+                                       float(x[j]), float(err) * 1e3, bool(floor), bool(one_foot)))
     weights = np.array([w for m in sliders for w in m.weights(m.value)], np.float64)
     deltas = np.stack(deltas).astype(np.float32) if deltas else np.zeros((0, *B.shape), np.float32)
     extras = {"sliders": {m.name: m.info() for m in sliders}}
     return Morphs(B, names, deltas, weights, sliders, extras)
+
+
+def _level(rig, B: np.ndarray, d: np.ndarray) -> bool:
+    """Whether a displacement moves the lowest points of both feet by the same height."""
+    t = rig.template
+    moved = [(B[t.part_mask(f), 1] + d[t.part_mask(f), 1]).min() - B[t.part_mask(f), 1].min()
+             for f in ("foot_l", "foot_r")]
+    return abs(moved[0] - moved[1]) < POSITION_EPSILON * 10
 
 
 def _moves_floor(d: np.ndarray) -> bool:

@@ -158,6 +158,7 @@ def test_page_in_headless_chromium(rig, site, tmp_path):
             assert _changed(before, after) > 300, "moving the belly slider did not change the picture"
 
             # a latent slider moves its component's weight and the body
+            page.locator("details[data-group=latent] summary").click()
             frames = page.evaluate("window.creator.frames()")
             page.locator("input[data-slider='pca.z0']").fill("2.5")
             _settle(page, frames)

@@ -49,13 +49,18 @@ def page_config(rig, values, morphs, name: str, description: str = "") -> dict:
     sliders, groups = {}, []
     for g, label in rig.spec.groups.items():
         rows = []
+        labels = [s.label for s in rig.sliders if s.group == g and s.name in by_name]
         for j, s in enumerate(rig.sliders):
             if s.group != g or s.name not in by_name:
                 continue
+            ends = _ends(s.makehuman)
+            shown = s.label
+            if labels.count(s.label) > 1:  # "Left ear move" twice: say which way each moves
+                shown += f" ({ends[0]}–{ends[1]})" if ends else f" ({s.name.split('.', 1)[1].replace('_', ' ')})"
             m = by_name[s.name]
-            note = ("moves the floor (the soles): exact alone, approximate with sliders that lift one foot"
-                    if m.moves_floor else f"up to {m.linear_error_mm:.3f} mm from linear")
-            row = {"name": s.name, "label": s.label, "unit": unit_suffix(s.unit), "min": s.min, "max": s.max,
+            note = ("moves one foot, so the floor: exact alone, approximate with the other foot's sliders"
+                    if m.one_foot else f"up to {m.linear_error_mm:.3f} mm from linear")
+            row = {"name": s.name, "label": shown, "unit": unit_suffix(s.unit), "ends": ends, "min": s.min, "max": s.max,
                    "default": s.default, "value": float(x[j]), "step": slider_step(s), "targets": list(m.targets),
                    "exact": m.exact, "note": "" if m.exact else note, "description": s.description}
             rows.append(row)
@@ -71,6 +76,14 @@ def page_config(rig, values, morphs, name: str, description: str = "") -> dict:
     latent = morphs.extras.get("latent")
     return {"name": name, "description": description, "groups": groups, "sliders": sliders, "preset": preset,
             "baked": baked, "latent": latent}
+
+
+def _ends(makehuman: str | None):
+    """MakeHuman's words for a modifier's two ends (``ears/l-ear-trans-down|up`` -> down, up), or None."""
+    if not makehuman or "|" not in makehuman:
+        return None
+    left, right = makehuman.rsplit("|", 1)
+    return [left.rsplit("-", 1)[-1], right]
 
 
 def _text(v) -> str:
@@ -129,6 +142,8 @@ def index_html(name: str) -> str:
   .row {{ display: grid; grid-template-columns: 1fr auto; column-gap: 6px; padding: 2px 0; }}
   .row input[type=range] {{ grid-column: 1 / 3; width: 100%; margin: 0; }}
   .row label {{ overflow: hidden; text-overflow: ellipsis; white-space: nowrap; }}
+  .ends {{ grid-column: 1 / 3; display: flex; justify-content: space-between; font-size: 11px; color: #999;
+           margin-top: -2px; }}
   .value {{ font-variant-numeric: tabular-nums; color: #555; }}
   .approx {{ color: #a05a00; margin-left: 4px; cursor: help; }}
   .note {{ color: #777; font-size: 12px; }}

@@ -49,7 +49,7 @@ function setup(config, gltf) {
   const height = box.max.y - box.min.y;
   const camera = new THREE.PerspectiveCamera(30, 1, 0.01, 100);
   const target = new THREE.Vector3(0, box.min.y + 0.55 * height, 0);
-  camera.position.set(0, target.y, 2.2 * height + 0.6);
+  camera.position.set(0, target.y, 2.0 * height + 0.3);
   const controls = new OrbitControls(camera, renderer.domElement);
   controls.target.copy(target);
   controls.update();

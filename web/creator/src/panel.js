@@ -33,7 +33,9 @@ function sliderRow(s, value, onInput) {
     input.dispatchEvent(new Event("input"));
   });
   const badge = s.exact ? "" : el("span", { class: "approx", title: s.note }, "≈");
-  return el("div", { class: "row" }, el("label", {}, s.label, badge), out, input);
+  const row = el("div", { class: "row" }, el("label", { title: s.description || s.name }, s.label, badge), out, input);
+  if (s.ends) row.append(el("div", { class: "ends" }, el("span", {}, s.ends[0]), el("span", {}, s.ends[1])));
+  return row;
 }
 
 export function buildPanel(panel, config, api) {
@@ -67,7 +69,7 @@ export function buildPanel(panel, config, api) {
                   exact: true, description: `${L.model} component ${i}: ${L.unit}` };
       body.append(sliderRow(s, 0, (z) => api.setLatent(t, z)));
     });
-    const d = el("details", { class: "group latent", open: "" },
+    const d = el("details", { class: "group latent", "data-group": "latent" },
       el("summary", {}, `Latent: ${L.model} (${L.kind}, ${L.targets.length} components)`), body);
     panel.append(d);
     sections.push(d);
