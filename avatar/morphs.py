@@ -153,9 +153,45 @@ def select(rig, text: str) -> list[int]:
     return sorted(chosen)
 
 
+def parse(rig, text: str) -> tuple[list[int], list[str]]:
+    """``--morphs TEXT`` -> (local slider columns, macro variables).
+
+    Besides :func:`select`'s items, ``body`` (every macro but the ethnic mix) and macro sliders
+    (``body.weight``) ask for macro basis targets (:func:`macro_morphs`).
+    """
+    locals_, macros = [], []
+    for item in (t.strip() for t in str(text).split(",")):
+        if not item:
+            continue
+        if item == "body":
+            macros += list(MACRO_MORPHABLE)
+        elif item.startswith("body.") and item in rig.slider_names:
+            macro = rig.sliders[rig.slider_names.index(item)].macro
+            if macro not in MACRO_MORPHABLE:
+                raise MorphError(f"--morphs: {item} stays baked: the ethnic mix also reweights the expression "
+                                 "units, which morph targets cannot follow")
+            macros.append(macro)
+        else:
+            locals_.append(item)
+    columns = select(rig, ",".join(locals_)) if locals_ else []
+    if not columns and not macros:
+        raise MorphError("--morphs needs groups or sliders, e.g. face,nose,ears or all")
+    return columns, [v for v in MACRO_MORPHABLE if v in macros]
+
+
+def morphs_for(rig, values, text: str) -> "Morphs":
+    """The morph targets that ``--morphs TEXT`` asks for, for one avatar: sliders, then macro bases."""
+    columns, macros = parse(rig, text)
+    m = slider_morphs(rig, values, columns)
+    if macros:
+        m.extras["macros"] = {"variables": macros}
+        m = macro_morphs(rig, values, m)
+    return m
+
+
 def _why_not(s) -> str:
     if s.macro:
-        return "the macros blend their targets nonlinearly, so they are baked into the base shape"
+        return "macros are baked into the base shape unless named as body or body.<macro>"
     if s.pose:
         return "pose sliders turn bones; a rigged GLB poses them in its skeleton"
     return "it paints the texture and moves no vertex"
@@ -170,7 +206,7 @@ def cli_morphs(rig, values, text: str, out) -> "Morphs":
     if Path(out).suffix.lower() != ".glb":
         raise UsageError(f"{out}: only GLB holds morph targets; write a .glb with --morphs")
     try:
-        m = slider_morphs(rig, values, select(rig, text))
+        m = morphs_for(rig, values, text)
     except MorphError as err:
         raise UsageError(str(err)) from None
     print(describe(m))
@@ -185,6 +221,10 @@ def describe(m: "Morphs") -> str:
     line = f"morph targets: {n} sliders as {t} targets ({signed} signed or one-sided, {n - signed} as :decr/:incr)"
     if inexact:
         line += f"; not exact in every combination: {', '.join(inexact[:6])}{' ...' if len(inexact) > 6 else ''}"
+    macros = m.extras.get("macros")
+    if macros:
+        line += (f"; macros {', '.join(macros['variables'])} as {len(macros['targets'])} basis targets "
+                 "(weights by MakeHuman's rule)")
     return line
 
 
@@ -245,6 +285,87 @@ def slider_morphs(rig, values, columns) -> Morphs:
     deltas = np.stack(deltas).astype(np.float32) if deltas else np.zeros((0, *B.shape), np.float32)
     extras = {"sliders": {m.name: m.info() for m in sliders}}
     return Morphs(B, names, deltas, weights, sliders, extras)
+
+
+# -- macro basis targets ------------------------------------------------------------
+MACRO_MORPHABLE = ("gender", "age", "muscle", "weight", "height", "proportions", "cupsize", "firmness")
+
+
+def macro_morphs(rig, values, sliders: Morphs) -> "Morphs":
+    """Macro basis targets for the macro sliders in ``sliders``' selection, added to ``sliders``.
+
+    A macro target's weight is a product of factor ramps (:func:`avatar.body.macros.factor_values`).
+    With only some macro variables free and the rest fixed at the avatar's values, the targets that
+    share the free variables' factors add up (each times its fixed factors) into one target per
+    combination of free factors, named ``macro:<factor>-<factor>...`` (``macro:female-maxweight``);
+    a viewer weights it by the product of those factors, which the web creator computes by
+    MakeHuman's rule. The body is then exact; the eyes follow linearised (their sphere is fitted to
+    the helper eyeball), and the floor (a minimum over the soles) is the web creator's to apply.
+    """
+    from avatar.body import assets
+    from avatar.body.macros import FACTORS, VARIABLES, factor_values, target_factors
+
+    x = np.array(rig.values(values), np.float64)
+    free = [v for v in MACRO_MORPHABLE if v in sliders.extras.get("macros", {}).get("variables", [])]
+    if not free:
+        return sliders
+    groups = {"gender": ("female", "male"), "age": ("baby", "child", "young", "old"),
+              "muscle": ("minmuscle", "averagemuscle", "maxmuscle"), "weight": ("minweight", "averageweight", "maxweight"),
+              "height": ("minheight", "maxheight"), "proportions": ("uncommonproportions", "idealproportions"),
+              "cupsize": ("mincup", "averagecup", "maxcup"), "firmness": ("minfirmness", "averagefirmness", "maxfirmness")}
+    free_factors = {f for v in free for f in groups[v]}
+    F = factor_values(rig.macro_values(x))[0]
+    col = {f: i for i, f in enumerate(FACTORS)}
+    combined: dict[tuple, np.ndarray] = {}
+    keys = list(rig._macros.keys) + list(rig._local_macros.keys)
+    for key in keys:
+        words = target_factors(key)
+        fixed = np.prod([F[col[w]] for w in words if w not in free_factors])
+        if fixed == 0.0:
+            continue
+        combo = tuple(sorted((w for w in words if w in free_factors), key=lambda w: col[w]))
+        if not combo:
+            continue  # no free factor: a constant, baked into the base
+        d = rig._dense(key)
+        combined[combo] = combined.get(combo, 0.0) + fixed * d
+    n_body = assets.N_BODY
+    k = (rig.n_vertices - n_body) // 2
+    units = [_helper_directions(rig, e) for e in range(2)]
+    names, deltas, weights = [], [], []
+    for combo, d in combined.items():
+        out = np.zeros((rig.n_vertices, 3))
+        out[:n_body] = d[:n_body]
+        for e, (rows, u) in enumerate(units):  # the eyes, linearised: centre shift and radius change
+            dh = d[rows]
+            dc = dh.mean(axis=0)
+            dr = float(np.mean(np.sum(u * (dh - dc), axis=1)))
+            from avatar.body.eyes import EYE_SPHERE
+
+            out[n_body + e * k:n_body + (e + 1) * k] = dc + dr * EYE_SPHERE.vertices
+        names.append("macro:" + "-".join(combo))
+        deltas.append(out.astype(np.float32))
+        weights.append(float(np.prod([F[col[w]] for w in combo])))
+    deltas = np.stack(deltas)
+    w = np.array(weights)
+    base = sliders.base - np.tensordot(w, deltas.astype(np.float64), axes=1)
+    info = {"variables": free, "targets": {n: list(c) for n, c in zip(names, combined)},
+            "fixed": {v: float(rig.macro_values(x)[0][VARIABLES.index(v)]) for v in VARIABLES if v not in free},
+            "sliders": {s.name: {"macro": s.macro, "min": s.min, "max": s.max, "default": s.default,
+                                 "value": float(x[j])}
+                        for j, s in enumerate(rig.sliders) if s.macro in free}}
+    extras = {**sliders.extras, "macros": info}
+    return Morphs(base, sliders.names + names, np.concatenate([sliders.deltas, deltas]),
+                  np.concatenate([sliders.weights, w]), sliders.sliders, extras)
+
+
+def _helper_directions(rig, eye: int):
+    """(blend rows, unit directions (72, 3)) of one helper eyeball from its centroid, on the base mesh."""
+    from avatar.body import assets
+
+    rows = rig._eye_rows[eye]
+    h = assets.base_mesh().vertices[rig._blend[rows]].astype(np.float64)
+    u = h - h.mean(axis=0)
+    return rows, u / np.linalg.norm(u, axis=1, keepdims=True)
 
 
 def _level(rig, B: np.ndarray, d: np.ndarray) -> bool:

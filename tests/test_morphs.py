@@ -271,3 +271,30 @@ def test_add_morphs_sparse_dense_and_empty_targets_round_trip(rig, tmp_path):
         (tmp_path / "synthetic.glb").write_bytes(out)
         report = validate(tmp_path / "synthetic.glb")
         assert report["errors"] == 0 and report["warnings"] == 0, report
+
+
+# -- macro basis targets --------------------------------------------------------------------
+def test_macro_basis_targets_weighted_by_makehumans_rule_reproduce_the_body(rig, preset):
+    """body.gender and body.weight as basis targets: with weights by MakeHuman's rule, the body is the
+    rig's (up to the floor, which the web creator applies), the eyes within 0.1 mm (linearised)."""
+    from avatar.body.macros import FACTORS, factor_values
+    from avatar.morphs import morphs_for, parse
+
+    with pytest.raises(MorphError, match="ethnic"):
+        parse(rig, "body.african")
+    m = morphs_for(rig, preset, "nose,body.gender,body.weight")
+    macros = m.extras["macros"]
+    assert macros["variables"] == ["gender", "weight"] and 4 <= len(macros["targets"]) <= 12
+    assert all(n.startswith("macro:") for n in macros["targets"]) and len(set(m.names)) == len(m.names)
+    np.testing.assert_allclose(m.positions(), rig.vertices(preset, posed=False), atol=1e-6)
+    col = {f: i for i, f in enumerate(FACTORS)}
+    for seed in (0, 1):
+        r = _random_values(rig, preset, [rig.spec.index(n) for n in macros["sliders"]], seed)
+        F = factor_values(rig.macro_values(r))[0]
+        w = m.weights.copy()
+        for i, name in enumerate(m.names):
+            if name in macros["targets"]:
+                w[i] = np.prod([F[col[f]] for f in macros["targets"][name]])
+        err = m.positions(w) - rig.vertices(r, posed=False)
+        err -= [0.0, np.median(err[:13380, 1]), 0.0]  # the floor
+        assert np.abs(err[:13380]).max() < TOL and np.abs(err[13380:]).max() < 0.1e-3

@@ -21,6 +21,7 @@ CHROMIUM_ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic"
                  "--disable-background-networking", "--disable-component-update", "--disable-sync",
                  "--use-angle=swiftshader", "--enable-unsafe-swiftshader"]
 BELLY = "stomach.pregnant"
+FEET = ("feet.l_trans_up", "feet.r_trans_up")  # together, the floor is the lower foot's: the page applies it
 # XML namespace names are identifiers that createElementNS needs, never fetched (three.js has one)
 NAMESPACES = {"http://www.w3.org/1999/xhtml", "http://www.w3.org/2000/svg"}
 
@@ -40,7 +41,8 @@ def _bundle_or_skip():
 
 @pytest.fixture(scope="module")
 def site(rig, tmp_path_factory):
-    """The creator for the heroine: the nose and stomach sliders and a small PCA's components."""
+    """The creator for the heroine: the nose and stomach sliders, two sliders that lift one foot each,
+    the weight macro's basis targets and a small PCA's components."""
     _bundle_or_skip()
     import avatar.latent as L
 
@@ -48,7 +50,8 @@ def site(rig, tmp_path_factory):
     pca = L.fit_vertices(rig.vertices(rig.sample(30, seed=2), posed=False), kind="pca", n_components=3)
     L.save(pca, folder / "pca.npz", name="pca")
     out = folder / "site"
-    assert main(["webapp", str(PRESET), "--morphs", "nose,stomach", "--model", str(folder / "pca.npz"),
+    assert main(["webapp", str(PRESET), "--morphs", f"nose,stomach,{','.join(FEET)},body.weight", "--model",
+                 str(folder / "pca.npz"),
                  "--texture-size", "256", "-o", str(out)]) == 0
     return out
 
@@ -75,12 +78,14 @@ def test_the_folder_holds_the_page_the_glb_and_one_bundle_and_no_remote_url(rig,
     head, b64 = data.split(',\n"glb": "')
     assert base64.b64decode(b64.rstrip('"};\n')) == glb
     config = json.loads(head[len("window.AVATAR = {\"config\": "):])
-    assert [g["name"] for g in config["groups"]] == ["nose", "stomach"]
+    assert [g["name"] for g in config["groups"]] == ["body", "nose", "stomach", "feet"]
+    assert config["sliders"]["body.weight"]["macro"] == "weight" and config["macro_targets"]
     belly = config["sliders"][BELLY]
     s = rig.sliders[rig.spec.index(BELLY)]
     assert (belly["label"], belly["unit"], belly["min"], belly["max"]) == (s.label, "%", s.min, s.max)
     assert config["latent"]["targets"] == ["pca.z0", "pca.z1", "pca.z2"]
     assert {b["name"] for b in config["baked"]} >= {"body.gender", "hair.style"}
+    assert "body.weight" not in {b["name"] for b in config["baked"]}
 
 
 def test_a_missing_bundle_is_one_clear_line(monkeypatch, tmp_path, capsys):
@@ -166,6 +171,23 @@ def test_page_in_headless_chromium(rig, site, tmp_path):
             latent = _canvas(page)
             assert _changed(after, latent) > 100
             page.locator("input[data-slider='pca.z0']").fill("0")
+
+            # the weight macro (MakeHuman's rule, in the page) and both feet (the page's floor):
+            # the vertices on the page are the rig's
+            page.locator("details[data-group=body] summary").click()
+            page.locator("details[data-group=feet] summary").click()
+            page.locator("input[data-slider='body.weight']").fill("80")
+            page.locator(f"input[data-slider='{FEET[0]}']").fill("60")
+            page.locator(f"input[data-slider='{FEET[1]}']").fill("-30")
+            body = np.flatnonzero(rig.template.export_index < 13380)[::7]
+            on_page = np.array(page.evaluate(f"window.creator.positions({body.tolist()})"))
+            r = preset_vector(rig.spec, PRESET)
+            r[rig.spec.index(BELLY)], r[rig.spec.index("body.weight")] = s.max, 80.0
+            r[rig.spec.index(FEET[0])], r[rig.spec.index(FEET[1])] = 60.0, -30.0
+            want = rig.vertices(r, posed=False)[rig.template.export_index[body]]
+            assert np.abs(on_page - want).max() < 0.05e-3
+            for name, v in (("body.weight", 40), (FEET[0], 0), (FEET[1], 0)):  # back to the preset
+                page.locator(f"input[data-slider='{name}']").fill(str(v))
 
             # the texture toggle
             frames = page.evaluate("window.creator.frames()")

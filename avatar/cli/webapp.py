@@ -27,7 +27,7 @@ def register(sub, add) -> None:
 
 
 def cmd_webapp(args) -> int:
-    from avatar.morphs import MorphError, latent_morphs, select, slider_morphs
+    from avatar.morphs import MorphError, latent_morphs, morphs_for, parse
     from avatar.webapp import WebappError, build_site, bundle_path
 
     try:
@@ -47,7 +47,7 @@ def cmd_webapp(args) -> int:
     values = with_pose(rig.spec, preset_vector(rig.spec, args.preset), args.pose)
     latent = None
     try:
-        columns = select(rig, args.morphs)
+        parse(rig, args.morphs)  # a bad --morphs fails before the work
         if args.model:
             from avatar.cli.latent import _load
 
@@ -56,7 +56,7 @@ def cmd_webapp(args) -> int:
             if made_on and made_on != rig.template.faces_sha256:
                 raise UsageError(f"{args.model}: fitted on avatars of another template; refit it (`avatar fit`)")
             latent = latent_morphs(model, name, rig.n_vertices)
-        morphs = slider_morphs(rig, values, columns)
+        morphs = morphs_for(rig, values, args.morphs)
     except MorphError as err:
         raise UsageError(str(err)) from None
     if latent is not None:

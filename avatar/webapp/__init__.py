@@ -46,11 +46,18 @@ def page_config(rig, values, morphs, name: str, description: str = "") -> dict:
 
     x = np.asarray(rig.values(values), np.float64)
     by_name = {m.name: m for m in morphs.sliders}
+    macros = morphs.extras.get("macros") or {}
     sliders, groups = {}, []
     for g, label in rig.spec.groups.items():
         rows = []
         labels = [s.label for s in rig.sliders if s.group == g and s.name in by_name]
         for j, s in enumerate(rig.sliders):
+            if s.group == g and s.name in macros.get("sliders", {}):
+                row = {"name": s.name, "label": s.label, "unit": unit_suffix(s.unit), "min": s.min, "max": s.max,
+                       "default": s.default, "value": float(x[j]), "step": slider_step(s), "macro": s.macro,
+                       "targets": [], "exact": True, "note": "", "description": s.description, "ends": None}
+                rows.append(row)
+                sliders[s.name] = row
             if s.group != g or s.name not in by_name:
                 continue
             ends = _ends(s.makehuman)
@@ -74,8 +81,11 @@ def page_config(rig, values, morphs, name: str, description: str = "") -> dict:
               "text": f"{_text(readable[s.name])}{unit_suffix(s.unit) if s.kind in ('continuous', 'integer') else ''}"}
              for j, s in enumerate(rig.sliders) if s.name not in sliders and x[j] != s.default]
     latent = morphs.extras.get("latent")
+    t = rig.template
+    feet = t.part_mask("foot_l", "foot_r")[t.export_index]
     return {"name": name, "description": description, "groups": groups, "sliders": sliders, "preset": preset,
-            "baked": baked, "latent": latent}
+            "baked": baked, "latent": latent, "macro_targets": macros.get("targets", {}),
+            "soles": np.flatnonzero(feet).tolist()}
 
 
 def _ends(makehuman: str | None):

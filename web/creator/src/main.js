@@ -10,6 +10,7 @@ import { OrbitControls } from "three/examples/jsm/controls/OrbitControls.js";
 import { buildPanel } from "./panel.js";
 import { presetYaml } from "./preset.js";
 import { sliderWeights } from "./weights.js";
+import { macroWeights } from "./macros.js";
 
 const SKIN = new THREE.Color(0.80, 0.64, 0.54);
 
@@ -82,16 +83,50 @@ function setup(config, gltf) {
   const latent = {};  // latent target name -> sd
   for (const g of config.groups) for (const s of g.sliders) values[s.name] = s.value;
 
+  // the floor: the rig stands every avatar on its soles (y = 0), a minimum that morph targets cannot
+  // carry; the page applies it, as the change of the soles' lowest point since the file's weights
+  const base = mesh.geometry.attributes.position;
+  const deltas = mesh.geometry.morphAttributes.position || [];
+  const relative = mesh.geometry.morphTargetsRelative;
+  function positions(indices) {
+    const out = [];
+    for (const v of indices) {
+      const p = [base.getX(v), base.getY(v), base.getZ(v)];
+      influences.forEach((w, t) => {
+        if (!w) return;
+        const d = deltas[t];
+        const q = [d.getX(v), d.getY(v), d.getZ(v)];
+        for (let k = 0; k < 3; k++) p[k] += w * (relative ? q[k] : q[k] - p[k]);
+      });
+      out.push(p);
+    }
+    return out;
+  }
+  const lowest = () => Math.min(...positions(config.soles).map((p) => p[1]));
+  const floor0 = config.soles.length ? lowest() : 0;
+  const y0 = gltf.scene.position.y;
+  function applyFloor() {
+    if (config.soles.length) gltf.scene.position.y = y0 - (lowest() - floor0);
+  }
+  const macroSliders = config.groups.flatMap((g) => g.sliders).filter((s) => s.macro);
   function setSlider(name, v) {
     const s = config.sliders[name];
     values[name] = v;
-    const w = sliderWeights(s, v);
-    s.targets.forEach((t, i) => { influences[dict[t]] = w[i]; });
+    if (s.macro) {
+      for (const [t, w] of Object.entries(macroWeights(config.macro_targets, macroSliders, values))) {
+        influences[dict[t]] = w;
+      }
+    } else {
+      const w = sliderWeights(s, v);
+      s.targets.forEach((t, i) => { influences[dict[t]] = w[i]; });
+    }
+    applyFloor();
     render();
   }
   function setLatent(name, z) {
     latent[name] = z;
     influences[dict[name]] = z;
+    applyFloor();
     render();
   }
   function setTextured(on) {
@@ -115,6 +150,8 @@ function setup(config, gltf) {
   const api = {
     mesh, config, values, latent, setSlider, setLatent, setTextured, yaml, download,
     weight: (t) => influences[dict[t]],
+    // the avatar's vertices (export order) as on screen, for checks: morphs, then the floor offset
+    positions: (indices) => positions(indices).map((p) => [p[0], p[1] + gltf.scene.position.y - y0, p[2]]),
     frames: () => frames,
     hasTexture: !!texture,
   };
