@@ -145,3 +145,21 @@ def test_pose_is_a_nuisance_with_an_invariance_figure(tmp_path):
     assert inv["shape_motion"][nose] > 3 * inv["pose_motion"][nose]
     html = (tmp_path / "report" / "report.html").read_text()
     assert "Pose as a nuisance factor" in html and "pose-blind codes" in html
+
+
+def test_measurements_are_compared_as_extra_factors(report):
+    """The calf girth follows legs.measure_calf_circ: the latent carries it, in the code matched to that
+    slider; the right arm's slider leaves the (left) upper-arm girth constant; the report shows them."""
+    out, m, _ = report
+    info = m["measurements"]
+    assert info["names"][:4] == ["stature", "mass", "volume", "bmi"] and info["n_test"] > 100
+    calf, arm = info["names"].index("calf"), info["names"].index("upper_arm")
+    for name in ("pca", "ica"):
+        res = m["models"][name]
+        pairs = {p["slider"]: p["code"] for p in res["matching"]["pairs"]}
+        carried = info["models"][name]
+        assert carried["r2"][calf] > 0.95
+        assert carried["best_code"][calf] == pairs["legs.measure_calf_circ"] and carried["best_rho"][calf] > 0.95
+        assert carried["r2"][arm] is None and carried["best_code"][arm] is None
+    html = (out / "report.html").read_text()
+    assert "Body measurements" in html and "constant" in html

@@ -112,6 +112,8 @@ def compare_experiment(config, out_dir, *, fit: bool = True, dci_model: str = "f
     first = next(iter(exp.models))
     base = baselines(codes[first][0], F_train, codes[first][1], F_test, names, **kw)
     lap("baselines")
+    measured = _measurements(exp, ds, codes, max_train, max_test, seed)
+    lap("measurements")
 
     metrics = {
         "experiment": {"name": cfg.name, "config": str(cfg.source), "model_file": str(model_file),
@@ -120,6 +122,7 @@ def compare_experiment(config, out_dir, *, fit: bool = True, dci_model: str = "f
         "sliders": {"compared": names, "fixed": [n for j, n in enumerate(names_all) if j not in set(varied)],
                     "nuisance": nuisance},
         "pose_invariance": invariance,
+        "measurements": measured,
         "intrinsic_dimensionality": exp.metadata.get("intrinsic_dimensionality", {}),
         "reconstruction": _reconstruction(exp.metadata.get("models") or []),
         "models": results,
@@ -163,6 +166,26 @@ def _pose_invariance(exp, ds, varied, names_all, seed: int, log):
     log(f"  pose as a nuisance: " + ", ".join(f"{n} {v['invariant_codes']} pose-blind / {v['pose_codes']} pose codes"
                                               for n, v in result["models"].items()))
     return nuisance, result
+
+
+MEASURED_ROWS = 1000  # train and test rows each whose body measurements are compared with the codes
+
+
+def _measurements(exp, ds, codes, max_train, max_test, seed: int) -> dict:
+    """Body measurements as extra factors (:mod:`avatar.compare.measurements`), for a sample of rows."""
+    from .measurements import carried_by, measurement_factors
+
+    rng = np.random.default_rng(seed)
+    pick = {}
+    for part, rows, cap in (("train", exp.train, max_train), ("test", exp.test, max_test)):
+        k = min(len(rows), MEASURED_ROWS, cap or len(rows))
+        pick[part] = np.sort(rng.permutation(len(rows))[:k])
+    rig = ds.load_rig()
+    names, M_train = measurement_factors(ds, exp.train[pick["train"]], rig)
+    _, M_test = measurement_factors(ds, exp.test[pick["test"]], rig)
+    sub = {m: (z[pick["train"]], t[pick["test"]]) for m, (z, t) in codes.items()}
+    return {"names": names, "units": [rig.ruler.spec[k].unit for k in names], "sd": M_test.std(axis=0),
+            "n_train": len(M_train), "n_test": len(M_test), "models": carried_by(sub, M_train, M_test)}
 
 
 def encode_split(exp, ds, batch: int = 256) -> dict[str, tuple[np.ndarray, np.ndarray]]:
@@ -254,6 +277,9 @@ def _report(cfg, exp, metrics, groups, fig_dir: Path, n_traversals, steps, size,
     for name, res in metrics["models"].items():
         _model_section(r, name, res, groups, fig_dir, exp, strips, log)
     _nuisance_section(r, metrics)
+    from .measurements import measurement_section
+
+    measurement_section(r, metrics)
     r.section("Settings", "Every estimator setting behind the numbers, so they can be reproduced.")
     r.table([[k, json.dumps(v) if not isinstance(v, str) else v]
              for k, v in next(iter(metrics["models"].values()))["estimators"].items()],

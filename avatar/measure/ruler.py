@@ -136,7 +136,7 @@ class Ruler:
                 out[m.name] = litres * self.spec.density / 1000.0 / (stature / 100.0) ** 2
             elif m.kind == "circumference":
                 r = self._run[m.name]
-                out[m.name] = (hull_perimeter(P[:, r]) if m.tape else seg[:, r].sum(axis=1)) * 100.0
+                out[m.name] = (hull_perimeter(P[:, r]) if m.tape else _row_sums(seg[:, r])) * 100.0
             elif m.kind == "distance":
                 a, b = (self._landmark(V, P, seg, k) for k in m.between)
                 out[m.name] = np.linalg.norm(a - b, axis=-1) * 100.0
@@ -152,7 +152,13 @@ class Ruler:
         r = self._run["@" + name]
         mid = 0.5 * (P[:, r] + P[:, self._next[r]])
         w = seg[:, r]
-        return np.einsum("nl,nlk->nk", w, mid) / w.sum(axis=1)[:, None]
+        return _row_sums(np.moveaxis(w[:, :, None] * mid, 1, 2)) / _row_sums(w)[:, None]
+
+
+def _row_sums(a: np.ndarray) -> np.ndarray:
+    """Sums along the last axis of a contiguous copy: numpy sums strided rows (and einsum sums
+    through BLAS) in other orders, which would make an avatar's bits depend on its batch."""
+    return np.ascontiguousarray(a).sum(axis=-1)
 
 
 def hull_perimeter(points: np.ndarray) -> np.ndarray:

@@ -136,16 +136,21 @@ def _gauss_newton(rig, X, cols, names, goal, iterations) -> np.ndarray:
         J = np.swapaxes(dr / (h / span)[:, :, None], 1, 2)         # (n, m, k): per unit z
         # 3. damped normal equations, one (k, k) system per avatar
         z = (x - start) / span
-        H = np.swapaxes(J, 1, 2) @ J + (PULL ** 2 + lam[:, None, None]) * eye
         g = np.einsum("nmk,nm->nk", J, r) + PULL ** 2 * z
+        # sliders at an end of their range that the step would push past it sit this step out,
+        # so that the others take the whole step (a projected step alone crawls along the bound)
+        pinned = ((x <= lo) & (g > 0)) | ((x >= hi) & (g < 0))
+        J = np.where(pinned[:, None, :], 0.0, J)
+        g = np.where(pinned, 0.0, g)
+        H = np.swapaxes(J, 1, 2) @ J + (PULL ** 2 + lam[:, None, None]) * eye
         dz = -np.linalg.solve(H, g[..., None])[..., 0]
         trial = X.copy()
         trial[:, cols] = np.clip(x + dz * span, lo, hi)
         r_new = _residuals(rig, trial, names, goal)
         c_new = cost(r_new, trial[:, cols])
-        better = c_new < c
+        better = c_new < c * (1 - 1e-7)  # a real decrease: at a range's end the cost only creeps
         X[better], r[better], c[better] = trial[better], r_new[better], c_new[better]
         lam = np.where(better, lam / 3.0, lam * 10.0)
-        if np.all(np.abs(r) < tol) or np.all(lam > 1e8):
+        if np.all(np.abs(r) < tol) or np.all(lam > 1e4):
             break
     return X
