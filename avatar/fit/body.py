@@ -1,0 +1,308 @@
+"""``fit_body``: the slider values (and pose, and rigid transform) that reproduce a body mesh.
+
+Two kinds of target:
+
+* **our topology** -- vertices (V, 3) with the body's 13,380 vertices first, in base.obj's order
+  (``rig.vertices``, our .obj/.ply export, MakeHuman's OBJ export of the body): every vertex is
+  its own correspondence, and the sliders come out by bounded Levenberg-Marquardt
+  (:mod:`.solver`);
+* **any other mesh** (a scan, a remesh; a ``trimesh.Trimesh``): principal axes with their sign
+  ambiguity and rigid ICP find the pose of the default body in the scan, then closest points on
+  the scan's surface alternate with the same slider solve (which also refines the rigid map).
+
+See docs/fitting.md.
+"""
+from __future__ import annotations
+
+import fnmatch
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from avatar.body import assets
+from .geometry import SurfaceIndex, kabsch, principal_frames, sample_surface, vertex_normals
+from .linear import local_basis
+from .solver import SIGMA, Problem, State, iterate, posterior_sd
+
+UNIDENTIFIABLE = 0.01   # posterior sd (at 0.1 mm noise) above this fraction of the range: not pinned down
+REST_ERROR_MM = 0.5     # posed=None: a rest fit worse than this (mean vertex error, mm) fits the pose too
+REST_SURFACE_MM = 3.0   # the same for scans (mean surface distance, mm)
+
+
+@dataclass
+class BodyFit:
+    """What :func:`fit_body` found.
+
+    Attributes
+    ----------
+    values : (P,) float64
+        Slider values in array units (``rig.vertices(values)`` is the fitted body); sliders that were
+        not free keep their starting values, and the ethnic sliders come back as shares summing to 100.
+    readable : dict
+        The values as a preset writes them (slider name -> value).
+    vertex_error_mm : float
+        Mean distance of the fitted body's vertices to their correspondences (the target's vertices for
+        our topology; their closest points on the scan otherwise), mm.
+    surface_error_mm : float or None
+        For a scan: mean distance from the scan's vertices to the fitted surface, mm.
+    transform : (4, 4) float64
+        Rig frame -> target frame (``target ~ R v + t``): a translation for our topology (0 for a body
+        standing on y = 0) unless ``rigid``; the full rigid map for a scan.
+    unidentifiable : list of str
+        Free sliders the data cannot pin down: posterior sd above 1% of the range at 0.1 mm vertex noise
+        (no visible effect, or one that other sliders reproduce). Their values are the ones closest to
+        the starting values that still fit (their default, when they do nothing).
+    sd : (P,) float64
+        Each free slider's posterior sd as a fraction of its range (NaN where not free).
+    free : list of str
+        The sliders that were fitted.
+    posed : bool
+        Whether the pose sliders were fitted.
+    iterations : int
+        Linearisations (each one batched ``rig.vertices`` call) over the whole fit.
+    """
+
+    values: np.ndarray
+    readable: dict
+    vertex_error_mm: float
+    transform: np.ndarray
+    unidentifiable: list
+    sd: np.ndarray
+    free: list
+    posed: bool
+    iterations: int
+    surface_error_mm: float | None = None
+    max_vertex_error_mm: float = 0.0
+    details: dict = field(default_factory=dict)
+
+
+def free_sliders(rig, free=None, posed: bool = False) -> np.ndarray:
+    """(P,) bool: the sliders a fit moves.
+
+    ``free`` None: every slider that moves the mesh (macros, modifiers, our deformers' sliders,
+    expressions), plus the pose sliders when ``posed``. Otherwise names or glob patterns
+    (``"torso.*"``); a pattern that matches nothing is a ValueError. Only continuous and integer
+    sliders can be fitted (bools and categories, all of them appearance here, keep their values).
+    """
+    numeric = np.array([s.kind in ("continuous", "integer") for s in rig.sliders])
+    if free is None:
+        out = np.array([s.moves_mesh and (posed or not s.pose) for s in rig.sliders])
+    else:
+        names = rig.slider_names
+        out = np.zeros(len(names), bool)
+        for pat in [free] if isinstance(free, str) else free:
+            hit = np.array([fnmatch.fnmatchcase(n, pat) for n in names])
+            if not hit.any():
+                from avatar.spec.config import did_you_mean
+
+                raise ValueError(f"free: no slider matches {pat!r}{did_you_mean(pat, names)}")
+            out |= hit
+        if not posed:
+            out &= np.array([not s.pose for s in rig.sliders])
+    return out & numeric
+
+
+def _problem(rig, mask: np.ndarray, posed: bool, rigid: bool, prior: np.ndarray) -> Problem:
+    basis = local_basis(rig)
+    keep = mask[basis.side_slider].copy()
+    for group in duplicate_groups(rig, mask):
+        # one slider of a duplicate group raises, the next lowers, the rest stay: the group's sum
+        # is what the data sees, and so every body the group makes is reachable
+        for k, j in enumerate(group):
+            on = basis.side_slider == j
+            keep[on & ~(basis.side_up if k == 0 else ~basis.side_up if k == 1 else np.zeros_like(on))] = False
+    sides = np.flatnonzero(keep)
+    nonlinear = np.flatnonzero(mask & np.array([bool(s.macro or s.pose) for s in rig.sliders]))
+    return Problem(rig, basis, sides, nonlinear, posed, rigid, prior)
+
+
+def duplicate_groups(rig, mask: np.ndarray) -> list[tuple[int, ...]]:
+    """The free members (two or more) of each group of sliders with identical fields."""
+    groups = [tuple(j for j in g if mask[j]) for g in local_basis(rig).duplicates]
+    return [g for g in groups if len(g) > 1]
+
+
+def _is_our_topology(rig, target) -> bool:
+    try:
+        import trimesh
+    except ImportError:  # pragma: no cover - trimesh is a dependency
+        trimesh = None
+    if trimesh is not None and isinstance(target, trimesh.Trimesh):
+        n, f = len(target.vertices), np.asarray(target.faces)
+        if n == rig.n_vertices and f.shape == rig.faces.shape and np.array_equal(f, rig.faces):
+            return True
+        if n == assets.N_BODY and f.shape[0] <= rig.faces.shape[0] and np.array_equal(f, rig.faces[: len(f)]):
+            return True
+        return False
+    return True
+
+
+def _as_points(target) -> np.ndarray:
+    V = np.asarray(getattr(target, "vertices", target), np.float64)
+    if V.ndim != 2 or V.shape[1] != 3:
+        raise ValueError(f"expected (V, 3) vertices, got shape {V.shape}")
+    if not np.isfinite(V).all():
+        raise ValueError("the target has non-finite vertices")
+    return V
+
+
+def fit_body(target, rig=None, posed: bool | None = None, free=None, init=None, rigid: bool | None = None,
+             max_iter: int = 30, seed: int = 0) -> BodyFit:
+    """Slider values that reproduce a body mesh.
+
+    Parameters
+    ----------
+    target : (V, 3) array or trimesh.Trimesh
+        Our topology: the body's 13,380 vertices first (more, such as the eyes, are ignored), in the
+        rig's frame and metres. Any other mesh (a scan, a remesh): a ``trimesh.Trimesh`` in metres, in
+        any position and orientation.
+    rig : avatar.Rig, optional
+        Default: the humanoid rig.
+    posed : bool or None
+        Fit the pose sliders (True), keep the rest pose (False), or (None) fit the rest pose first and
+        the pose too if that leaves more than 0.5 mm mean vertex error (3 mm mean surface distance for
+        a scan).
+    free : list of str, optional
+        Names or glob patterns of the sliders to fit (default: every slider that moves the mesh).
+    init : (P,) array or mapping, optional
+        Starting values, also the prior centre for what the data cannot see (default: the defaults).
+    rigid : bool or None
+        Fit a rotation too (None: only for scans; a translation is always fitted).
+    max_iter : int
+        Levenberg-Marquardt iterations per stage (scans: correspondence rounds).
+    seed : int
+        Scans: the seed of the surface samples the initial alignment uses.
+
+    Returns
+    -------
+    BodyFit
+    """
+    import avatar
+
+    rig = avatar.load_rig() if rig is None else rig
+    x0 = rig.defaults() if init is None else np.array(rig.values(init), np.float64)
+    same = _is_our_topology(rig, target)
+    if same:
+        V = _as_points(target)
+        if len(V) < assets.N_BODY:
+            raise ValueError(f"a target of our topology has at least the body's {assets.N_BODY} vertices "
+                             f"(got {len(V)}); pass another mesh as a trimesh.Trimesh")
+        return _fit_vertices(rig, V[: assets.N_BODY], posed, free, x0, bool(rigid), max_iter)
+    return _fit_scan(rig, target, posed, free, x0, True if rigid is None else bool(rigid), max_iter, seed)
+
+
+# -- our topology ----------------------------------------------------------------------------------
+def _fit_vertices(rig, target, posed, free, x0, rigid, max_iter) -> BodyFit:
+    stages = [False, True] if posed is None else [bool(posed)]
+    state, total = State(np.array(x0, np.float64)), 0
+    for pose in stages:
+        mask = free_sliders(rig, free, pose)
+        problem = _problem(rig, mask, pose, rigid, x0)
+        state = State(problem.normalised(state.S), state.R, state.t)
+        state, lin, it, _ = iterate(problem, state, target, max_iter=max_iter * (2 if pose else 1))
+        total += it
+        err = np.linalg.norm(target - (lin.V @ state.R.T + state.t), axis=1) * 1e3
+        if err.mean() <= REST_ERROR_MM and posed is None:
+            break
+    return _result(rig, problem, state, lin, err, total, mask, pose)
+
+
+def _result(rig, problem, state, lin, err, iterations, mask, pose, surface=None, details=None) -> BodyFit:
+    from avatar.export import readable_values
+
+    sd = posterior_sd(problem, state, lin)
+    S = state.S.copy()
+    whole = np.array([s.kind == "integer" for s in rig.sliders])
+    S[whole] = np.round(S[whole])
+    names = rig.slider_names
+    dup = {j for g in duplicate_groups(rig, mask) for j in g}
+    flagged = [names[j] for j in np.flatnonzero(mask) if not sd[j] <= UNIDENTIFIABLE or j in dup]
+    return BodyFit(values=S, readable=readable_values(rig, S), vertex_error_mm=float(np.mean(err)),
+                   transform=state.transform, unidentifiable=flagged, sd=sd,
+                   free=[names[j] for j in np.flatnonzero(mask)], posed=bool(pose), iterations=int(iterations),
+                   surface_error_mm=surface, max_vertex_error_mm=float(np.max(err)), details=details or {})
+
+
+# -- another topology ------------------------------------------------------------------------------
+def _fit_scan(rig, mesh, posed, free, x0, rigid, max_iter, seed) -> BodyFit:
+    P = _as_points(mesh)
+    faces = np.asarray(mesh.faces, np.int64)
+    if len(faces) == 0:
+        raise ValueError("the target mesh has no faces")
+    extent = float(np.ptp(P, axis=0).max())
+    if not 0.3 <= extent <= 3.0:
+        raise ValueError(f"the target is {extent:g} units across; a body in metres is 0.3 to 3 (scale it)")
+    scan = SurfaceIndex(P, faces)
+    rng = np.random.default_rng(seed)
+    state = _initial_alignment(rig, x0, scan, rng)
+    stages = [False, True] if posed is None else [bool(posed)]
+    total, damping = 0, 1e-6
+    for pose in stages:
+        mask = free_sliders(rig, free, pose)
+        problem = _problem(rig, mask, pose, rigid, x0)
+        state = State(problem.normalised(state.S), state.R, state.t)
+        last = np.inf
+        for _ in range(max_iter):
+            target, use, _ = _correspondences(rig, state, scan, pose)
+            state, lin, it, damping = iterate(problem, state, target, use, max_iter=2, damping=damping)
+            total += it
+            err = np.linalg.norm(target - (lin.V @ state.R.T + state.t), axis=1)[use].mean()
+            if last - err < 1e-6 * 0.01:   # < 0.01 um better: converged
+                break
+            last = err
+        target, use, d = _correspondences(rig, state, scan, pose)
+        surface = _surface_error(rig, state, P, pose)
+        if posed is not None or surface <= REST_SURFACE_MM:
+            break
+    lin = problem.linearise(state, target, use, exact_rows=True)
+    err = d[use] * 1e3
+    return _result(rig, problem, state, lin, err, total, mask, pose, surface,
+                   {"used": float(use.mean())})
+
+
+def _model(rig, state, pose):
+    V = rig.vertices(state.S, posed=pose).astype(np.float64)
+    return V @ state.R.T + state.t
+
+
+def _correspondences(rig, state, scan: SurfaceIndex, pose):
+    """Targets (N_body, 3) for the body's vertices: their closest points on the scan, kept where the
+    scan's face looks the same way (within 60 degrees) and is near (3 x the median distance, at least 1 cm)."""
+    Y = _model(rig, state, pose)
+    n = vertex_normals(Y, rig.faces)[: assets.N_BODY]
+    Y = Y[: assets.N_BODY]
+    q, d, f = scan.closest(Y)
+    agree = np.einsum("ij,ij->i", n, scan.normals[f]) > 0.5
+    use = agree & (d <= max(3.0 * np.median(d), 0.01))
+    return q, use, d
+
+
+def _surface_error(rig, state, points, pose) -> float:
+    """Mean distance (mm) from the scan's vertices to the fitted surface."""
+    Y = _model(rig, state, pose)
+    _, d, _ = SurfaceIndex(Y, rig.faces).closest(points)
+    return float(d.mean() * 1e3)
+
+
+def _initial_alignment(rig, x0, scan: SurfaceIndex, rng: np.random.Generator) -> State:
+    """The rigid map of the starting body into the scan: principal axes (4 sign choices), each refined by
+    rigid ICP on surface samples; the one with the smallest mean distance wins."""
+    from scipy.spatial import cKDTree
+
+    model = rig.vertices(x0, posed=False).astype(np.float64)
+    src = sample_surface(model, rig.faces, 4000, rng)
+    dst = sample_surface(scan.vertices, scan.faces, 8000, rng)
+    tree = cKDTree(dst)
+    best = None
+    for R, t in principal_frames(src, dst):
+        for _ in range(30):
+            d, i = tree.query(src @ R.T + t)
+            keep = d <= max(3.0 * np.median(d), 0.01)
+            R, t = kabsch(src[keep], dst[i[keep]])
+        d, _ = tree.query(src @ R.T + t)
+        if best is None or d.mean() < best[0]:
+            best = (d.mean(), R, t)
+    return State(np.array(x0, np.float64), best[1], best[2])
+
+
+__all__ = ["BodyFit", "fit_body", "free_sliders"]
