@@ -215,7 +215,7 @@ def cli_morphs(rig, values, text: str, out) -> "Morphs":
 
 def describe(m: "Morphs") -> str:
     """One line: how many sliders became how many targets, and which are not exact."""
-    n, t = len(m.sliders), len(m.names)
+    n, t = len(m.sliders), sum(len(s.targets) for s in m.sliders)
     signed = sum(len(s.targets) == 1 for s in m.sliders)
     inexact = [s.name for s in m.sliders if not s.exact]
     line = f"morph targets: {n} sliders as {t} targets ({signed} signed or one-sided, {n - signed} as :decr/:incr)"

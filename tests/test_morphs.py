@@ -192,7 +192,7 @@ def test_make_writes_a_rigged_textured_morphed_glb_the_validator_passes(rig, pre
 
 
 def test_make_refuses_bad_morphs_in_one_line(tmp_path, capsys):
-    for args, words in ((["--morphs", "nose"], "only GLB"), (["--morphs", "body"], "baked")):
+    for args, words in ((["--morphs", "nose"], "only GLB"), (["--morphs", "nose,body.african"], "ethnic")):
         out = tmp_path / ("x.obj" if words == "only GLB" else "x.glb")
         assert main(["make", str(PRESET), "-o", str(out)] + args) == 2
         err = capsys.readouterr().err.strip()

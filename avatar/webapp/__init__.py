@@ -93,7 +93,8 @@ def _ends(makehuman: str | None):
     if not makehuman or "|" not in makehuman:
         return None
     left, right = makehuman.rsplit("|", 1)
-    return [left.rsplit("-", 1)[-1], right]
+    ends = [left.rsplit("-", 1)[-1], right]
+    return None if ends == ["decr", "incr"] else ends  # MakeHuman's plain words say nothing
 
 
 def _text(v) -> str:
