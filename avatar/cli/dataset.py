@@ -229,7 +229,8 @@ def _export_rows(ds, rig, rows: list[int], V, T, want_tex: bool, size: int):
 
 
 def demo_dataset(out: Path, rig_path=None, n: int = 2000, workers: int | None = None) -> None:
-    """The demo's small dataset: n avatars, vertices, 64^2 textures and a 128^2 front render, in ``out/dataset.zarr``."""
+    """The demo's small dataset: n avatars, vertices, 64^2 textures, a 128^2 front render and the body
+    measurements, in ``out/dataset.zarr``."""
     from avatar.dataset import DatasetError, generate
 
     config = demo_config(out, rig_path, n)
@@ -254,6 +255,7 @@ def demo_config(out: Path, rig_path=None, n: int = 2000):
 
     text = (f"name: demo\nrig: {json.dumps(str(rig_path or 'humanoid'))}\nn: {n}\nseed: 0\nsampler: prior\n"
             f"vary: {DEMO_VARY}\ncorrelate: {{body.weight: {{body.muscle: 0.5}}}}\n"
-            "outputs: {vertices: {dtype: float32}, textures: {size: 64}, renders: {views: [front], size: 128}}\n"
+            "outputs: {vertices: {dtype: float32}, textures: {size: 64}, renders: {views: [front], size: 128}, "
+            "measurements: {}}\n"
             "shard: 256\n")
     return config_from_text(text, "<demo dataset>", store=str(Path(out) / "dataset.zarr"), base_dir=Path("."))

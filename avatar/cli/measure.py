@@ -139,3 +139,18 @@ def _write_csv(path: Path, labels, names, M) -> None:
     for i, lab in enumerate(labels):
         w.writerow([lab, *(f"{M[k][i]:.4f}" for k in names)])
     atomic_write(path, lambda fh: fh.write(buf.getvalue().encode()))
+
+
+def demo_measurements(rig, presets, out: Path) -> None:
+    """The demo's measurements: every preset's in ``out/measurements.csv``, one drawn in ``measurements.png``."""
+    from avatar.export import atomic_write
+    from avatar.measure.picture import measurement_picture
+
+    names = [n for n, _ in presets]
+    S = np.stack([x for _, x in presets])
+    M = rig.measure(S)
+    _write_csv(out / "measurements.csv", names, list(M), M)
+    shown = names.index("woman") if "woman" in names else 0
+    img = measurement_picture(rig, S[shown], size=640)
+    atomic_write(out / "measurements.png", lambda fh: img.save(fh, format="PNG"))
+    print(f"wrote {out / 'measurements.csv'} and {out / 'measurements.png'}")

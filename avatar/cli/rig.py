@@ -165,6 +165,9 @@ def cmd_demo(args) -> int:
     from avatar.cli.render import demo_pictures
 
     demo_pictures(rig, presets, S, args.seed, out)  # gallery.png, traverse_<slider>.png
+    from avatar.cli.measure import demo_measurements
+
+    demo_measurements(rig, presets, out)  # measurements.csv (every preset), measurements.png
     from avatar.cli.dataset import demo_dataset
 
     demo_dataset(out, args.rig)  # out/dataset.zarr: 2,000 avatars, vertices, 64^2 textures, 128^2 renders

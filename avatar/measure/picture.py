@@ -85,5 +85,6 @@ def _lines(ruler, V: np.ndarray, m) -> list[tuple[np.ndarray, bool]]:
 
 def _render_rest(rig, x, V, size) -> np.ndarray:
     """(2, size, size, 3) front and side orthographic renders of the rest shape at the fixed scale."""
+    # a 512^2 texture: the first use of each texture size builds its texel map (12 s at 1,024^2)
     return render(rig, x[None], views=[0.0, 90.0], size=size, projection="orthographic", frame="fixed",
-                  vertices=V[None].astype(np.float32))[0]
+                  vertices=V[None].astype(np.float32), texture_size=512, lod=False)[0]

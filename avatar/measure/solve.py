@@ -27,6 +27,7 @@ import numpy as np
 DEFAULT_FREE = ("body.height", "body.weight", "body.muscle", "body.proportions", "*.measure_*")
 TOLERANCE = {"cm": 0.1, "kg": 0.1, "L": 0.1, "kg/m2": 0.01}  # how close a target counts as hit
 STEP = 0.004          # difference step, as a fraction of the slider's range
+NO_EFFECT = 1e-4      # a slider that moves a measurement less than this over its whole range is left out
 PULL = 0.01           # the pull towards the start: moving a slider its whole range weighs like 0.01 cm off
 
 
@@ -66,7 +67,7 @@ def solve(rig, S, targets: dict, free=None, iterations: int = 30) -> np.ndarray:
     for name in names:
         rig.ruler.spec[name]  # KeyError with a did-you-mean for an unknown name
     goal = np.array([float(targets[k]) for k in names])
-    cols = free_columns(rig, free)
+    cols = effective_columns(rig, free_columns(rig, free), names)
     X = _gauss_newton(rig, X, cols, names, goal, iterations)
     miss = _misses(rig, X, names, goal)
     if miss:
@@ -83,8 +84,29 @@ def solve(rig, S, targets: dict, free=None, iterations: int = 30) -> np.ndarray:
     return X[0] if single else X
 
 
+def effective_columns(rig, cols: np.ndarray, names) -> np.ndarray:
+    """The columns of ``cols`` whose sliders move any of the measurements ``names`` at all.
+
+    Found once per rig and question at the default avatar, both sides of each slider's neutral
+    (MakeHuman's modifiers touch a few hundred vertices: most cannot move a given measurement).
+    Dropping the others halves a solve for stature and waist.
+    """
+    cache = rig.__dict__.setdefault("_solve_support", {})
+    key = (tuple(names), tuple(cols))
+    if key not in cache:
+        lo, hi, x0 = rig.spec.lows()[cols], rig.spec.highs()[cols], rig.defaults()
+        P = np.repeat(x0[None], 2 * len(cols) + 1, axis=0)
+        k = np.arange(len(cols))
+        P[1 + k, cols], P[1 + len(cols) + k, cols] = hi, lo
+        M = rig.ruler(rig.vertices(P, posed=False), names)
+        moved = np.stack([np.abs(M[n][1:] - M[n][0]) for n in names]).max(axis=0)
+        cache[key] = cols[(moved[: len(cols)] > NO_EFFECT) | (moved[len(cols):] > NO_EFFECT)]
+    return cache[key]
+
+
 def reach(rig, x: np.ndarray, name: str, cols: np.ndarray) -> tuple[float, float]:
     """(low, high): the smallest and largest ``name`` the free sliders ``cols`` reach from avatar ``x``."""
+    cols = effective_columns(rig, cols, [name])
     now = rig.measure(x[None])[name][0]
     ends = []
     for far in (0.0, 10.0 * now):  # drive the measurement as far as it goes each way
