@@ -205,6 +205,11 @@ def test_page_in_headless_chromium(rig, site, tmp_path):
             assert download.value.suggested_filename == "heroine.yaml"
             path = tmp_path / "downloaded.yaml"
             download.value.save_as(path)
+            # and the GLB, with the page's weights as its default ones
+            with page.expect_download(timeout=20000) as download:
+                page.get_by_role("button", name="Download GLB").click()
+            glb_path = tmp_path / "downloaded.glb"
+            download.value.save_as(glb_path)
             assert not errors, errors
         finally:
             browser.close()
@@ -213,3 +218,17 @@ def test_page_in_headless_chromium(rig, site, tmp_path):
     want = preset_vector(rig.spec, PRESET)
     want[rig.spec.index(BELLY)], want[rig.spec.index(nose)] = s.max, -40.0
     np.testing.assert_array_equal(preset_vector(rig.spec, path), want)
+    glb = glb_path.read_bytes()
+    tree, _ = gltf.unpack(glb)
+    assert tree["extras"]["avatar"]["sliders"][nose] == -40
+    got = gltf.morphed_positions(glb)[np.flatnonzero(rig.template.export_index < 13380)]
+    assert np.abs(got - rig.vertices(want, posed=False)[rig.template.export_index[rig.template.export_index < 13380]]
+                  ).max() < 0.05e-3
+    validator = ROOT / ".tools" / "node_modules"
+    if (validator / "gltf-validator").is_dir():
+        import json
+        import subprocess
+
+        r = subprocess.run(["node", str(ROOT / "tests" / "gltf_validate.cjs"), str(validator), str(glb_path)],
+                           capture_output=True, text=True, timeout=300)
+        assert r.returncode == 0 and json.loads(r.stdout)["errors"] == 0, r.stdout + r.stderr

@@ -11,6 +11,7 @@ import { buildPanel } from "./panel.js";
 import { presetYaml } from "./preset.js";
 import { sliderWeights } from "./weights.js";
 import { macroWeights } from "./macros.js";
+import { glbWithWeights } from "./glb.js";
 
 const SKIN = new THREE.Color(0.80, 0.64, 0.54);
 
@@ -21,7 +22,7 @@ function decodeBase64(text) {
   return bytes.buffer;
 }
 
-function setup(config, gltf) {
+function setup(config, gltf, glbBuffer) {
   const view = document.getElementById("view");
   const renderer = new THREE.WebGLRenderer({ antialias: true, preserveDrawingBuffer: true });
   renderer.setPixelRatio(window.devicePixelRatio || 1);
@@ -138,17 +139,25 @@ function setup(config, gltf) {
   function yaml() {
     return presetYaml(config, values, latent);
   }
-  function download() {
-    const blob = new Blob([yaml()], { type: "application/x-yaml" });
+  function save(blob, name) {
     const a = document.createElement("a");
     a.href = URL.createObjectURL(blob);
-    a.download = `${config.name}.yaml`;
+    a.download = name;
     document.body.appendChild(a);
     a.click();
     setTimeout(() => { URL.revokeObjectURL(a.href); a.remove(); }, 0);
   }
+  function download() {
+    save(new Blob([yaml()], { type: "application/x-yaml" }), `${config.name}.yaml`);
+  }
+  function downloadGlb() {
+    const readable = {};
+    for (const [name, v] of Object.entries(values)) readable[name] = v;
+    save(new Blob([glbWithWeights(glbBuffer, influences, readable)], { type: "model/gltf-binary" }),
+         `${config.name}.glb`);
+  }
   const api = {
-    mesh, config, values, latent, setSlider, setLatent, setTextured, yaml, download,
+    mesh, config, values, latent, setSlider, setLatent, setTextured, yaml, download, downloadGlb,
     weight: (t) => influences[dict[t]],
     // the avatar's vertices (export order) as on screen, for checks: morphs, then the floor offset
     positions: (indices) => positions(indices).map((p) => [p[0], p[1] + gltf.scene.position.y - y0, p[2]]),
@@ -167,9 +176,10 @@ function main() {
     status.textContent = "avatar-data.js is missing: keep the folder that avatar webapp wrote together.";
     return;
   }
-  new GLTFLoader().parse(decodeBase64(data.glb), "", (gltf) => {
+  const buffer = decodeBase64(data.glb);
+  new GLTFLoader().parse(buffer.slice(0), "", (gltf) => {
     status.remove();
-    setup(data.config, gltf);
+    setup(data.config, gltf, buffer);
   }, (err) => { status.textContent = `could not read the avatar: ${err && err.message ? err.message : err}`; });
 }
 

@@ -49,6 +49,10 @@ export function buildPanel(panel, config, api) {
   tex.addEventListener("change", () => api.setTextured(tex.checked));
   tools.append(el("label", { class: "toggle" }, tex, " Texture"));
   tools.append(el("button", { type: "button", onclick: () => api.download() }, "Download preset YAML"));
+  tools.append(el("button", {
+    type: "button", title: "The GLB with every morph target, its default weights set to the page's",
+    onclick: () => api.downloadGlb(),
+  }, "Download GLB"));
   const inputs = [];
   tools.append(el("button", {
     type: "button", onclick: () => {
