@@ -26,6 +26,7 @@ from .solver import SIGMA, Problem, State, iterate, posterior_sd
 
 UNIDENTIFIABLE = 0.01   # posterior sd (at 0.1 mm noise) above this fraction of the range: not pinned down
 REST_ERROR_MM = 0.5     # posed=None: a rest fit worse than this (mean vertex error, mm) fits the pose too
+NEAR = 0.05            # m: correspondences this near are always kept
 REST_SURFACE_MM = 3.0   # the same for scans (mean surface distance, mm)
 
 
@@ -234,23 +235,28 @@ def _fit_scan(rig, mesh, posed, free, x0, rigid, max_iter, seed) -> BodyFit:
         raise ValueError(f"the target is {extent:g} units across; a body in metres is 0.3 to 3 (scale it)")
     scan = SurfaceIndex(P, faces)
     rng = np.random.default_rng(seed)
-    state = _initial_alignment(rig, x0, scan, rng)
+    state = _initial_alignment(rig, x0, scan, rng, free)
     stages = [False, True] if posed is None else [bool(posed)]
     total, damping = 0, 1e-6
+    macros = np.array([bool(s.macro) for s in rig.sliders])
     for pose in stages:
         mask = free_sliders(rig, free, pose)
-        problem = _problem(rig, mask, pose, rigid, x0)
-        state = State(problem.normalised(state.S), state.R, state.t)
-        last = np.inf
-        for _ in range(max_iter):
-            target, use, _ = _correspondences(rig, state, scan, pose)
-            state, lin, it, damping = iterate(problem, state, target, use, max_iter=2, damping=damping)
-            total += it
-            err = np.linalg.norm(target - (lin.V @ state.R.T + state.t), axis=1)[use].mean()
-            if last - err < 1e-6 * 0.01:   # < 0.01 um better: converged
-                break
-            last = err
-        target, use, d = _correspondences(rig, state, scan, pose)
+        # coarse to fine: the macros (and pose) and the rigid map first, which keeps the closest
+        # points from trapping the local sliders far from the body, then everything
+        for coarse in (True, False):
+            sub = mask & (macros | np.array([bool(s.pose) for s in rig.sliders])) if coarse else mask
+            problem = _problem(rig, sub, pose, rigid, x0)
+            state = State(problem.normalised(state.S), state.R, state.t)
+            last = np.inf
+            for _ in range(max_iter // 3 if coarse else max_iter):
+                target, use, _ = _correspondences(rig, state, scan, P, pose)
+                state, lin, it, damping = iterate(problem, state, target, use, max_iter=2, damping=damping)
+                total += it
+                err = float(np.linalg.norm(target - (lin.V @ state.R.T + state.t), axis=1)[use].mean())
+                if last - err < 1e-6:   # under a micrometre better: converged
+                    break
+                last = err
+        target, use, d = _correspondences(rig, state, scan, P, pose)
         surface = _surface_error(rig, state, P, pose)
         if posed is not None or surface <= REST_SURFACE_MM:
             break
@@ -265,16 +271,33 @@ def _model(rig, state, pose):
     return V @ state.R.T + state.t
 
 
-def _correspondences(rig, state, scan: SurfaceIndex, pose):
-    """Targets (N_body, 3) for the body's vertices: their closest points on the scan, kept where the
-    scan's face looks the same way (within 60 degrees) and is near (3 x the median distance, at least 1 cm)."""
+def _correspondences(rig, state, scan: SurfaceIndex, points: np.ndarray, pose):
+    """Targets (N_body, 3) for the body's vertices, both ways:
+
+    * each vertex's closest point on the scan, kept where the scan's face looks the same way
+      (within 60 degrees) and is near (5 x the median distance, at least 5 cm);
+    * each scan vertex pulls the body vertex nearest to it: a vertex's target is the mean of its
+      closest point and the scan vertices it is nearest to (so parts of the scan the closest points
+      miss, an arm held away from where the body's is, still pull).
+
+    Returns targets (N, 3), which vertices have one (N,) and each vertex's distance to the scan (N,).
+    """
+    from scipy.spatial import cKDTree
+
     Y = _model(rig, state, pose)
     n = vertex_normals(Y, rig.faces)[: assets.N_BODY]
     Y = Y[: assets.N_BODY]
     q, d, f = scan.closest(Y)
-    agree = np.einsum("ij,ij->i", n, scan.normals[f]) > 0.5
-    use = agree & (d <= max(3.0 * np.median(d), 0.01))
-    return q, use, d
+    use = (np.einsum("ij,ij->i", n, scan.normals[f]) > 0.5) & (d <= max(5.0 * np.median(d), NEAR))
+    dist, near = cKDTree(Y).query(points)
+    ok = dist <= max(5.0 * np.median(dist), NEAR)
+    count = np.bincount(near[ok], minlength=len(Y)).astype(np.float64)
+    total = np.stack([np.bincount(near[ok], points[ok, k], minlength=len(Y)) for k in range(3)], axis=1)
+    target = np.where(use[:, None], q, 0.0) + total
+    weight = use + count
+    has = weight > 0
+    target[has] /= weight[has, None]
+    return target, has, d
 
 
 def _surface_error(rig, state, points, pose) -> float:
@@ -284,14 +307,39 @@ def _surface_error(rig, state, points, pose) -> float:
     return float(d.mean() * 1e3)
 
 
-def _initial_alignment(rig, x0, scan: SurfaceIndex, rng: np.random.Generator) -> State:
-    """The rigid map of the starting body into the scan: principal axes (4 sign choices), each refined by
-    rigid ICP on surface samples; the one with the smallest mean distance wins."""
+def _initial_alignment(rig, x0, scan: SurfaceIndex, rng: np.random.Generator, free=None) -> State:
+    """The starting body and its rigid map into the scan.
+
+    The body: ``x0`` with its age and height (where free) set so that its stature matches the scan's
+    extent along its longest principal axis (25 candidates, one batched ``rig.vertices`` call):
+    closest points do not fix a wrong scale quickly. The map: principal axes (4 sign choices), each
+    refined by rigid ICP on surface samples; the one with the smallest mean distance wins.
+    """
     from scipy.spatial import cKDTree
 
-    model = rig.vertices(x0, posed=False).astype(np.float64)
-    src = sample_surface(model, rig.faces, 4000, rng)
     dst = sample_surface(scan.vertices, scan.faces, 8000, rng)
+    c = dst - dst.mean(axis=0)
+    axis = np.linalg.eigh(np.cov(c.T))[1][:, -1]
+    extent = float(np.ptp(c @ axis))
+    names = rig.slider_names
+    mask = free_sliders(rig, free, False)
+    grid = [x0]
+    ages = [5.0, 10.0, 15.0, 25.0, 50.0] if "body.age" in names and mask[names.index("body.age")] else [None]
+    heights = [0.0, 25.0, 50.0, 75.0, 100.0] if "body.height" in names and mask[names.index("body.height")] else [None]
+    for age in ages:
+        for h in heights:
+            x = np.array(x0, np.float64, copy=True)
+            if age is not None:
+                x[names.index("body.age")] = age
+            if h is not None:
+                x[names.index("body.height")] = h
+            grid.append(x)
+    rest = rig.vertices(np.stack(grid), posed=False)[:, : assets.N_BODY]
+    stature = np.ptp(rest[:, :, 1], axis=1)
+    pick = int(np.argmin(np.abs(stature - extent)))
+    x = grid[pick]
+    model = rig.vertices(x, posed=False).astype(np.float64)
+    src = sample_surface(model, rig.faces, 4000, rng)
     tree = cKDTree(dst)
     best = None
     for R, t in principal_frames(src, dst):
@@ -302,7 +350,7 @@ def _initial_alignment(rig, x0, scan: SurfaceIndex, rng: np.random.Generator) ->
         d, _ = tree.query(src @ R.T + t)
         if best is None or d.mean() < best[0]:
             best = (d.mean(), R, t)
-    return State(np.array(x0, np.float64), best[1], best[2])
+    return State(np.array(x, np.float64), best[1], best[2])
 
 
 __all__ = ["BodyFit", "fit_body", "free_sliders"]

@@ -169,7 +169,7 @@ class Problem:
         S = np.array(S, np.float64, copy=True)
         if len(self.race) == 3:
             r = np.clip(S[self._race_cols], 0.0, None)
-            S[self._race_cols] = 100.0 * r / r.sum() if r.sum() > 0 else 100.0 / 3.0
+            S[self._race_cols] = np.clip(100.0 * r / r.sum(), 0.0, 100.0) if r.sum() > 0 else 100.0 / 3.0
         return S
 
     def step(self, H: np.ndarray, g: np.ndarray, S: np.ndarray, sided) -> np.ndarray:
