@@ -223,3 +223,39 @@ def test_cli_measure_table_json_csv_picture(rig, tmp_path, capsys):
     assert img.shape[0] > 400 and (np.abs(img.astype(int) - [214, 64, 52]).sum(axis=2) < 30).sum() > 500
     assert main(["measure", str(preset), "--only", "waists"]) == 2
     assert "did you mean 'waist'" in capsys.readouterr().err
+
+
+def test_a_dataset_conditioned_on_measurements(rig, tmp_path):
+    """condition: every avatar solved to stature and waist targets of its own, drawn from (seed, row)."""
+    import yaml
+
+    import avatar.dataset as dataset
+    from avatar.dataset.condition import draw_targets
+    from avatar.dataset.config import config_from_text
+
+    cond = {"targets": {"stature": {"normal": [172.0, 6.0], "clip": [160.0, 185.0]}, "waist": {"uniform": [72.0, 88.0]}}}
+    text = yaml.safe_dump({"rig": "humanoid", "n": 20, "seed": 5, "sampler": "prior", "vary": ["body.*", "nose.*"],
+                           "base": {"body.age": 30}, "condition": cond,
+                           "outputs": {"measurements": {}}, "shard": 8})
+    config = config_from_text(text, "<test>", store=str(tmp_path / "c.zarr"))
+    dataset.generate(config, workers=1, progress=False, rig=rig)
+    ds = dataset.open(tmp_path / "c.zarr")
+    goal = draw_targets(config.condition, 5, 0, 20)
+    names = ds.measurement_names
+    for k in ("stature", "waist"):
+        np.testing.assert_allclose(ds.measurements[:, names.index(k)], goal[k], atol=0.1)
+    assert 160 <= goal["stature"].min() and goal["stature"].max() <= 185 and np.ptp(goal["waist"]) > 5
+    # rows 8..15 drawn on their own give the same targets (a pure function of seed and row)
+    part = draw_targets(config.condition, 5, 8, 16)
+    assert all(np.array_equal(part[k], goal[k][8:16]) for k in goal)
+    nose = [j for j, n in enumerate(ds.slider_names) if n.startswith("nose.")]
+    assert np.array_equal(ds.sliders[:, nose], dataset.sample(config)[:, nose])  # the solve leaves the rest
+    bad = yaml.safe_dump({"rig": "humanoid", "n": 4, "condition": {"targets": {"statue": {"normal": [170, 5]},
+                                                                               "waist": {"normal": [80, -1]}},
+                                                                   "free": ["body.heigth"]}})
+    with pytest.raises(ConfigError) as err:
+        config_from_text(bad, "d.yaml", store=str(tmp_path / "x.zarr"))
+    text = str(err.value)
+    assert "condition.targets.statue: unknown measurement 'statue'; did you mean 'stature'?" in text
+    assert "condition.targets.waist.normal: the sd must be positive" in text
+    assert "condition.free[0]: matches no slider; did you mean 'body.height'?" in text

@@ -39,7 +39,7 @@ from avatar.spec.config import (ConfigError, Problems, check_choice, check_keys,
 SAMPLERS = ("uniform", "prior", "sobol", "latin_hypercube", "grid", "traversal")
 RANDOM_SAMPLERS = ("uniform", "prior", "sobol", "latin_hypercube")
 _KEYS = ("name", "description", "rig", "n", "seed", "sampler", "vary", "base", "correlate", "levels", "steps",
-         "outputs", "store", "shard")
+         "condition", "outputs", "store", "shard")
 _OUTPUTS = ("vertices", "textures", "renders", "measurements")
 _OUTPUT_KEYS = {"vertices": ("dtype",), "textures": ("size",), "renders": ("views", "size"), "measurements": ()}
 VERTEX_DTYPES = ("float32", "float16", "float64")
@@ -62,6 +62,7 @@ class DatasetConfig:
     correlate: dict[str, dict[str, float]] = field(default_factory=dict)
     levels: dict[str, int] = field(default_factory=dict)  # grid: levels per varied slider
     steps: int | None = None
+    condition: dict = field(default_factory=dict)  # measurement targets per row (avatar.dataset.condition)
     outputs: dict[str, dict] = field(default_factory=dict)
     store: str = ""
     shard: int = 1024
@@ -78,6 +79,7 @@ class DatasetConfig:
             "n": self.n, "seed": self.seed, "sampler": self.sampler, "vary": list(self.vary),
             "varied": list(self.varied), "base": dict(self.base), "correlate": self.correlate,
             "levels": dict(self.levels), "steps": self.steps, "outputs": self.outputs, "shard": self.shard,
+            **({"condition": self.condition} if self.condition else {}),  # absent: older stores keep their fingerprints
         }
 
     def fingerprint(self, version: str) -> str:
@@ -99,7 +101,7 @@ class DatasetConfig:
                    sampler=data["sampler"], vary=list(data["vary"]), varied=list(data["varied"]),
                    base=dict(data["base"]), correlate={a: dict(b) for a, b in data["correlate"].items()},
                    levels={k: int(v) for k, v in data["levels"].items()}, steps=data["steps"],
-                   outputs=data["outputs"], shard=int(data["shard"]), **extra)
+                   outputs=data["outputs"], shard=int(data["shard"]), condition=data.get("condition", {}), **extra)
 
 
 # -- loading --------------------------------------------------------------------
@@ -318,6 +320,9 @@ def _from_data(data: dict, problems: Problems, text: str, base_dir: Path, store_
             problems.add(("n",), f"n must be {count:,} for sampler {sampler}: {expected}; "
                          "set n to that or leave it out")
 
+    from .condition import parse_condition
+
+    condition = parse_condition(problems, data.get("condition"), spec)
     # outputs -----------------------------------------------------------------
     outputs = _outputs(problems, data.get("outputs", {"vertices": {"dtype": "float32"}}))
 
@@ -328,7 +333,7 @@ def _from_data(data: dict, problems: Problems, text: str, base_dir: Path, store_
     problems.raise_if_any()
     return DatasetConfig(rig=rig_name, rig_text=rig_text, n=n, seed=seed, sampler=sampler, vary=vary,
                          varied=varied_list, base=base, correlate=correlate, levels=levels, steps=steps,
-                         outputs=outputs, store=str(store), shard=shard, name=str(data.get("name", "")).strip(),
+                         condition=condition, outputs=outputs, store=str(store), shard=shard, name=str(data.get("name", "")).strip(),
                          description=str(data.get("description", "")).strip(), source=problems.file, text=text)
 
 

@@ -83,9 +83,16 @@ def _state(payload: dict):
 
 def compute_shard(payload: dict, k: int) -> dict[str, np.ndarray]:
     """Every output array of shard k (no I/O): name -> (rows, ...) array."""
+    from .condition import apply_condition
+
     config, rig, sampler = _state(payload)
     a, b = config.shard_range(k)
-    return compute_outputs(rig, config.outputs, sampler.rows(a, b), a, f"{payload['path']}: ")
+    where = f"{payload['path']}: "
+    try:  # measurement targets: the shard's rows solved together (one shard, one batch: deterministic)
+        S = apply_condition(rig, config.condition, sampler.rows(a, b), config.seed, a)
+    except ValueError as err:  # an unreachable target: say which rows and why, write nothing
+        raise DatasetError(f"{where}shard {k} (avatars {a}-{b - 1}): {err}") from None
+    return compute_outputs(rig, config.outputs, S, a, where)
 
 
 def compute_outputs(rig, outputs: dict, S: np.ndarray, first: int = 0, where: str = "") -> dict[str, np.ndarray]:

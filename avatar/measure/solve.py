@@ -54,7 +54,8 @@ def free_columns(rig, free) -> np.ndarray:
 def solve(rig, S, targets: dict, free=None, iterations: int = 30) -> np.ndarray:
     """Slider values (P,) or (n, P) like ``S``, with the free sliders moved to hit ``targets``.
 
-    ``targets`` maps measurement names to values in their units (cm, kg, kg/m^2).
+    ``targets`` maps measurement names to values in their units (cm, kg, kg/m^2): one value
+    for every avatar, or an (n,) array, one per avatar.
     Raises :class:`Unreachable` (naming the measurement and the reachable range)
     when a target is missed by more than its tolerance (1 mm, 0.1 kg).
     """
@@ -66,14 +67,14 @@ def solve(rig, S, targets: dict, free=None, iterations: int = 30) -> np.ndarray:
     names = list(targets)
     for name in names:
         rig.ruler.spec[name]  # KeyError with a did-you-mean for an unknown name
-    goal = np.array([float(targets[k]) for k in names])
+    goal = np.stack([np.broadcast_to(np.asarray(targets[k], np.float64), (len(X),)) for k in names], axis=1)
     cols = effective_columns(rig, free_columns(rig, free), names)
     X = _gauss_newton(rig, X, cols, names, goal, iterations)
     miss = _misses(rig, X, names, goal)
     if miss:
         i, name = miss[0]
         lo, hi = reach(rig, X[i], name, cols)
-        unit, want = rig.ruler.spec[name].unit, goal[names.index(name)]
+        unit, want = rig.ruler.spec[name].unit, goal[i, names.index(name)]
         who = "" if single else f"avatar {i}: "
         if lo - TOLERANCE[unit] <= want <= hi + TOLERANCE[unit]:
             raise Unreachable(f"{who}{name} {want:g} {unit} cannot be hit together with "
@@ -110,7 +111,7 @@ def reach(rig, x: np.ndarray, name: str, cols: np.ndarray) -> tuple[float, float
     now = rig.measure(x[None])[name][0]
     ends = []
     for far in (0.0, 10.0 * now):  # drive the measurement as far as it goes each way
-        y = _gauss_newton(rig, x[None].copy(), cols, [name], np.array([far]), 30)
+        y = _gauss_newton(rig, x[None].copy(), cols, [name], np.array([[far]]), 30)
         ends.append(rig.measure(y)[name][0])
     return min(ends), max(ends)
 
@@ -154,7 +155,8 @@ def _gauss_newton(rig, X, cols, names, goal, iterations) -> np.ndarray:
         h = np.where((x + h > hi) | (x + h < lo), -h, h)
         P = np.repeat(X[:, None], k, axis=1)                        # (n, k, P)
         P[:, np.arange(k), cols] += h
-        dr = _residuals(rig, P.reshape(-1, X.shape[1]), names, goal).reshape(n, k, -1) - r[:, None]
+        dr = _residuals(rig, P.reshape(-1, X.shape[1]), names, np.repeat(goal, k, axis=0)).reshape(n, k, -1) \
+            - r[:, None]
         J = np.swapaxes(dr / (h / span)[:, :, None], 1, 2)         # (n, m, k): per unit z
         # 3. damped normal equations, one (k, k) system per avatar
         z = (x - start) / span
