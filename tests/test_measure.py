@@ -259,3 +259,13 @@ def test_a_dataset_conditioned_on_measurements(rig, tmp_path):
     assert "condition.targets.statue: unknown measurement 'statue'; did you mean 'stature'?" in text
     assert "condition.targets.waist.normal: the sd must be positive" in text
     assert "condition.free[0]: matches no slider; did you mean 'body.height'?" in text
+
+
+def test_validate_knows_every_kind_of_config(tmp_path, capsys):
+    files = [ROOT / "configs" / "measurements" / "default.yaml", ROOT / "configs" / "datasets" / "conditioned-bodies.yaml",
+             ROOT / "configs" / "avatars" / "knight.yaml"]
+    assert main(["validate", *map(str, files)]) == 0
+    bad = tmp_path / "m.yaml"
+    bad.write_text("landmarks: {}\nmeasurements:\n  neck: {kind: circumference, loop: [1, 2]}\n")
+    assert main(["validate", str(bad)]) == 2
+    assert f"{bad}:3: measurements.neck.loop: expected a list of at least 3 vertex indices" in capsys.readouterr().err

@@ -129,10 +129,23 @@ def cmd_validate(args) -> int:
     for f in args.files:
         try:
             data = None if str(f).lower().endswith(".mhm") else load_yaml_lenient(f)[0]  # .mhm: a preset
-            if isinstance(data, dict) and "template" in data:
+            kind = _config_kind(data)
+            if kind == "rig":
                 from avatar.body.rig import load_rig
 
                 load_rig(f)  # the whole rig: its targets are read and its fields built
+            elif kind == "dataset":
+                from avatar.dataset.config import load_config
+
+                load_config(f, store="")
+            elif kind == "experiment":
+                from avatar.latent.experiment import load_config as load_experiment
+
+                load_experiment(f)
+            elif kind == "measurements":
+                from avatar.spec.measurements import load_measurements
+
+                load_measurements(f)
             else:
                 spec = spec or load_rig_spec(args.rig or _default_rig())
                 load_preset(f, spec)
@@ -141,6 +154,22 @@ def cmd_validate(args) -> int:
             failed = True
             print(str(err), file=sys.stderr)
     return EXIT_USAGE if failed else 0
+
+
+def _config_kind(data) -> str:
+    """Which of our YAML files ``data`` is, by its top-level keys: rig, dataset, experiment,
+    measurements or (the default) preset."""
+    if not isinstance(data, dict):
+        return "preset"
+    if "template" in data:
+        return "rig"
+    if "sampler" in data or "outputs" in data or "vary" in data:
+        return "dataset"
+    if "models" in data and "features" in data:
+        return "experiment"
+    if "landmarks" in data or ("measurements" in data and "name" not in data and "sliders" not in data):
+        return "measurements"
+    return "preset"
 
 
 def _default_rig():
