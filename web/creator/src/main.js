@@ -13,7 +13,7 @@ import { sliderWeights } from "./weights.js";
 import { macroWeights } from "./macros.js";
 import { glbWithWeights } from "./glb.js";
 
-const SKIN = new THREE.Color(0.80, 0.64, 0.54);
+const SKIN = new THREE.Color().setRGB(0.80, 0.64, 0.54, THREE.SRGBColorSpace);  // export.SKIN_RGBA, an sRGB colour
 
 function decodeBase64(text) {
   const bin = atob(text);
