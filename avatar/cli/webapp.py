@@ -41,10 +41,9 @@ def cmd_webapp(args) -> int:
         raise UsageError(f"{out}: not a folder")
     from avatar.body.rig import load_rig
     from avatar.spec.pose import with_pose
-    from avatar.spec.sliders import preset_vector
 
     rig = load_rig(args.rig)
-    values = with_pose(rig.spec, preset_vector(rig.spec, args.preset), args.pose)
+    values = with_pose(rig.spec, rig.preset(args.preset), args.pose)  # measurements: targets solved
     latent = None
     try:
         parse(rig, args.morphs)  # a bad --morphs fails before the work
