@@ -13,8 +13,9 @@ from pathlib import Path
 
 from avatar.spec.config import ConfigError
 from avatar.body.rig import DEFAULT_RIG, Rig, load_rig
+from avatar.fit import fit_body
 
-__all__ = ["ConfigError", "Rig", "load_rig", "load_preset", "render", "DEFAULT_RIG"]
+__all__ = ["ConfigError", "Rig", "load_rig", "load_preset", "render", "fit_body", "DEFAULT_RIG"]
 __version__ = "0.1.0"
 
 

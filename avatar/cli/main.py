@@ -113,6 +113,9 @@ def _parser() -> argparse.ArgumentParser:
     from avatar.cli.explore import register as register_explorer
 
     register_explorer(sub, add)  # explore
+    from avatar.cli.fit import register as register_fit
+
+    register_fit(sub, add)  # fit-body
     from avatar.cli.measure import register as register_measure
 
     register_measure(sub, add)  # measure

@@ -11,7 +11,6 @@
 from __future__ import annotations
 
 import numpy as np
-from scipy.spatial import cKDTree
 
 
 def kabsch(src: np.ndarray, dst: np.ndarray, w: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -88,6 +87,8 @@ class SurfaceIndex:
     """
 
     def __init__(self, vertices: np.ndarray, faces: np.ndarray, k: int = 12):
+        from scipy.spatial import cKDTree  # on first use: scipy.spatial takes 0.1 s to import
+
         self.vertices = np.asarray(vertices, np.float64)
         self.faces = np.asarray(faces, np.int64)
         tri = self.vertices[self.faces]

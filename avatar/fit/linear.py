@@ -23,7 +23,6 @@ import weakref
 from dataclasses import dataclass
 
 import numpy as np
-import scipy.sparse as sp
 
 from avatar.body import assets
 
@@ -56,7 +55,7 @@ class LocalBasis:
         under two names): the data sees only their sum.
     """
 
-    D: sp.csr_matrix
+    D: "scipy.sparse.csr_matrix"
     G: np.ndarray
     sliders: np.ndarray
     side_slider: np.ndarray
@@ -112,7 +111,7 @@ def local_basis(rig) -> LocalBasis:
     return basis
 
 
-def field_matrix(rig) -> sp.csr_matrix:
+def field_matrix(rig) -> "scipy.sparse.csr_matrix":
     """(K, 3 N_body) float64 sparse: the rig's local fields on the body's rest vertices.
 
     Read from the rig's block-sparse blend (``rig._blocks``: per block the features it holds,
@@ -122,6 +121,8 @@ def field_matrix(rig) -> sp.csr_matrix:
     past the features (the breast macro targets the rig blends with them) are macro-weighted and
     left out; so is the rest row. ``tests/test_fit.py`` checks the matrix against ``rig.vertices``.
     """
+    import scipy.sparse as sp
+
     K, width = rig._n_features, 3 * assets.N_BODY
     rows, cols, vals = [], [], []
     for pieces, active, Dblk in rig._blocks:

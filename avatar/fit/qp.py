@@ -12,7 +12,6 @@ solves; scipy's ``lsq_linear`` (BVLS) took about 0.6 s on the same 650-variable 
 from __future__ import annotations
 
 import numpy as np
-from scipy.linalg import LinAlgError, cho_factor, cho_solve
 
 
 def box_qp(H: np.ndarray, g: np.ndarray, lo: np.ndarray, hi: np.ndarray, x0: np.ndarray | None = None,
@@ -28,6 +27,8 @@ def box_qp(H: np.ndarray, g: np.ndarray, lo: np.ndarray, hi: np.ndarray, x0: np.
     x0 : (n,) float64, optional
         Start (clipped into the box); default 0, clipped.
     """
+    from scipy.linalg import LinAlgError, cho_factor, cho_solve
+
     x = np.clip(np.zeros_like(g) if x0 is None else x0, lo, hi)
     fixed = lo == hi
     grad = H @ x - g

@@ -37,7 +37,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import numpy as np
-from scipy.linalg import LinAlgError, cho_factor, cho_solve
 
 from avatar.body import assets
 from avatar.body.macros import AGE_YEARS
@@ -182,6 +181,8 @@ class Problem:
         whose held side the gradient pulls on (sliders the data ties together can get the sign
         wrong) changes side, and the QP is solved again (at most 4 rounds).
         """
+        from scipy.linalg import LinAlgError, cho_factor, cho_solve
+
         lo, hi = self.bounds(S, sided)
         try:
             free = cho_solve(cho_factor(H, check_finite=False), g, check_finite=False)
