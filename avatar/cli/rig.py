@@ -201,8 +201,12 @@ def cmd_demo(args) -> int:
 
     demo_dataset(out, args.rig)  # out/dataset.zarr: 2,000 avatars, vertices, 64^2 textures, 128^2 renders
     demo_report(out)  # out/models/demo.npz and out/report/report.html
-    print(f"done: {len(presets)} presets and {len(S)} random avatars, a 2,000-avatar dataset, its latent "
-          f"models and the comparison report in {out}/ (open {out}/report/report.html)")
+    from avatar.cli.webapp import demo_site
+
+    demo_site(out, args.rig)  # out/site/index.html: the web creator, face sliders and the demo PCA
+    print(f"done: {len(presets)} presets and {len(S)} random avatars, their measurements, a 2,000-avatar dataset, "
+          f"its latent models, the comparison report and the web creator in {out}/ (open {out}/report/report.html "
+          f"and {out}/site/index.html)")
     return 0
 
 

@@ -88,3 +88,19 @@ def _preset_name(text: str, fallback: str) -> tuple[str, str]:
         return fallback, ""
     name, desc = data.get("name"), data.get("description")
     return (str(name) if name else fallback), (str(desc) if desc else "")
+
+
+def demo_site(out: Path, rig_path=None) -> None:
+    """The demo's web creator: the heroine with her face sliders and the demo PCA, in ``out/site/``."""
+    from avatar.body.rig import ROOT
+    from avatar.cli.main import _parser
+    from avatar.webapp import WebappError, bundle_path
+
+    try:
+        bundle_path()
+    except WebappError as err:  # no node/npm on this machine: the rest of the demo stands
+        print(f"skipped {out / 'site'}: {err}")
+        return
+    argv = ["webapp", str(ROOT / "configs" / "avatars" / "heroine.yaml"), "--morphs", "face,nose,ears",
+            "--model", str(out / "models" / "demo.npz"), "--model-name", "pca", "-o", str(out / "site")]
+    cmd_webapp(_parser().parse_args(argv + (["--rig", str(rig_path)] if rig_path else [])))
