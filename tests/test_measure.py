@@ -269,3 +269,22 @@ def test_validate_knows_every_kind_of_config(tmp_path, capsys):
     bad.write_text("landmarks: {}\nmeasurements:\n  neck: {kind: circumference, loop: [1, 2]}\n")
     assert main(["validate", str(bad)]) == 2
     assert f"{bad}:3: measurements.neck.loop: expected a list of at least 3 vertex indices" in capsys.readouterr().err
+
+
+def test_cli_measures_meshes_of_our_topology_as_they_are(rig, tmp_path, capsys):
+    import trimesh
+
+    from avatar.export import write_mesh
+
+    S = rig.sample(2, seed=9, pose=True)
+    V = rig.vertices(S)  # posed: a mesh is measured in its own pose
+    ply = tmp_path / "a.ply"
+    trimesh.Trimesh(V[0], rig.faces, process=False).export(ply)
+    glb = tmp_path / "b.glb"
+    write_mesh(glb, V[1], rig.template)  # seams split for the UVs: mapped back to the solid
+    assert main(["measure", str(ply), str(glb), "--json", "--only", "waist,mass,forearm"]) == 0
+    got = json.loads(capsys.readouterr().out)["avatars"]
+    want = rig.measure(vertices=V, names=["waist", "mass", "forearm"])
+    for i, name in enumerate(("a", "b")):
+        for k in ("waist", "mass", "forearm"):
+            assert abs(got[name][k] - want[k][i]) < 2e-3, (name, k)

@@ -9,13 +9,16 @@ import numpy as np
 
 from avatar.cli.errors import UsageError, check_output
 
+MESH_SUFFIXES = (".ply", ".obj", ".glb", ".gltf", ".stl", ".off")
 BATCH = 2048  # dataset rows measured at a time (their rest vertices: about 350 MB)
 
 
 def register(sub, add) -> None:
     sp = add("measure", cmd_measure, "Body measurements (cm, kg) of presets, .mhm files or every avatar of a "
                                      "dataset store; --json, --csv, --picture (docs/measure.md).")
-    sp.add_argument("inputs", nargs="+", help="preset YAML or .mhm files, or one dataset store (.zarr)")
+    sp.add_argument("inputs", nargs="+", help="preset YAML or .mhm files, meshes (.ply .obj .glb .stl: our "
+                                              "topology measured as it is, any other fitted first), or one "
+                                              "dataset store (.zarr)")
     sp.add_argument("--json", action="store_true", help="print JSON instead of a table")
     sp.add_argument("--csv", help="write one row per avatar to this CSV file")
     sp.add_argument("--picture", help="draw the measurements on the (first) avatar, front and side: a PNG")
@@ -76,8 +79,40 @@ def _presets(args):
     for p in args.inputs:
         if not Path(p).is_file():
             raise UsageError(f"{p}: no such preset file (or dataset store)")
-    S = np.stack([rig.preset(p) for p in args.inputs])
-    return [Path(p).stem for p in args.inputs], rig.measure(S, names=_names(rig, args.only)), rig, S[0]
+    names = _names(rig, args.only) or rig.ruler.names
+    M = {k: np.empty(len(args.inputs)) for k in names}
+    S = []
+    for i, p in enumerate(args.inputs):  # presets (their measurement targets solved), or meshes
+        picture = bool(args.picture) and i == 0
+        x, V = _mesh(rig, Path(p), picture) if Path(p).suffix.lower() in MESH_SUFFIXES else (rig.preset(p), None)
+        S.append(x)
+        m = rig.measure(vertices=V, names=names) if V is not None else rig.measure(x, names=names)
+        for k in names:
+            M[k][i] = m[k]
+    return [Path(p).stem for p in args.inputs], M, rig, S[0]
+
+
+def _mesh(rig, path: Path, picture: bool = False):
+    """(slider values, vertices or None) of a mesh file: our topology as it is (fitted too only for a
+    picture, which draws the fitted rest shape), another topology fitted first and measured at rest."""
+    from avatar.cli.fit import _load
+    from avatar.fit import fit_body
+
+    mesh = _load(path)
+    n, t = len(mesh.vertices), rig.template
+    V = None
+    if n in (rig.n_vertices, t.n_body) and np.array_equal(mesh.faces, rig.faces[: len(mesh.faces)]):
+        V = np.asarray(mesh.vertices, np.float64)
+    elif n == len(t.export_index) and len(mesh.faces) == len(t.export_faces):  # our GLB/OBJ export: seams split
+        V = np.zeros((rig.n_vertices, 3))
+        V[t.export_index] = mesh.vertices
+    if V is not None:  # measured as it is (in its own pose)
+        print(f"{path}: our topology, measured as it is", file=sys.stderr)
+        return (fit_body(V, rig).values if picture else rig.defaults()), V
+    fit = fit_body(mesh, rig)
+    print(f"{path}: {n:,} vertices of another topology: fitted first (mean surface distance "
+          f"{fit.surface_error_mm:.1f} mm); the fitted body is measured at rest", file=sys.stderr)
+    return fit.values, None
 
 
 def _dataset(path: Path, args):
