@@ -9,14 +9,14 @@
     state.set_code(0, 2.0); state.implied                    # designer changes the latent move implies
 
 :mod:`.state` holds the state and the math (pure, tested without a browser),
-:mod:`.models` the latent model and slider basis it runs on (fitted once, cached),
+:mod:`.models` the latent model (fitted once, cached) and the rig fit reading its moves,
 :mod:`.display` packs meshes for the browser, :mod:`.app` wires viser's widgets.
 """
 from __future__ import annotations
 
 from pathlib import Path
 
-from .models import LatentView, SliderBasis, cached_basis, quick_model
+from .models import LatentView, SliderBasis, quick_model
 from .state import ExplorerState, builtin_presets, preset_path, validate_code, validate_value
 
 
@@ -42,7 +42,7 @@ def build_state(rig, model=None, model_path: str | Path | None = None, model_nam
                                   cache_dir=cache_dir, log=log)
         name = f"quick PCA of {n_avatars} random avatars"
     latent = LatentView(model, rig.n_vertices, name)
-    basis = cached_basis(rig, cache_dir=cache_dir)
+    basis = SliderBasis().fit(rig)
     return ExplorerState(rig, latent, basis, texture_size=texture_size, preset_dir=preset_dir,
                          presets=builtin_presets(preset_dir))
 
@@ -56,4 +56,4 @@ def __getattr__(name):
 
 
 __all__ = ["Explorer", "ExplorerState", "LatentView", "SliderBasis", "build_state", "builtin_presets",
-           "cached_basis", "preset_path", "quick_model", "serve", "validate_code", "validate_value"]
+           "preset_path", "quick_model", "serve", "validate_code", "validate_value"]

@@ -1,11 +1,10 @@
 """The models the explorer runs on: the latent model as it drives it, and the designer sliders' basis.
 
 :class:`LatentView` encodes and decodes one avatar through a fitted
-:mod:`avatar.latent` model. :class:`SliderBasis` is a linear fit of the rig's
-vertices on its shape sliders over random avatars, which reads a vertex change
-as the designer slider changes that would make it (least squares). Both are
-fitted once at start-up and cached as ``.npz`` (no pickles) under a key of the
-rig's fingerprint and the settings: :func:`quick_model`, :func:`cached_basis`.
+:mod:`avatar.latent` model, fitted once at start-up and cached as ``.npz`` (no
+pickles) under a key of the rig's fingerprint and the settings (:func:`quick_model`).
+:class:`SliderBasis` reads a vertex change as the designer slider changes that
+would make it, by a step of the rig's fit (:mod:`avatar.fit`).
 """
 from __future__ import annotations
 
@@ -85,82 +84,35 @@ class LatentView:
         return out["vertices"][0], out["textures"][0]
 
 
-# -- the designer sliders' linear basis -----------------------------------------------------------
+# -- the designer sliders a vertex change implies ------------------------------------------------
 class SliderBasis:
-    """The rig's slider slopes at one avatar, to read vertex changes as slider changes.
+    """Reads a vertex change as the designer slider changes that make it: one step of the rig's fit.
 
-    Each numeric shape slider has two one-sided slopes at the base avatar (the
-    rig's defaults): raising it by ``h`` and lowering it by ``h``, a fraction
-    ``step`` of its range (clipped to the range). MakeHuman's modifiers blend
-    an ``incr`` target above neutral and a ``decr`` target below, linearly, so
-    these slopes are exact; the macros' are local. :meth:`implied` is the
-    ridge-damped least-squares mix of raises ``a`` and lowerings ``b`` that
-    best reproduces a vertex change, reported as the net change ``a - b``.
-
-    Parameters
-    ----------
-    step : float
-        Each difference's length, as a fraction of the slider's range.
-    ridge : float
-        Relative Tikhonov damping of the solve (keeps near-collinear slopes finite).
-
-    Attributes
-    ----------
-    columns_ : (P_geo,) int       the numeric shape sliders' columns
-    spans_ : (P_geo,) float       their ranges (high - low), array units
-    solve_ : (P_geo, 3V) float32  maps a flattened vertex change to normalised net slider changes
+    :meth:`implied` is a Gauss-Newton step of :mod:`avatar.fit` (:func:`avatar.fit.implied_change`)
+    from the designer avatar on show towards it plus the change, on the rig's exact Jacobian there
+    (the local sliders' fields, the macros' secants to their ramps' knots), over the numeric shape
+    sliders (not the pose, not bools or categories). It replaces the single linear map of slopes at
+    the default avatar, by finite differences, that this class used to fit once: a move from an
+    avatar far from the default now reads with that avatar's own macro slopes.
     """
 
-    def __init__(self, step: float = 0.05, ridge: float = 1e-8):
-        self.step, self.ridge = step, ridge
+    def fit(self, rig) -> "SliderBasis":
+        """Build the rig's constant local Jacobian now (cached with the rig; under a second)."""
+        from ..fit.linear import local_basis
 
-    def fit(self, rig, batch: int = 128) -> "SliderBasis":
-        with one_blas_thread():  # small products: idle BLAS threads cost more than they give
-            return self._fit(rig, batch)
-
-    def _fit(self, rig, batch: int) -> "SliderBasis":
-        # bools and categories have no slope to fit: their changes are not read from vertices
+        self.rig = rig
         numeric = np.array([s.kind in ("continuous", "integer") for s in rig.sliders])
-        cols = np.flatnonzero(shape_sliders(rig) & numeric)
-        lo, hi = rig.spec.lows(), rig.spec.highs()
-        x0, span = rig.defaults(), hi - lo
-        v0 = rig.vertices(x0).reshape(-1)
-        ends = (np.minimum(x0[cols] + self.step * span[cols], hi[cols]),   # raised
-                np.maximum(x0[cols] - self.step * span[cols], lo[cols]))   # lowered
-        B = np.zeros((2 * len(cols), v0.size), np.float64)  # rows: raise slopes, then lowering slopes
-        for side, end in enumerate(ends):
-            for i in range(0, len(cols), batch):
-                k = np.arange(i, min(i + batch, len(cols)))
-                S = np.repeat(x0[None], len(k), axis=0)
-                S[np.arange(len(k)), cols[k]] = end[k]
-                dv = rig.vertices(S).reshape(len(k), -1) - v0
-                h = np.abs(end[k] - x0[cols[k]]) / span[cols[k]]
-                B[side * len(cols) + k] = np.divide(dv, h[:, None], out=np.zeros_like(dv), where=h[:, None] > 0)
-        BBt = B @ B.T
-        damp = self.ridge * np.trace(BBt) / len(B) * np.eye(len(B))
-        ab = np.linalg.solve(BBt + damp, B)               # vertex change -> (raises a, lowerings b)
-        self.solve_ = (ab[:len(cols)] - ab[len(cols):]).astype(np.float32)
-        self.columns_ = cols
-        self.spans_ = span[cols]
-        self.n_sliders_ = len(rig.sliders)
+        self.free_ = [s.name for s, ok in zip(rig.sliders, shape_sliders(rig) & numeric) if ok]
+        local_basis(rig)
         return self
 
-    def implied(self, dV: np.ndarray) -> np.ndarray:
-        """(V, 3) vertex change -> (P,) slider changes in array units (0 for non-shape sliders)."""
-        out = np.zeros(self.n_sliders_)
-        out[self.columns_] = (self.solve_ @ np.asarray(dV, np.float32).ravel()) * self.spans_
-        return out
+    def implied(self, dV: np.ndarray, values: np.ndarray, vertices: np.ndarray | None = None) -> np.ndarray:
+        """(V, 3) vertex change from the avatar ``values`` (P,) -> (P,) slider changes in array units
+        (0 for the sliders not read). ``vertices``: ``rig.vertices(values)`` if already at hand."""
+        from ..fit import implied_change
 
-    def arrays(self) -> dict[str, np.ndarray]:
-        return {"columns": self.columns_, "spans": self.spans_, "solve": self.solve_,
-                "n_sliders": np.array(self.n_sliders_)}
-
-    @classmethod
-    def from_arrays(cls, arrays, step: float = 0.05) -> "SliderBasis":
-        self = cls(step)
-        self.columns_, self.spans_ = np.asarray(arrays["columns"]), np.asarray(arrays["spans"])
-        self.solve_, self.n_sliders_ = np.asarray(arrays["solve"]), int(arrays["n_sliders"])
-        return self
+        base = self.rig.vertices(values) if vertices is None else vertices
+        return implied_change(self.rig, values, np.asarray(base, np.float64) + dV, free=self.free_)
 
 
 # -- start-up models, cached ---------------------------------------------------------------------
@@ -213,22 +165,5 @@ def quick_model(rig, n_avatars: int = 1000, n_components: int = 16, seed: int = 
     return model, path
 
 
-def cached_basis(rig, step: float = 0.05, cache_dir: str | Path | None = None) -> SliderBasis:
-    """:class:`SliderBasis` fitted once per rig and cached as ``.npz`` beside the quick models."""
-    cache = Path(cache_dir) if cache_dir is not None else default_cache_dir()
-    path = cache / f"basis-{_key(rig, kind='slopes', step=step)}.npz"
-    if path.exists():
-        try:
-            with np.load(path, allow_pickle=False) as f:
-                return SliderBasis.from_arrays(dict(f), step)
-        except (OSError, ValueError, KeyError):
-            pass  # damaged: refit below
-    basis = SliderBasis(step).fit(rig)
-    from ..export import atomic_write
-
-    atomic_write(path, lambda f: np.savez(f, **basis.arrays()))
-    return basis
-
-
-__all__ = ["LatentView", "SliderBasis", "cached_basis", "default_cache_dir", "quick_model", "rig_fingerprint",
+__all__ = ["LatentView", "SliderBasis", "default_cache_dir", "quick_model", "rig_fingerprint",
            "shape_sliders", "texture_sliders"]

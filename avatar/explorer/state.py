@@ -7,12 +7,11 @@ it, so the latent sliders show where it lands; moving a latent slider decodes
 the codes and asks which designer slider changes would make the same change:
 
     dV = decode(codes) - decode(anchor)          anchor: the codes of the designer
-    ds = argmin ||dV - ds @ B||^2                avatar the latent moves started from
+    ds = argmin ||dV - J(s) ds||^2, bounded      avatar the latent moves started from
 
-where ``B`` (P_geo, 3V) is a linear fit of the rig's vertices on its
-(normalised) shape sliders over random avatars (:class:`.models.SliderBasis`,
-fitted once). Each bar of the page is one entry of ``ds``: a disentangled model moves
-one bar, an entangled one many.
+where ``J(s)`` is the rig's exact Jacobian at the designer values ``s`` (one step of
+:mod:`avatar.fit`, :class:`.models.SliderBasis`). Each bar of the page is one entry
+of ``ds``: a disentangled model moves one bar, an entangled one many.
 
 Every value that comes from the page goes through :func:`validate_value` or
 :func:`validate_code` (ConfigError with the slider's name and range), and the
@@ -141,7 +140,7 @@ class ExplorerState:
     rig : avatar.Rig
     latent : LatentView
     basis : SliderBasis
-        Fitted on the same rig.
+        Reads latent moves as designer slider changes (``SliderBasis().fit(rig)``).
     texture_size : int
         Pixels of the texture shown on the page.
     preset_dir : path or None
@@ -219,7 +218,7 @@ class ExplorerState:
             vertices = self.rig.vertices(values)
             check_finite(vertices, "the designer avatar")  # NonFiniteError: the state stays as it was
         if geometry:  # before the values: a reader that sees the new values sees their mesh
-            self.vertices = vertices
+            self.vertices = self._designer_vertices = vertices
         self.values = values
         self.mode = "designer"
         self._decoded_texture = False
@@ -256,13 +255,14 @@ class ExplorerState:
 
         vertices, texture = self.latent.decode(codes)
         check_finite(vertices, "the latent decoding")  # NonFiniteError (a ValueError): refused, state unchanged
+        # read before the state changes: a reader that sees the latent mode sees its implied changes
+        self.implied = self.basis.implied(vertices - self._anchor_vertices, self.values, self._designer_vertices)
         self.mode = "latent"
         self.codes = codes
         self.vertices = vertices
         had_decoded = self._decoded_texture
         if texture is not None:
             self.texture, self._decoded_texture = texture, True
-        self.implied = self.basis.implied(self.vertices - self._anchor_vertices)
         return Change(geometry=True, texture=texture is not None or had_decoded, codes=True)
 
     # -- presets and files -------------------------------------------------------------------------

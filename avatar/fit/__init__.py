@@ -9,6 +9,6 @@
 :mod:`.geometry` Kabsch, principal axes, closest points on triangles
 :mod:`.body`     ``fit_body`` for our topology and for scans
 """
-from .body import BodyFit, fit_body, free_sliders
+from .body import BodyFit, fit_body, free_sliders, implied_change
 
-__all__ = ["BodyFit", "fit_body", "free_sliders"]
+__all__ = ["BodyFit", "fit_body", "free_sliders", "implied_change"]

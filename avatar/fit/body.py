@@ -193,6 +193,41 @@ def fit_body(target, rig=None, posed: bool | None = None, free=None, init=None, 
     return _fit_scan(rig, target, posed, free, x0, True if rigid is None else bool(rigid), max_iter, seed)
 
 
+def implied_change(rig, values, target, free=None, reach: float = 3.0) -> np.ndarray:
+    """(P,) slider changes from ``values`` that best make the body ``target``, read in one step.
+
+    For a change a linear model made (the explorer's latent moves): one Gauss-Newton step of the fit
+    from the avatar ``values`` (P,) towards ``target`` (V, 3) of our topology, in the pose of
+    ``values`` (the pose sliders are not read). The exact Jacobian there: the linear sliders' sides,
+    the macros' secants to their ramps' knots, the ethnic shares by differences. Unlike a fit, the
+    linear sides may run negative and past their ranges (strengths in [-reach, reach]): a linear
+    model extrapolates a modifier's raise below its default, which the rig's own lowering target is
+    not, and a latent move may go beyond what the sliders' ranges make. The macros stay inside their
+    ramps' pieces. The ethnic changes keep the scale of ``values`` (only their shares are seen).
+    """
+    from .qp import box_qp
+
+    values = np.array(rig.values(values), np.float64)
+    target = _as_points(target)[: assets.N_BODY]
+    posed = bool(rig.posing.posed_rows(values[None])[0])
+    problem = _problem(rig, free_sliders(rig, free, False), posed, False, values)
+    start = State(problem.normalised(values))
+    lin = problem.linearise(start, target)
+    slider, sign, span, strength = lin.sided
+    lo, hi = problem.bounds(start.S, lin.sided)
+    q = len(problem.sides)
+    lo[:q], hi[:q] = -reach - strength[:q], reach - strength[:q]
+    dz = box_qp(lin.H, lin.g, lo, hi)[0]
+    change = np.zeros(len(values))
+    n, m = len(slider), len(problem.fd)
+    np.add.at(change, slider, sign * dz[:n] * span)
+    change[problem.fd] += dz[n:n + m] * problem.span[problem.fd]
+    races = problem._race_cols
+    if len(problem.race) == 3:
+        change[races] = (start.S[races] + change[races]) * values[races].sum() / 100.0 - values[races]
+    return change
+
+
 # -- our topology ----------------------------------------------------------------------------------
 def _fit_vertices(rig, target, posed, free, x0, rigid, max_iter) -> BodyFit:
     stages = [False, True] if posed is None else [bool(posed)]
@@ -395,4 +430,4 @@ def _initial_alignment(rig, x0, scan: SurfaceIndex, rng: np.random.Generator, fr
     return State(np.array(x, np.float64), best[1], best[2])
 
 
-__all__ = ["BodyFit", "fit_body", "free_sliders"]
+__all__ = ["BodyFit", "fit_body", "free_sliders", "implied_change"]

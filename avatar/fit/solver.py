@@ -238,7 +238,8 @@ class Problem:
         """``C`` of the free linear sides at ``S``, recomputed only when the ethnic shares change."""
         key = np.round(S[self._race_cols], 12).tobytes()
         if key != self._mixing_key:
-            self._mixing_key, self._mixing = key, self.basis.mixing(self.rig, S)[:, self.sides]
+            C = self.basis.mixing(self.rig, S)[:, self.sides]
+            self._mixing_key, self._mixing, self._local_H = key, C, C.T @ self.basis.G @ C
         return self._mixing
 
     def linearise(self, state: State, target: np.ndarray, use: np.ndarray | None = None,
@@ -291,7 +292,8 @@ class Problem:
         else:
             D, G = self.basis.D, self.basis.G
         DN = np.asarray(D @ Nf.T)                                           # (K, m')
-        H = np.block([[C.T @ G @ C, C.T @ DN], [DN.T @ C, Nf @ Nf.T]])
+        CGC = self._local_H if G is self.basis.G else C.T @ G @ C   # constant per ethnic shares
+        H = np.block([[CGC, C.T @ DN], [DN.T @ C, Nf @ Nf.T]])
         g = np.concatenate([C.T @ np.asarray(D @ rf), Nf @ rf])
         diag = np.diag(H).copy()
         # the prior: linear sides and the differenced unknowns about the prior centre; macro sides,
