@@ -238,16 +238,18 @@ def _fit_vertices(rig, target, posed, free, x0, rigid, max_iter) -> BodyFit:
         # the macros (and pose) alone first: they make most of the shape, and from there the macros'
         # ramps start on the right pieces (all at once, the local sliders can make up for a macro
         # stuck on the wrong side of a knot)
-        for sub in ((mask & coarse, mask) if total == 0 and (mask & coarse).any() else (mask,)):
+        for sub in ((mask & coarse, mask) if (mask & coarse).any() else (mask,)):
             problem = _problem(rig, sub, pose, rigid, x0)
             state = State(problem.normalised(state.S), state.R, state.t)
             state, lin, it, _ = iterate(problem, state, target, max_iter=max_iter * (2 if pose else 1))
             total += it
+        err = np.linalg.norm(target - (lin.V @ state.R.T + state.t), axis=1) * 1e3
+        if posed is None and not pose and err.mean() > REST_ERROR_MM:
+            continue    # not the rest pose: on to the pose, from this shape
         state, lin, it = _other_pieces(problem, state, lin, target, max_iter)
         total += it
         err = np.linalg.norm(target - (lin.V @ state.R.T + state.t), axis=1) * 1e3
-        if err.mean() <= REST_ERROR_MM and posed is None:
-            break
+        break
     return _result(rig, problem, state, lin, err, total, mask, pose)
 
 

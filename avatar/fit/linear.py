@@ -53,6 +53,9 @@ class LocalBasis:
     duplicates : tuple of tuples of int
         Groups of sliders with identical fields on every side (MakeHuman ships a few modifiers twice,
         under two names): the data sees only their sum.
+    heads : (K, 3 J) float64
+        Each field's move of the skeleton's rest bone heads (the regressor on the blended joint
+        cubes and vertices): what posing needs beyond the vertices' own moves.
     """
 
     D: "scipy.sparse.csr_matrix"
@@ -63,6 +66,8 @@ class LocalBasis:
     side_span: np.ndarray
     side_default: np.ndarray
     duplicates: tuple = ()
+    heads: np.ndarray | None = None
+
 
     @property
     def n_sides(self) -> int:
@@ -111,7 +116,21 @@ def local_basis(rig) -> LocalBasis:
     return basis
 
 
-def field_matrix(rig) -> "scipy.sparse.csr_matrix":
+def heads_matrix(rig) -> np.ndarray:
+    """(K, 3 J) float64: each field's move of the rest bone heads (``rig.rest_ends(S)[:, 0::2]``)."""
+    index, weight = rig._end_index[0::2], rig._end_weight[0::2].astype(np.float64)   # (J, w)
+    rows = np.unique(index)
+    D = field_matrix(rig, rows)                                   # (K, 3 len(rows))
+    pos = np.searchsorted(rows, index)
+    J = len(index)
+    out = np.zeros((D.shape[0], J, 3))
+    Dd = D.toarray().reshape(D.shape[0], len(rows), 3)
+    for k in range(index.shape[1]):
+        out += Dd[:, pos[:, k]] * weight[None, :, k, None]
+    return out.reshape(D.shape[0], 3 * J)
+
+
+def field_matrix(rig, rows=None) -> "scipy.sparse.csr_matrix":
     """(K, 3 N_body) float64 sparse: the rig's local fields on the body's rest vertices.
 
     Read from the rig's block-sparse blend (``rig._blocks``: per block the features it holds,
@@ -124,7 +143,13 @@ def field_matrix(rig) -> "scipy.sparse.csr_matrix":
     import scipy.sparse as sp
 
     K, width = rig._n_features, 3 * assets.N_BODY
-    rows, cols, vals = [], [], []
+    if rows is not None:  # chosen blend rows, in their order (the skeleton's helper vertices)
+        col = np.full(3 * len(rig._blend), -1, np.int64)
+        rows = np.asarray(rows, np.int64)
+        col[(3 * rows[:, None] + np.arange(3)).ravel()] = np.arange(3 * len(rows))
+        width = 3 * len(rig._blend)
+    rows_wanted = rows
+    out_rows, cols, vals = [], [], []
     for pieces, active, Dblk in rig._blocks:
         keep = active < K - 1
         if not keep.any():
@@ -136,13 +161,18 @@ def field_matrix(rig) -> "scipy.sparse.csr_matrix":
                 continue
             block = Dk[:, p.start:p.start + (x1 - x.start)]
             r, c = np.nonzero(block)
-            rows.append(feats[r])
-            cols.append(x.start + c)
-            vals.append(block[r, c])
-    if not rows:
-        return sp.csr_matrix((K, width))
+            v, c = block[r, c], x.start + c
+            if rows_wanted is not None:
+                keep = col[c] >= 0
+                r, c, v = r[keep], col[c[keep]], v[keep]
+            out_rows.append(feats[r])
+            cols.append(c)
+            vals.append(v)
+    shape = (K, width if rows_wanted is None else 3 * len(rows_wanted))
+    if not out_rows:
+        return sp.csr_matrix(shape)
     return sp.csr_matrix((np.concatenate(vals).astype(np.float64),
-                          (np.concatenate(rows), np.concatenate(cols))), shape=(K, width))
+                          (np.concatenate(out_rows), np.concatenate(cols))), shape=shape)
 
 
 def _build(rig) -> LocalBasis:
@@ -162,7 +192,7 @@ def _build(rig) -> LocalBasis:
     C = LocalBasis(D, G, lin, side_slider, side_up, np.array(side_span, np.float64),
                    dflt[side_slider]).mixing(rig, dflt)
     return LocalBasis(D, G, lin, side_slider, side_up, np.array(side_span, np.float64), dflt[side_slider],
-                      _duplicates(C.T @ G @ C, side_slider, side_up))
+                      _duplicates(C.T @ G @ C, side_slider, side_up), heads_matrix(rig))
 
 
 def _duplicates(H: np.ndarray, side_slider: np.ndarray, side_up: np.ndarray) -> tuple:

@@ -278,23 +278,37 @@ class Problem:
             r = np.where(use[:, None], r, 0.0)
         sse = float(np.sum(r * r))
         r = r @ state.R                                                     # to the rig's frame
+        joints = None
         if self.posed and rig.posing.posed_rows(S[None])[0]:
-            Mv = skin_matrices(rig, S)                                      # (N, 3, 3)
+            Mv, dA = skin_matrices(rig, S)                                  # (N, 3, 3), (J, 3, 3)
             r = np.einsum("vji,vj->vi", Mv, r)
             Ncols = np.einsum("vji,kvj->kvi", Mv, Ncols)
+            joints = joint_terms(rig, Mv, dA)
         Nf, rf = Ncols.reshape(len(Ncols), -1), r.reshape(-1)
         C = self.mixing(S)
-        if exact_rows and use is not None:
-            keep = np.repeat(use, 3)
+        keep = np.repeat(use, 3) if exact_rows and use is not None else None
+        if keep is not None:
             D = self.basis.D[:, keep]
             G = (D @ D.T).toarray()
             Nf, rf = Nf[:, keep], rf[keep]
         else:
             D, G = self.basis.D, self.basis.G
         DN = np.asarray(D @ Nf.T)                                           # (K, m')
+        Dr = np.asarray(D @ rf)
+        if joints is not None:
+            # the joints move with the shape: each field also moves the bones' heads, which carry the
+            # posed limbs along (tau, by the chain rule through the skinning transforms): D' = D + LH^T W'^T
+            W, L = joints
+            if keep is not None:
+                W = W[keep]
+            LH = L @ self.basis.heads.T                                     # (3J, K)
+            DW = np.asarray((D @ W).todense()) @ LH                         # (K, K)
+            G = G + DW + DW.T + LH.T @ np.asarray((W.T @ W).todense()) @ LH
+            DN = DN + LH.T @ np.asarray(W.T @ Nf.T)
+            Dr = Dr + LH.T @ np.asarray(W.T @ rf)
         CGC = self._local_H if G is self.basis.G else C.T @ G @ C   # constant per ethnic shares
         H = np.block([[CGC, C.T @ DN], [DN.T @ C, Nf @ Nf.T]])
-        g = np.concatenate([C.T @ np.asarray(D @ rf), Nf @ rf])
+        g = np.concatenate([C.T @ Dr, Nf @ rf])
         diag = np.diag(H).copy()
         # the prior: linear sides and the differenced unknowns about the prior centre; macro sides,
         # which are moves, about where they are
@@ -342,15 +356,45 @@ def rotation(w: np.ndarray) -> np.ndarray:
     return np.eye(3) + np.sin(a) / a * K + (1 - np.cos(a)) / a ** 2 * K @ K
 
 
-def skin_matrices(rig, S: np.ndarray) -> np.ndarray:
-    """(N_body, 3, 3) float64: each body vertex's linear skinning map ``I + sum_k w_k dA_k`` in pose ``S`` (P,)."""
+def skin_matrices(rig, S: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Each body vertex's linear skinning map ``M_v = I + sum_k w_k dA_k`` (N_body, 3, 3) in pose ``S`` (P,),
+    and the bones' ``dA`` (J, 3, 3), float64."""
     N = assets.N_BODY
     V0 = rig.vertices(S, posed=False)
     ends = rig.rest_ends(S)
     _, dA, _, _ = rig.posing.bind(V0[None], ends, S[None], N)
     sk = rig.posing.skeleton
     infl, w = sk.influences[:N], sk.weights[:N].astype(np.float64)
-    return np.eye(3) + np.einsum("vk,vkij->vij", w, dA[0][infl])
+    return np.eye(3) + np.einsum("vk,vkij->vij", w, dA[0][infl]), dA[0]
+
+
+def joint_terms(rig, Mv: np.ndarray, dA: np.ndarray):
+    """How a move of the rest bone heads moves the posed body, taken back to the rest pose.
+
+    With every bone's rotation ``A_b = I + dA_b`` held, bone b's translation changes by
+    ``tau_b = sum over c in b's chain (root..b) of (A_parent(c) - A_c) dh_c`` for head moves ``dh``,
+    and a posed vertex by ``sum_k w_k tau_k``. Returns ``W`` (3 N_body, 3J) sparse: vertex v's
+    ``M_v^T w_vk`` at bone ``k``'s columns (the move, back in the rest frame), and ``L`` (3J, 3J): the
+    chain sums, ``tau = L dh``. (What is left out: a bone's turn as its direction changes with the
+    shape, which is small; the fit's residuals stay exact, so it only slows convergence.)
+    """
+    import scipy.sparse as sp
+
+    sk = rig.posing.skeleton
+    J, N = len(sk.parents), len(Mv)
+    L = np.zeros((J, 3, J, 3))
+    for b, p in enumerate(sk.parents):          # parents come first
+        P = (dA[p] if p >= 0 else 0.0) - dA[b]
+        if p >= 0:
+            L[b] = L[p]
+        L[b, :, b, :] = P
+    infl, w = sk.influences[:N], sk.weights[:N].astype(np.float64)
+    blocks = np.swapaxes(Mv, 1, 2)[:, None] * w[:, :, None, None]          # (N, 4, 3, 3): M_v^T w_vk
+    rows = (3 * np.arange(N))[:, None, None, None] + np.arange(3)[None, None, :, None]
+    cols = (3 * infl)[:, :, None, None] + np.arange(3)[None, None, None, :]
+    rows, cols = np.broadcast_to(rows, blocks.shape), np.broadcast_to(cols, blocks.shape)
+    W = sp.csr_matrix((blocks.ravel(), (rows.ravel(), cols.ravel())), shape=(3 * N, 3 * J))
+    return W, L.reshape(3 * J, 3 * J)
 
 
 def iterate(problem: Problem, state: State, target: np.ndarray, use=None, max_iter: int = 20,
