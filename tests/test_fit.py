@@ -135,7 +135,7 @@ sliders:
   nose.width: {description: W., min: -100, max: 100, default: 0, makehuman: nose/nose-width1-decr|incr}
   nose.width_again: {description: The same target again., min: -100, max: 100, default: 0,
                      makehuman: nose/nose-width1-decr|incr}
-  nose.hump: {description: H., min: 0, max: 100, default: 0, makehuman: nose/nose-hump-decr|incr}
+  nose.hump: {description: H., min: -100, max: 100, default: 0, makehuman: nose/nose-hump-decr|incr}
   chin.width: {description: C., min: -100, max: 100, default: 0, makehuman: chin/chin-width-decr|incr}
   skin.nothing: {description: Moves nothing., min: 0, max: 100, default: 50}
 """)
