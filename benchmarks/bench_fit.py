@@ -57,6 +57,8 @@ def bench_same_topology(rig, n: int, seed: int, posed: bool) -> dict:
         worst.append(w)
         names.append(name)
         flagged.append(len(fit.unidentifiable))
+        print(f"  {i + 1}/{n}: {fit.vertex_error_mm:.4f} mm, worst slider {100 * w:.3f}% ({name}), "
+              f"{fit.iterations} iterations", flush=True)
     dt = time.perf_counter() - t0
     k = int(np.argmax(worst))
     return {"fits_per_s": n / dt, "mean_vertex_error_mm": float(np.mean(errs)), "max_vertex_error_mm": float(np.max(errs)),
@@ -100,6 +102,7 @@ def bench_scans(rig, n: int, seed: int) -> dict:
         surf.append(fit.surface_error_mm)
         rot.append(np.degrees(np.arccos(np.clip((np.trace(Rf.T @ R) - 1) / 2, -1, 1))))
         trans.append(1e3 * np.linalg.norm(tf - t))
+        print(f"  scan {i + 1}/{n}: {surf[-1]:.3f} mm, {rot[-1]:.3f} deg, {trans[-1]:.2f} mm", flush=True)
     return {"fits_per_s": n / elapsed, "mean_surface_mm": float(np.mean(surf)), "max_surface_mm": float(np.max(surf)),
             "max_rotation_deg": float(np.max(rot)), "max_translation_mm": float(np.max(trans))}
 
@@ -127,7 +130,7 @@ def main(argv=None) -> None:
 
     t0 = time.perf_counter()
     local_basis(rig)
-    print(f"local Jacobian built in {time.perf_counter() - t0:.2f} s (once per rig)")
+    print(f"local Jacobian built in {time.perf_counter() - t0:.2f} s (once per rig)", flush=True)
     with one_blas_thread():
         for label, n, posed in (("rest", args.n, False), ("posed", args.posed, True)):
             if n:
@@ -135,7 +138,8 @@ def main(argv=None) -> None:
                 print(f"same topology, {label}, {n} avatars: {r['fits_per_s']:.2f} fits/s; mean vertex error "
                       f"{r['mean_vertex_error_mm']:.4f} mm (worst avatar {r['max_vertex_error_mm']:.4f} mm); worst "
                       f"pinned-down slider {r['worst_slider_pct']:.3f}% of its range ({r['worst_slider']}), "
-                      f"{r['over_2pct']} avatars over 2%; {r['unidentifiable_median']:.0f} sliders flagged (median)")
+                      f"{r['over_2pct']} avatars over 2%; {r['unidentifiable_median']:.0f} sliders flagged (median)",
+                      flush=True)
         if args.scans:
             r = bench_scans(rig, args.scans, args.seed)
             print(f"scans (30% decimation, random rigid transform), {args.scans} avatars: {r['fits_per_s']:.3f} fits/s; "

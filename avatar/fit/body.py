@@ -27,6 +27,7 @@ from .solver import SIGMA, Problem, State, iterate, posterior_sd
 UNIDENTIFIABLE = 0.01   # posterior sd (at 0.1 mm noise) above this fraction of the range: not pinned down
 EXPLORE_MM = 0.02      # a fit worse than this (rms vertex error, mm) tries its macros' other pieces
 REST_ERROR_MM = 0.5     # posed=None: a rest fit worse than this (mean vertex error, mm) fits the pose too
+SCAN_DAMPING = 1e-9    # the least Levenberg-Marquardt damping of a correspondence round
 NEAR = 0.05            # m: correspondences this near are always kept
 REST_SURFACE_MM = 3.0   # the same for scans (mean surface distance, mm)
 
@@ -328,15 +329,23 @@ def _fit_scan(rig, mesh, posed, free, x0, rigid, max_iter, seed) -> BodyFit:
             sub = mask & (macros | np.array([bool(s.pose) for s in rig.sliders])) if coarse else mask
             problem = _problem(rig, sub, pose, rigid, x0)
             state = State(problem.normalised(state.S), state.R, state.t)
-            last = np.inf
+            best, stale, kept = np.inf, 0, state
             for _ in range(max_iter // 3 if coarse else max_iter):
                 target, use, _ = _correspondences(rig, state, scan, P, pose)
-                state, lin, it, damping = iterate(problem, state, target, use, max_iter=1, damping=damping)
+                # damped at least 1e-4: the correspondences move under the step, and an undamped
+                # step of ~600 sliders chases them (the fit drifted off after converging)
+                state, lin, it, damping = iterate(problem, state, target, use, max_iter=1,
+                                                  damping=max(damping, SCAN_DAMPING))
                 total += it
-                err = float(np.linalg.norm(target - (lin.V @ state.R.T + state.t), axis=1)[use].mean())
-                if last - err < 1e-5:   # under 0.01 mm better: converged
+                err = _surface_error(rig, state, P, pose) * 1e-3
+                # converged when 3 rounds in a row improve the best surface distance (scan to body) by
+                # under 0.01 mm (new correspondences can make a round worse); the best round is kept
+                stale = stale + 1 if err > best - 1e-5 else 0
+                if err < best:
+                    best, kept = err, state
+                if stale >= 3:
                     break
-                last = err
+            state = kept
         target, use, d = _correspondences(rig, state, scan, P, pose)
         surface = _surface_error(rig, state, P, pose)
         if posed is not None or surface <= REST_SURFACE_MM:
