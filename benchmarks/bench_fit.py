@@ -64,24 +64,10 @@ def bench_same_topology(rig, n: int, seed: int, posed: bool) -> dict:
             "unidentifiable_median": float(np.median(flagged))}
 
 
-def decimated(rig, v: np.ndarray, fraction: float = 0.3):
-    """(vertices, faces) of ``v`` on the rig's faces decimated to ``fraction`` of them (meshoptimizer)."""
-    import meshoptimizer as mo
-
-    idx = np.ascontiguousarray(rig.faces.astype(np.uint32).ravel())
-    out = np.zeros_like(idx)
-    k = mo.simplify(out, idx, np.ascontiguousarray(v, np.float32), target_index_count=int(len(idx) * fraction) // 3 * 3,
-                    target_error=1.0)
-    tri = out[:k].reshape(-1, 3)
-    used = np.unique(tri)
-    remap = np.full(len(v), -1)
-    remap[used] = np.arange(len(used))
-    return v[used].astype(np.float64), remap[tri]
-
-
 def bench_scans(rig, n: int, seed: int) -> dict:
     import trimesh
 
+    from avatar.fit.geometry import decimate
     from avatar.fit.solver import rotation
 
     rng = np.random.default_rng(seed)
@@ -90,7 +76,7 @@ def bench_scans(rig, n: int, seed: int) -> dict:
     surf, rot, trans = [], [], []
     elapsed = 0.0
     for i in range(n):
-        v, f = decimated(rig, V[i])
+        v, f = decimate(V[i], rig.faces)
         R, t = rotation(rng.normal(size=3)), rng.normal(size=3)
         scan = trimesh.Trimesh(v @ R.T + t, f, process=False)
         t0 = time.perf_counter()

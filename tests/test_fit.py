@@ -163,28 +163,15 @@ def test_no_effect_and_duplicates_are_unidentifiable(tmp_path):
     assert abs(pair.sum() - 40.0) < 0.1                        # the sum is what the mesh shows
 
 
-def _decimated(rig, v, fraction=0.3):
-    import meshoptimizer as mo
-
-    idx = np.ascontiguousarray(rig.faces.astype(np.uint32).ravel())
-    out = np.zeros_like(idx)
-    n = mo.simplify(out, idx, np.ascontiguousarray(v, np.float32), target_index_count=int(len(idx) * fraction) // 3 * 3,
-                    target_error=1.0)
-    tri = out[:n].reshape(-1, 3)
-    used = np.unique(tri)
-    remap = np.full(len(v), -1)
-    remap[used] = np.arange(len(used))
-    return v[used].astype(np.float64), remap[tri]
-
-
 def test_a_decimated_moved_avatar_fits_as_a_scan(rig):
     import trimesh
 
     import avatar
+    from avatar.fit.geometry import decimate
 
     rng = np.random.default_rng(7)
     S = rig.sample(1, seed=23)
-    v, f = _decimated(rig, rig.vertices(S[0], posed=False))
+    v, f = decimate(rig.vertices(S[0], posed=False), rig.faces)
     assert len(f) < 0.31 * len(rig.faces)
     R, t = _rotation(rng.normal(size=3)), rng.normal(size=3)
     scan = trimesh.Trimesh(v @ R.T + t, f, process=False)

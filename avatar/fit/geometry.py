@@ -131,3 +131,19 @@ def sample_surface(vertices: np.ndarray, faces: np.ndarray, n: int, rng: np.rand
     u[flip], v[flip] = 1 - u[flip], 1 - v[flip]
     t = tri[f]
     return t[:, 0] + (t[:, 1] - t[:, 0]) * u[:, None] + (t[:, 2] - t[:, 0]) * v[:, None]
+
+
+def decimate(vertices: np.ndarray, faces: np.ndarray, fraction: float = 0.3) -> tuple[np.ndarray, np.ndarray]:
+    """A remesh for the scan tests and benchmarks: (vertices (m, 3) float64, faces (f, 3) int) of
+    (V, 3), (F, 3) simplified to about ``fraction`` of the faces (meshoptimizer), unused vertices dropped."""
+    import meshoptimizer as mo
+
+    idx = np.ascontiguousarray(np.asarray(faces).astype(np.uint32).ravel())
+    out = np.zeros_like(idx)
+    k = mo.simplify(out, idx, np.ascontiguousarray(vertices, np.float32),
+                    target_index_count=int(len(idx) * fraction) // 3 * 3, target_error=1.0)
+    tri = out[:k].reshape(-1, 3)
+    used = np.unique(tri)
+    remap = np.full(len(vertices), -1)
+    remap[used] = np.arange(len(used))
+    return np.asarray(vertices, np.float64)[used], remap[tri]
