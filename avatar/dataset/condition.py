@@ -61,17 +61,11 @@ def parse_condition(problems: Problems, raw: object, spec) -> dict:
             problems.add(p + ("uniform",), f"expected low < high, got [{pair[0]:g}, {pair[1]:g}]")
         if pair:
             targets[str(name)] = {kinds[0]: pair, **({"clip": clip} if clip else {})}
-    free = raw.get("free")
-    if free is not None:
-        if not (isinstance(free, list) and free and all(isinstance(f, str) for f in free)):
-            problems.add(path + ("free",), f"expected a list of slider names or globs, got {describe(free)}")
-            free = None
-        elif spec is not None:
-            import fnmatch
+    free = None
+    if raw.get("free") is not None:
+        from avatar.spec.measurements import check_free
 
-            for i, pat in enumerate(free):
-                if not any(fnmatch.fnmatchcase(n, pat) for n in spec.slider_names):
-                    problems.add(path + ("free", i), f"matches no slider{did_you_mean(pat, spec.slider_names)}")
+        free = check_free(problems, path + ("free",), raw["free"], None if spec is None else spec.slider_names)
     return {"targets": targets, **({"free": list(free)} if free else {})}
 
 

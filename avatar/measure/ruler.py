@@ -6,9 +6,9 @@
 Steps for a batch of avatars' vertices (n, V, 3), all in one gather:
 
 1. every curve's points, (n, L_total, 3), from their edges and fractions;
-2. polyline lengths per curve (a sum over segments, ``np.add.reduceat``);
+2. polyline lengths per curve (a sum over its segments);
 3. ``tape`` curves: the convex hull's perimeter in the curve's own plane (Newell's
-   normal), by pruning reflex points until none is left, all avatars at once;
+   normal; Andrew's monotone chain in a numba kernel);
 4. landmarks (a vertex, or a ring's length-weighted centre), then distances and heights;
 5. stature, volume, mass and BMI of the closed body surface.
 

@@ -69,8 +69,8 @@ def solve(rig, S, targets: dict, free=None, iterations: int = 30) -> np.ndarray:
         rig.ruler.spec[name]  # KeyError with a did-you-mean for an unknown name
     goal = np.stack([np.broadcast_to(np.asarray(targets[k], np.float64), (len(X),)) for k in names], axis=1)
     cols = effective_columns(rig, free_columns(rig, free), names)
-    X = _gauss_newton(rig, X, cols, names, goal, iterations)
-    miss = _misses(rig, X, names, goal)
+    X, r = _gauss_newton(rig, X, cols, names, goal, iterations)
+    miss = _misses(rig, r, names)
     if miss:
         i, name = miss[0]
         lo, hi = reach(rig, X[i], name, cols)
@@ -111,7 +111,7 @@ def reach(rig, x: np.ndarray, name: str, cols: np.ndarray) -> tuple[float, float
     now = rig.measure(x[None])[name][0]
     ends = []
     for far in (0.0, 10.0 * now):  # drive the measurement as far as it goes each way
-        y = _gauss_newton(rig, x[None].copy(), cols, [name], np.array([[far]]), 30)
+        y, _ = _gauss_newton(rig, x[None].copy(), cols, [name], np.array([[far]]), 30)
         ends.append(rig.measure(y)[name][0])
     return min(ends), max(ends)
 
@@ -121,11 +121,10 @@ def _listing(rig, cols) -> str:
     return ", ".join(names) if len(names) <= 6 else ", ".join(names[:5]) + f" and {len(names) - 5} more"
 
 
-def _misses(rig, X, names, goal) -> list[tuple[int, str]]:
-    M = rig.ruler(rig.vertices(X, posed=False), names)
+def _misses(rig, r: np.ndarray, names) -> list[tuple[int, str]]:
+    """(avatar, measurement) pairs whose final residuals r (n, m) exceed the tolerance."""
     tol = np.array([TOLERANCE[rig.ruler.spec[k].unit] for k in names])
-    err = np.abs(np.stack([M[k] for k in names], axis=1) - goal)   # (n, m)
-    return [(int(i), names[int(j)]) for i, j in np.argwhere(err > tol)]
+    return [(int(i), names[int(j)]) for i, j in np.argwhere(np.abs(r) > tol)]
 
 
 def _residuals(rig, X, names, goal) -> np.ndarray:
@@ -133,7 +132,7 @@ def _residuals(rig, X, names, goal) -> np.ndarray:
     return np.stack([M[k] for k in names], axis=-1) - goal
 
 
-def _gauss_newton(rig, X, cols, names, goal, iterations) -> np.ndarray:
+def _gauss_newton(rig, X, cols, names, goal, iterations) -> tuple[np.ndarray, np.ndarray]:
     """Levenberg-Marquardt in z = (x - start) / range, for every avatar at once (steps 1-3 above)."""
     n, k = len(X), len(cols)
     lo, hi = rig.spec.lows()[cols], rig.spec.highs()[cols]
@@ -177,4 +176,4 @@ def _gauss_newton(rig, X, cols, names, goal, iterations) -> np.ndarray:
         lam = np.where(better, lam / 3.0, lam * 10.0)
         if np.all(np.abs(r) < tol) or np.all(lam > 1e4):
             break
-    return X
+    return X, r  # the values and their residuals (n, m), each row as last accepted

@@ -232,3 +232,17 @@ def check_targets(problems: Problems, path: tuple, raw: object, spec: Measuremen
         elif x is not None:
             out[str(name)] = x
     return out
+
+
+def check_free(problems: Problems, path: tuple, raw: object, slider_names) -> list | None:
+    """A ``free:`` list of slider names or globs, each matching some slider (``slider_names``
+    None: the shape alone is checked); None, with a problem recorded, when it is not one."""
+    import fnmatch
+
+    if not (isinstance(raw, list) and raw and all(isinstance(f, str) for f in raw)):
+        problems.add(path, f"expected a list of slider names or globs, got {describe(raw)}")
+        return None
+    for i, pat in enumerate(raw if slider_names is not None else ()):
+        if not any(fnmatch.fnmatchcase(n, pat) for n in slider_names):
+            problems.add(path + (i,), f"matches no slider{did_you_mean(pat, slider_names)}")
+    return list(raw)

@@ -634,23 +634,14 @@ def _preset_from_data(spec: RigSpec, data: dict, problems: Problems) -> dict[str
 def _check_targets(spec: RigSpec, problems: Problems, data: dict) -> tuple[dict, object]:
     """A preset's ``measurements:`` targets and the ``free:`` sliders that may move to hit them."""
     targets, free = {}, None
-    if "measurements" in data:
-        from avatar.spec.measurements import check_targets, load_measurements
+    from avatar.spec.measurements import check_free, check_targets, load_measurements
 
+    if "measurements" in data:
         targets = check_targets(problems, ("measurements",), data["measurements"], load_measurements())
     if "free" in data:
-        free = data["free"]
-        if not (isinstance(free, list) and free and all(isinstance(f, str) for f in free)):
-            problems.add(("free",), f"expected a list of slider names or globs, got {describe(free)}")
-            free = None
-        elif "measurements" not in data:
+        if "measurements" not in data:
             problems.add(("free",), "'free' lists the sliders that may move to hit 'measurements', which is missing")
-        else:
-            import fnmatch
-
-            for i, pat in enumerate(free):
-                if not any(fnmatch.fnmatchcase(n, pat) for n in spec.slider_names):
-                    problems.add(("free", i), f"matches no slider{did_you_mean(pat, spec.slider_names)}")
+        free = check_free(problems, ("free",), data["free"], spec.slider_names if "measurements" in data else None)
     return targets, free
 
 
