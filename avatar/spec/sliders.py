@@ -25,6 +25,7 @@ from avatar.spec.config import (ConfigError, Problems, check_choice, check_keys,
                            describe, did_you_mean, format_number, load_yaml_lenient, parse_yaml_lenient)
 from avatar.spec.vocabulary import COMMON, VOCABULARY
 from avatar.spec.pose import parse_pose, parse_skeleton
+from avatar.spec.scene import check_unique as check_scene_roles, parse_scene
 
 KINDS = ("continuous", "integer", "bool", "categorical")
 UNITS = ("cm", "mm", "deg", "%", "years", "none")
@@ -39,7 +40,7 @@ DISTRIBUTIONS = {
 }
 _RIG_KEYS = ("name", "description", "template", "skeleton", "groups", "sliders")
 _SLIDER_KEYS = ("label", "description", "kind", "min", "max", "default", "unit",
-                "distribution", "effects", "categories", "makehuman", "macro", "pose")
+                "distribution", "effects", "categories", "makehuman", "macro", "pose", "scene")
 # MakeHuman 1.1's macro variables a slider may drive (avatar.body.macros.VARIABLES)
 MACROS = ("gender", "age", "muscle", "weight", "height", "proportions", "cupsize", "firmness",
           "african", "asian", "caucasian")
@@ -75,6 +76,7 @@ class SliderSpec:
     makehuman: str | None = None  # MakeHuman modifier: ``nose/nose-width1-decr|incr``, ``head/head-square``
     macro: str | None = None      # MakeHuman macro variable (:data:`MACROS`) this slider sets
     pose: tuple = ()              # (bone, axis, share) per turned bone (:mod:`avatar.spec.pose`)
+    scene: str | None = None      # the camera, light or background role it sets (:mod:`avatar.spec.scene`)
 
     def sweep(self, steps: int) -> np.ndarray:
         """Values from min to max in ``steps`` (whole numbers for integers); every value of a bool or category."""
@@ -116,6 +118,17 @@ class RigSpec:
     def pose_sliders(self) -> list[int]:
         """Columns of the sliders that pose the skeleton (the nuisance factors of a shape study)."""
         return [j for j, s in enumerate(self.sliders) if s.pose]
+
+    @property
+    def scene_sliders(self) -> list[int]:
+        """Columns of the scene sliders (camera, lights, background): nuisance factors that leave the
+        body, its vertices and its textures untouched and change only the renders."""
+        return [j for j, s in enumerate(self.sliders) if s.scene]
+
+    @cached_property
+    def scene_roles(self) -> dict[str, int]:
+        """{scene role: column} of the rig's scene sliders (:data:`avatar.spec.scene.ROLES`)."""
+        return {s.scene: j for j, s in enumerate(self.sliders) if s.scene}
 
     @property
     def slider_names(self) -> list[str]:
@@ -165,14 +178,15 @@ class RigSpec:
         problems.raise_if_any()
         return out
 
-    def sample(self, n: int, seed: int, start: int = 0) -> np.ndarray:
+    def sample(self, n: int, seed: int, start: int = 0, scene: bool = False) -> np.ndarray:
         """Random characters ``start .. start+n-1`` of the stream ``seed``, shape (n, P).
 
         Row i depends only on (seed, i) and the spec: rows come from fixed
         blocks of 4096, block k drawn from its own generator seeded with
         ``[seed, k]``, so ``sample(10, s, start=5)`` equals rows 5..14 of
         ``sample(20, s)``. Each column's uniforms go through the slider's
-        inverse CDF.
+        inverse CDF. The scene sliders (camera, lights, background) stay at
+        their defaults unless ``scene``; the other columns do not depend on it.
         """
         for arg, v in (("n", n), ("seed", seed), ("start", start)):
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
@@ -180,7 +194,7 @@ class RigSpec:
         n, seed, start = int(n), int(seed), int(start)
         u = uniforms(seed, start, start + n, len(self.sliders))
         for j, s in enumerate(self.sliders):
-            u[:, j] = _inverse_cdf(s, u[:, j])
+            u[:, j] = s.default if (s.scene and not scene) else _inverse_cdf(s, u[:, j])
         return u
 
 
@@ -474,10 +488,14 @@ def _parse_slider(problems: Problems, name: object, raw: object, groups: dict | 
     pose = parse_pose(problems, path, raw.get("pose"), kind, unit, skeleton)
     if pose and (effects or makehuman or macro):
         problems.add(path + ("pose",), "a pose slider turns bones only: no effects, makehuman or macro with it")
+    scene = parse_scene(problems, path, raw.get("scene"), kind, unit, lo, hi, cats)
+    if "scene" in raw and any(k in raw for k in ("effects", "makehuman", "macro", "pose")):
+        problems.add(path + ("scene",), "a scene slider sets the camera, lights or background only: "
+                     "no effects, makehuman, macro or pose with it")
     if len(problems) > before:
         return None
     return SliderSpec(name, group, label, description, kind, lo, hi, default, unit, dist, cats, effects,
-                      problems.line_of(path), makehuman, macro, pose)
+                      problems.line_of(path), makehuman, macro, pose, scene)
 
 
 _MAKEHUMAN = re.compile(r"^[a-z0-9_-]+/(\*/)?[a-z0-9_.*-]+(\|[a-z0-9_-]+)?$|^expression/units/\*/[a-z0-9-]+$")
@@ -547,6 +565,7 @@ def rig_spec_from_data(data: dict, problems: Problems, source: str = "<rig>") ->
         problems.raise_if_any()
     skeleton = parse_skeleton(problems, data.get("skeleton"))
     sliders = [s for s in (_parse_slider(problems, k, v, groups, skeleton) for k, v in raw.items()) if s is not None]
+    check_scene_roles(problems, sliders)
     if template is not None:
         from avatar.body.template import TEMPLATES  # lazily: a YAML check must not load the assets
 
