@@ -1,6 +1,7 @@
 """The ``avatar`` rendering commands: render, sheet, traverse, turntable.
 
     avatar render configs/avatars/knight.yaml -o knight.png --views front,three_quarter,side --size 512
+    avatar render configs/avatars/knight.yaml -o k.png --views camera --scene camera_yaw=30,framing=bust
     avatar sheet --n 24 --seed 0 -o gallery.png
     avatar traverse nose.scale_horiz --steps 7 -o nose.png [--preset FILE]
     avatar turntable configs/avatars/knight.yaml -o knight.gif
@@ -28,7 +29,8 @@ def register(sub, add) -> None:
     sp.add_argument("preset", nargs="?", help="preset YAML (omit it and give --seed for a random avatar)")
     sp.add_argument("-o", "--output", required=True, help="image file (.png, .jpg, .webp)")
     sp.add_argument("--views", default="front,three_quarter,side",
-                    help="comma-separated: front, three_quarter, side, back, face, profile, or yaw degrees")
+                    help="comma-separated: front, three_quarter, side, back, face, profile, camera (the "
+                         "camera the scene sliders set, see --scene), or yaw degrees")
     sp.add_argument("--size", type=int, default=512, help="pixels per view (square)")
     sp.add_argument("--seed", type=int, help="render random avatar --index of this seed instead of a preset")
     sp.add_argument("--index", type=int, default=0)
@@ -76,7 +78,11 @@ def register(sub, add) -> None:
 
 def _options(sp, frame: bool = True, frame_default: str = "auto") -> None:
     sp.add_argument("--projection", choices=("perspective", "orthographic"), default="perspective")
-    sp.add_argument("--background", default="#eceef1", help="colour name or #rrggbb")
+    sp.add_argument("--background", help="colour name or #rrggbb for every avatar (default: the scene "
+                                         "sliders' background, #eceef1 at their defaults)")
+    sp.add_argument("--scene", metavar="NAME=VALUE,...",
+                    help="scene sliders for every avatar shown, by name or role: camera_yaw=30,framing=bust,"
+                         "light_azimuth=-40 (docs/images.md); the `camera` view shows the camera they set")
     sp.add_argument("--backend", choices=("egl", "osmesa"), help="OpenGL platform (default: $AVATAR_GL, "
                                                                  "else EGL, then OSMesa)")
     if frame:
@@ -130,7 +136,8 @@ def _kw(args) -> dict:
     from avatar.rendering.core import _rgb, choose_backend
 
     try:
-        _rgb(args.background)
+        if args.background is not None:
+            _rgb(args.background)
     except ValueError as err:
         raise usage(f"--background: {err}") from None
     choose_backend(args.backend)  # no OpenGL: say so before any work is done
@@ -160,6 +167,13 @@ def _one_avatar(args, rig) -> tuple[np.ndarray, str]:
     return with_pose(rig.spec, rig.sample(1, seed=args.seed, start=args.index)[0], pose), f"seed {args.seed} #{args.index}"
 
 
+def _scene(args, rig, values: np.ndarray) -> np.ndarray:
+    """``values`` ((P,) or (n, P)) with ``--scene``'s settings on every row (ConfigError: exit 2)."""
+    from avatar.spec.scene import with_scene
+
+    return with_scene(rig.spec, values, getattr(args, "scene", None))
+
+
 def _save(out: Path, image) -> None:
     from avatar.rendering.pictures import save_image
 
@@ -178,7 +192,7 @@ def cmd_render(args) -> int:
     check_memory(f"{len(views):,} views", len(views), args.size, 1, len(rig.sliders))
     kw = _kw(args)
     values, _ = _one_avatar(args, rig)
-    imgs = render(rig, values, views=views, size=args.size, **kw)[0]
+    imgs = render(rig, _scene(args, rig, values), views=views, size=args.size, **kw)[0]
     _save(out, np.concatenate(list(imgs), axis=1))
     return 0
 
@@ -220,8 +234,9 @@ def cmd_sheet(args) -> int:
     n_cells = args.n + len(args.presets)
     check_memory(f"a sheet of {n_cells:,} avatars", n_cells, args.size, n_cells, len(rig.sliders))
     kw = _kw(args)
-    items = [(Path(p).stem, rig.preset(p)) for p in args.presets]
-    items += [(f"seed {args.seed} #{i}", v) for i, v in enumerate(rig.sample(args.n, seed=args.seed))]
+    items = [(Path(p).stem, _scene(args, rig, rig.preset(p))) for p in args.presets]
+    items += [(f"seed {args.seed} #{i}", v)
+              for i, v in enumerate(_scene(args, rig, rig.sample(args.n, seed=args.seed)))]
     if not items:
         raise usage("nothing to show: give --n > 0 or --presets")
     _save(out, sheet_image(rig, items, view, args.size, args.cols, **kw))
@@ -251,6 +266,8 @@ def cmd_traverse(args) -> int:
         from avatar.spec.pose import with_pose
 
         base = with_pose(rig.spec, rig.defaults() if base is None else base, args.pose)
+    if args.scene:
+        base = _scene(args, rig, rig.defaults() if base is None else base)
     strip = traversal_strip(rig, args.slider, args.steps, base, views, args.size,
                             base_name=Path(args.preset).stem if args.preset else None, **kw)
     _save(out, strip)
@@ -275,7 +292,7 @@ def cmd_turntable(args) -> int:
     check_memory(f"a turntable of {frames:,} frames", frames, args.size, 1, len(rig.sliders))
     kw = _kw(args)
     values, _ = _one_avatar(args, rig)
-    images = turntable(rig, values, frames=frames, size=args.size, pitch=args.pitch, **kw)
+    images = turntable(rig, _scene(args, rig, values), frames=frames, size=args.size, pitch=args.pitch, **kw)
     save_gif(out, images, fps=fps)
     print(f"wrote {out}")
     return 0

@@ -4,7 +4,7 @@
     n: 10000
     seed: 0
     sampler: sobol           # uniform | prior | sobol | latin_hypercube | grid | traversal
-    vary: [head.*, forehead.*, eyebrows.*, eyes.*, nose.*, ears.*, cheek.*, mouth.*, chin.*, skin.*]   # glob patterns; the other sliders stay at `base:` (default: defaults)
+    vary: [head.*, forehead.*, eyebrows.*, eyes.*, nose.*, ears.*, cheek.*, mouth.*, chin.*, skin.*]   # glob patterns; the other sliders stay at `base:` (default: defaults); scene sliders only when their group is named (scene.*)
     base: configs/avatars/knight.yaml      # optional: a preset file or a mapping slider -> value
     correlate: {body.weight: {body.muscle: 0.5}}   # optional, random samplers only
     levels: 5                # grid only: values per continuous slider (or {slider: levels})
@@ -12,7 +12,7 @@
     outputs:
       vertices: {dtype: float32}
       textures: {size: 256}
-      renders: {views: [front], size: 128}
+      renders: {views: [front], size: 128}   # or [camera]: the camera the scene sliders set
     store: data/faces-10k.zarr
     shard: 1024
 
@@ -124,6 +124,20 @@ def config_from_text(text: str, file: str = "<string>", store: str | None = None
     return _from_data(data, problems, text, base_dir, store)
 
 
+def vary_matches(spec, pattern: str) -> tuple[list[str], list[str]]:
+    """(sliders ``pattern`` varies, in rig order; scene sliders it would match but does not vary).
+
+    A glob matches a scene slider (camera, lights, background: :attr:`RigSpec.scene_sliders`) only
+    when it names the slider's group before the dot (``scene.*``, ``scene.camera_yaw``): ``*`` and
+    ``*.*`` vary every slider of the body, the pose included, and leave the picture as it was. The
+    second list is filled only when the first is empty (for the error message).
+    """
+    hits = fnmatch.filter(spec.slider_names, pattern)
+    group = pattern.split(".", 1)[0] if "." in pattern else None
+    keep = [h for h in hits if not spec.sliders[spec.index(h)].scene or spec.sliders[spec.index(h)].group == group]
+    return keep, ([h for h in hits if h not in keep] if not keep else [])
+
+
 def _find_rig(problems: Problems, value: object, base_dir: Path) -> tuple[str, str] | None:
     """(name as written, rig YAML path) or None after recording a problem."""
     from avatar.body.rig import DEFAULT_RIG, ROOT
@@ -218,8 +232,13 @@ def _from_data(data: dict, problems: Problems, text: str, base_dir: Path, store_
             vary.append(pat)
             if spec is None:
                 continue
-            hits = fnmatch.filter(names, pat)
-            if not hits:
+            hits, scene_only = vary_matches(spec, pat)
+            if scene_only:
+                named = sorted({spec.sliders[spec.index(h)].group for h in scene_only})
+                problems.add(("vary", i), f"'{pat}' matches only scene sliders (camera, lights, background), "
+                             f"which vary only when their group is named: write "
+                             f"{' or '.join(repr(g + '.' + pat.split('.', 1)[-1]) for g in named)}")
+            elif not hits:
                 groups = [f"{g}.*" for g in spec.groups]
                 problems.add(("vary", i), f"'{pat}' matches no slider of rig '{spec.name}'"
                              f"{did_you_mean(pat, names + groups)}")

@@ -23,6 +23,11 @@ are framed from the avatar's actual bounding box in each view (``frame="auto"``)
 so avatars of any height are centred and fill the frame alike;
 ``frame="fixed"`` uses a fixed world height instead, so sizes compare across
 images; ``frame="orbit"`` fits a yaw-independent cylinder (turntables).
+
+Scene sliders (:mod:`avatar.spec.scene`) set, per avatar, the ``camera`` view
+(yaw, pitch, distance, framing) and the lights and background of every view
+(:mod:`avatar.rendering.scene`); at their defaults the images are the same bytes
+as before they existed.
 """
 from __future__ import annotations
 
@@ -48,6 +53,8 @@ SKIN = (0.80, 0.64, 0.54)          # display (sRGB) skin colour of untextured re
 BACKGROUND = (236, 238, 241)       # display colour behind the avatar
 HEAD_PARTS = ("head", "forehead", "face", "nose", "mouth", "chin", "ear_l", "ear_r", "eye_l", "eye_r")
 HEAD_HEIGHT = 0.36                 # metres shown by head views with frame="fixed"
+BUST_HEIGHT = 0.75                 # metres shown by bust views with frame="fixed"
+BUST_PARTS = HEAD_PARTS + ("neck",)  # and the upper half of the chest (_bust_points)
 WORLD_HEIGHT = 2.2                 # metres shown by body views with frame="fixed"
 LOD_PIXEL_ERROR = 0.25             # simplification error allowed, in pixels (see _Geometry.lod)
 
@@ -63,13 +70,16 @@ class RenderBackendError(RuntimeError):
 class View:
     """A camera direction. ``yaw``: degrees around +y from the front (+z) towards
     the figure's left (+x); ``pitch``: degrees above the horizon; ``target``:
-    ``"body"`` frames the whole avatar, ``"head"`` the head parts."""
+    ``"body"`` frames the whole avatar, ``"head"`` the head parts, ``"bust"`` the head, neck
+    and chest; ``"scene"`` (the ``camera`` view) takes all of these from each avatar's scene
+    sliders. ``distance``: the camera's distance as a multiple (>= 1) of the fitted one."""
 
     name: str
     yaw: float = 0.0
     pitch: float = 0.0
     target: str = "body"
     margin: float = 0.08           # fraction of the half-frame left free on each side
+    distance: float = 1.0
 
 
 VIEWS = {
@@ -79,6 +89,7 @@ VIEWS = {
     "back": View("back", yaw=180.0),
     "face": View("face", yaw=0.0, target="head", margin=0.14),
     "profile": View("profile", yaw=90.0, target="head", margin=0.14),
+    "camera": View("camera", target="scene"),   # the camera each avatar's scene sliders set
 }
 
 
@@ -344,6 +355,8 @@ class _Geometry:
         self.faces = np.asarray(template.faces, np.uint32)
         self.normals = VertexNormals(template.faces, len(template.vertices))   # normals(v) -> (V, 3) float32
         self.head = np.flatnonzero(template.part_mask(*[p for p in HEAD_PARTS if p in template.part_names]))
+        self.bust = np.flatnonzero(template.part_mask(*[p for p in BUST_PARTS if p in template.part_names]))
+        self.chest = np.flatnonzero(template.part_mask("chest")) if "chest" in template.part_names else self.bust[:0]
         self.export_index = np.asarray(template.export_index)
         self.export_uv = np.asarray(template.export_uv, np.float32)
         self.export_faces = np.asarray(template.export_faces, np.uint32)
@@ -466,13 +479,14 @@ class _Shot:
 
 
 def _frame(view: View, body: np.ndarray, head: np.ndarray, *, perspective: bool, frame: str,
-           aspect: float, tan_half: float, world_height: float) -> _Shot:
+           aspect: float, tan_half: float, world_height: float, bust: np.ndarray | None = None) -> _Shot:
     """Place the camera for one view of one avatar.
 
-    body, head : (3, m) float64 points (transposed, so reductions run along rows).
+    body, head, bust : (3, m) float64 points (transposed, so reductions run along rows); bust
+    is needed only by a view whose target is "bust".
     """
     R = _rotation(view.yaw, view.pitch)
-    pts = head if view.target == "head" else body
+    pts = {"head": head, "bust": bust}.get(view.target, body)
     local = R.T @ pts                                   # (3, m): right, up, back
     lo, hi = local.min(axis=1), local.max(axis=1)
     fill = 1.0 - view.margin
@@ -484,9 +498,9 @@ def _frame(view: View, body: np.ndarray, head: np.ndarray, *, perspective: bool,
             reach = np.maximum(np.abs(local[1] - cy) * (1 / ty), np.abs(local[0] - cx) * (1 / (ty * aspect)))
             dist = float(np.max(local[2] + reach))
     elif frame == "fixed":
-        if view.target == "head":
+        if view.target in ("head", "bust"):
             centre_w = (pts.max(axis=1) + pts.min(axis=1)) / 2   # follows the head, fixed scale
-            half = HEAD_HEIGHT / 2
+            half = (HEAD_HEIGHT if view.target == "head" else BUST_HEIGHT) / 2
         else:
             centre_w = np.array([0.0, world_height / 2, 0.0])   # the world's vertical axis
             half = world_height / 2
@@ -505,6 +519,11 @@ def _frame(view: View, body: np.ndarray, head: np.ndarray, *, perspective: bool,
             dist = cz + r + max(half_h, r / aspect) / (tan_half * fill)
     else:
         raise ValueError(f"frame must be 'auto', 'fixed' or 'orbit', not {frame!r}")
+    if view.distance != 1.0:   # farther back (or wider): the framed part stays whole and centred
+        if perspective:
+            centre = (float(lo[2]) + float(hi[2])) / 2
+            dist = centre + view.distance * (dist - centre)
+        half = half * view.distance
     if not perspective:
         dist = float(hi[2]) + 1.0
     dist = max(float(dist), float(hi[2]) + 0.05)
@@ -558,7 +577,7 @@ def _slider_matrix(rig, S) -> np.ndarray:
 
 
 def render_iter(rig, S, views: Sequence = ("front",), size=256, *, projection: str = "perspective",
-                background=BACKGROUND, frame: str = "auto", world_height: float = WORLD_HEIGHT,
+                background=None, frame: str = "auto", world_height: float = WORLD_HEIGHT,
                 fov: float = 30.0, textures: bool | None = None, texture_size: int | None = None,
                 backend: str | None = None, chunk: int = 32, vertices=None,
                 texture_maps=None, lod: bool = True) -> Iterator[np.ndarray]:
@@ -586,19 +605,22 @@ def render_iter(rig, S, views: Sequence = ("front",), size=256, *, projection: s
         raise ValueError(f"projection must be 'perspective' or 'orthographic', not {projection!r}")
     if frame not in ("auto", "fixed", "orbit"):
         raise ValueError(f"frame must be 'auto', 'fixed' or 'orbit', not {frame!r}")
-    bg = _rgb(background)
+    bg = None if background is None else _rgb(background)
     if texture_size is None:
         texture_size = default_texture_size(width, height)
     use_tex = (texture_maps is not None or S is not None) if textures is None else bool(textures)
     if use_tex and texture_maps is None and S is None:
         raise ValueError("textures=True needs texture_maps or slider values S")
-    blocks = _blocks(rig, S, vertices, texture_maps, use_tex, int(texture_size), max(1, int(chunk)))
-    return _stream(rig, blocks, views, width, height, proj == "perspective", bg, frame,
+    blocks = _blocks(rig, S, vertices, texture_maps, use_tex, int(texture_size), max(1, int(chunk)), bg)
+    return _stream(rig, blocks, views, width, height, proj == "perspective", frame,
                    float(world_height), float(fov), use_tex, backend, bool(lod))
 
 
-def _blocks(rig, S, vertices, texture_maps, use_tex, texture_size, chunk):
-    """Yield (vertices (b, V, 3), textures (b, s, s, 3) or None) in chunks of avatars."""
+def _blocks(rig, S, vertices, texture_maps, use_tex, texture_size, chunk, background):
+    """Yield (vertices (b, V, 3), textures (b, s, s, 3) or None, the scene of the b avatars
+    (:class:`avatar.rendering.scene.SceneBlock`)) in chunks of avatars."""
+    from avatar.rendering.scene import scene_block
+
     n = len(vertices) if vertices is not None else len(S)
     for start in range(0, n, chunk):
         rows = slice(start, start + chunk)
@@ -607,17 +629,19 @@ def _blocks(rig, S, vertices, texture_maps, use_tex, texture_size, chunk):
             T = None
             if use_tex:
                 T = texture_maps[rows] if texture_maps is not None else rig.textures(S[rows], size=texture_size)
-        yield V, T
+        yield V, T, scene_block(rig.spec, None if S is None else S[rows], len(V), background)
 
 
-def _stream(rig, blocks, views, width, height, perspective, bg, frame, world_height, fov, use_tex, backend,
+def _stream(rig, blocks, views, width, height, perspective, frame, world_height, fov, use_tex, backend,
             use_lod):
     renderer = _renderer(width, height, backend)
     import pyrender
 
+    from avatar.rendering.scene import camera_view
+
     geo = _geometry(rig.template)
     aspect, tan_half = width / height, math.tan(math.radians(fov) / 2)
-    scene = pyrender.Scene(bg_color=np.array([*bg, 255]) / 255.0, ambient_light=np.full(3, AMBIENT))
+    scene = pyrender.Scene(bg_color=np.array([*BACKGROUND, 255]) / 255.0, ambient_light=np.full(3, AMBIENT))
     camera = (pyrender.PerspectiveCamera(yfov=math.radians(fov), aspectRatio=aspect)
               if perspective else pyrender.OrthographicCamera(xmag=1.0, ymag=1.0))
     cam_node = scene.add(camera, pose=np.eye(4))
@@ -627,8 +651,12 @@ def _stream(rig, blocks, views, width, height, perspective, bg, frame, world_hei
         scene.add_node(node)
     flat = pyrender.MetallicRoughnessMaterial(baseColorFactor=(1.0, 1.0, 1.0, 1.0), metallicFactor=0.0,
                                               roughnessFactor=0.75)
-    for V, T in blocks:
+    per_scene = any(v.target == "scene" for v in views)
+    for V, T, sc in blocks:
+        bases = np.einsum("nij,kjl->nkil", sc.light, np.stack(_LIGHT_BASES))   # (b, lights, 3, 3)
         for i in range(len(V)):
+            _set_scene(scene, light_nodes, sc, i)
+            shown = [camera_view(sc, i) if v.target == "scene" else v for v in views] if per_scene else views
             v = np.ascontiguousarray(V[i], dtype=np.float32)
             normals = geo.normals(v)
             material = flat
@@ -639,8 +667,9 @@ def _stream(rig, blocks, views, width, height, perspective, bg, frame, world_hei
                     metallicFactor=0.0, roughnessFactor=0.75)
             body = v.T.astype(np.float64)
             head = np.ascontiguousarray(body[:, geo.head])
+            bust = _bust_points(body, geo) if any(x.target == "bust" for x in shown) else None
             shots = [_frame(view, body, head, perspective=perspective, frame=frame, aspect=aspect,
-                            tan_half=tan_half, world_height=world_height) for view in views]
+                            tan_half=tan_half, world_height=world_height, bust=bust) for view in shown]
             lods = [geo.lod(2 * shot.mag / height) if use_lod else None for shot in shots]
             out = np.empty((len(views), height, width, 3), np.uint8)
             for lod in {id(x): x for x in lods}.values():   # usually one mesh for every view
@@ -649,10 +678,21 @@ def _stream(rig, blocks, views, width, height, perspective, bg, frame, world_hei
                     for k, shot in enumerate(shots):
                         if lods[k] is lod:
                             out[k] = _shoot(renderer, scene, camera, cam_node, light_nodes, shot, perspective,
-                                            aspect)
+                                            aspect, bases[i])
                 finally:
                     scene.remove_node(node)
             yield out
+
+
+def _bust_points(body: np.ndarray, geo: _Geometry) -> np.ndarray:
+    """(3, m) points a bust frames: the head, the neck and the upper half of the chest (by height).
+
+    body : (3, V) float64 vertices of one avatar, transposed.
+    """
+    chest = body[:, geo.chest]
+    if chest.shape[1]:
+        chest = chest[:, chest[1] >= (chest[1].min() + chest[1].max()) / 2]
+    return np.ascontiguousarray(np.concatenate([body[:, geo.bust], chest], axis=1))
 
 
 def _compact(faces: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -697,13 +737,24 @@ def _primitive(geo: _Geometry, v, normals, lod, material, textured: bool):
     return pyrender.Primitive(positions=pos, normals=nrm, color_0=d.attr, indices=d.faces, material=material)
 
 
-def _shoot(renderer, scene, camera, cam_node, light_nodes, shot: _Shot, perspective: bool, aspect: float):
-    """Render the scene from one shot: (H, W, 3) uint8."""
+def _set_scene(scene, light_nodes, sc, i: int) -> None:
+    """Avatar i's background and light intensities (its scene sliders) on the shared scene."""
+    scene.bg_color = np.array([*(int(c) for c in sc.background[i]), 255]) / 255.0
+    factor = float(sc.intensity[i])
+    scene.ambient_light = np.full(3, AMBIENT * factor)
+    for node, (_, _, _, intensity) in zip(light_nodes, LIGHTS):
+        node.light.intensity = intensity * factor
+
+
+def _shoot(renderer, scene, camera, cam_node, light_nodes, shot: _Shot, perspective: bool, aspect: float,
+           bases=_LIGHT_BASES):
+    """Render the scene from one shot: (H, W, 3) uint8. ``bases``: each light's rotation in camera
+    axes (:data:`_LIGHT_BASES` turned by the avatar's light sliders)."""
     camera.znear, camera.zfar = shot.znear, shot.zfar
     if not perspective:
         camera.ymag, camera.xmag = shot.mag, shot.mag * aspect
     scene.set_pose(cam_node, shot.pose)
-    for ln, basis in zip(light_nodes, _LIGHT_BASES):
+    for ln, basis in zip(light_nodes, bases):
         pose = np.eye(4)
         pose[:3, :3] = shot.pose[:3, :3] @ basis
         scene.set_pose(ln, pose)
@@ -721,11 +772,13 @@ def render(rig, S, views: Sequence = ("front",), size=256, **kw) -> np.ndarray:
         None when ``vertices`` is given.
     vertices : optional (n, V, 3) meshes to draw instead of the rig's (decoded latent points, say).
     texture_maps : optional (n, s, s, 3) uint8 atlases painting ``vertices``.
-    views : names from :data:`VIEWS` (front, three_quarter, side, back, face, profile), yaw
-        angles in degrees, or :class:`View` objects.
+    views : names from :data:`VIEWS` (front, three_quarter, side, back, face, profile, and
+        camera: the camera each avatar's scene sliders set), yaw angles in degrees, or
+        :class:`View` objects.
     size : int or (width, height) in pixels.
     projection : "perspective" (default, 30 degree vertical field of view, ``fov=``) or "orthographic".
-    background : the colour behind the avatar: "#rrggbb", a name, 0-1 floats or 0-255 ints.
+    background : the colour behind every avatar: "#rrggbb", a name, 0-1 floats or 0-255 ints;
+        None (default): each avatar's background sliders (#eceef1 at their defaults).
     frame : "auto" (fit each view to the avatar's bounding box), "fixed" (a fixed scale:
         ``world_height`` metres for body views, 0.36 m around the head for head views) or
         "orbit" (a yaw-independent fit, for turntables).
