@@ -4,6 +4,8 @@
     avatar generate configs/datasets/body-1m.yaml --scheduler tcp://host:8786   # an existing Dask cluster
     avatar verify data/faces-10k.zarr                             # completeness and checksums
     avatar export data/faces-10k.zarr --index 0:5 -o samples/     # GLB files of chosen samples
+    avatar export data/portraits-64.zarr --format shapes3d -o portraits.h5   # renders and factors (docs/images.md)
+    avatar export data/portraits-64.zarr --format npz -o portraits.npz       # dSprites-style
 
 :func:`register` adds them to the main parser (``avatar/cli.py``). Bad input
 exits 2 with one line per problem; ``verify`` exits 1 when shards are missing
@@ -19,6 +21,8 @@ from pathlib import Path
 import numpy as np
 
 EXIT_DAMAGED = 1
+MESH_FORMATS = ("glb", "obj", "ply")
+IMAGE_FORMATS = ("shapes3d", "npz")
 
 
 def register(sub, add) -> None:
@@ -40,13 +44,21 @@ def register(sub, add) -> None:
     sp.add_argument("--repair", action="store_true",
                     help="forget damaged shards so that rerunning `avatar generate` rewrites them")
 
-    sp = add("export", cmd_export, "Write chosen samples of a dataset as mesh files (GLB by default).")
+    sp = add("export", cmd_export, "Write chosen samples of a dataset as mesh files (GLB by default), or its "
+                                   "renders and factors as a 3dshapes HDF5 or dSprites npz file.")
     sp.add_argument("store")
-    sp.add_argument("--index", required=True, help="samples: 0:5, 7, 3,9,12, -1 (Python slices, comma-separated)")
-    sp.add_argument("-o", "--output", required=True, help="output folder")
-    sp.add_argument("--format", choices=("glb", "obj", "ply"), default="glb")
+    sp.add_argument("--index", help="mesh formats: samples: 0:5, 7, 3,9,12, -1 (Python slices, comma-separated)")
+    sp.add_argument("-o", "--output", required=True, help="output folder (mesh formats) or file (shapes3d, npz)")
+    sp.add_argument("--format", default="glb", help=f"{', '.join(MESH_FORMATS)} (meshes) or "
+                                                    f"{', '.join(IMAGE_FORMATS)} (images and factor labels)")
     sp.add_argument("--texture-size", type=int,
                     help="texture pixels (default: the stored textures, else 512 computed from the sliders)")
+    sp.add_argument("--view", help="shapes3d, npz: the stored view to export (default: the first)")
+    sp.add_argument("--size", type=int, default=64, help="shapes3d, npz: image pixels (the stored size or a "
+                                                         "divisor of it, box-filtered; default 64)")
+    sp.add_argument("--factors", default="varied", help="shapes3d, npz: varied (the sliders the dataset "
+                                                        "varies, default) or all")
+    sp.add_argument("--bins", type=int, default=16, help="npz: classes per continuous factor (default 16)")
 
 
 
@@ -171,6 +183,19 @@ def cmd_export(args) -> int:
 
     if args.rig:
         raise usage("export uses the rig stored in the dataset, not --rig")
+    if args.format not in MESH_FORMATS + IMAGE_FORMATS:
+        from avatar.spec.config import did_you_mean
+
+        raise usage(f"unknown --format {args.format!r}{did_you_mean(args.format, MESH_FORMATS + IMAGE_FORMATS)}; use "
+                    f"{', '.join(MESH_FORMATS)} (meshes) or {', '.join(IMAGE_FORMATS)} (images and factor labels)")
+    if args.format in IMAGE_FORMATS:
+        return _export_images(args)
+    given = [f"--{k}" for k, v in (("view", args.view), ("factors", args.factors != "varied" or None),
+                                    ("bins", args.bins != 16 or None), ("size", args.size != 64 or None)) if v]
+    if given:
+        raise usage(f"{', '.join(given)} apply to --format {' or '.join(IMAGE_FORMATS)}, not {args.format}")
+    if args.index is None:
+        raise usage(f"--format {args.format} writes one mesh file per sample: give --index (e.g. 0:5)")
     path = Path(args.store)
     if st.read_attrs(path) is None:
         raise usage(f"{path}: not an avatar dataset store")
@@ -209,6 +234,44 @@ def cmd_export(args) -> int:
             for p in write_mesh(out / f"{i:06d}.{args.format}", np.asarray(verts, np.float64), rig.template,
                                 readable, tex):
                 print(f"wrote {p}")
+    return 0
+
+
+def _export_images(args) -> int:
+    """``export --format shapes3d|npz``: the store's renders and factor values in one file."""
+    from avatar.dataset import store as st
+    from avatar.dataset.export import EXPORTERS, FACTORS
+
+    if args.index is not None:
+        raise usage(f"--format {args.format} exports every sample; --index is for the mesh formats")
+    if args.texture_size is not None:
+        raise usage(f"--texture-size is for the mesh formats, not {args.format}")
+    if args.factors not in FACTORS:
+        raise usage(f"--factors must be {' or '.join(FACTORS)}, not {args.factors!r}")
+    if not 8 <= args.size <= 4096:
+        raise usage(f"--size must be 8 to 4096 pixels, got {args.size}")
+    if not 1 <= args.bins <= 1 << 20:
+        raise usage(f"--bins must be 1 to {1 << 20:,}, got {args.bins}")
+    path, out = Path(args.store), Path(args.output)
+    want = {"shapes3d": (".h5", ".hdf5"), "npz": (".npz",)}[args.format]
+    if out.suffix.lower() not in want:
+        raise usage(f"{out}: --format {args.format} writes a {' or '.join(want)} file")
+    check_output(out, f"{args.format} file")
+    if st.read_attrs(path) is None:
+        raise usage(f"{path}: not an avatar dataset store")
+    if args.format == "shapes3d":
+        try:
+            import h5py  # noqa: F401
+        except ImportError:
+            raise usage("--format shapes3d needs h5py: pip install h5py") from None
+    try:
+        meta = EXPORTERS[args.format](path, out, view=args.view, size=args.size, factors=args.factors,
+                                      bins=args.bins)
+    except st.DatasetError as err:
+        raise usage(str(err)) from None
+    names = ", ".join(r["name"] for r in meta["factors"][:6]) + (", ..." if len(meta["factors"]) > 6 else "")
+    print(f"wrote {out}: {meta['n']:,} images {meta['image_size']}x{meta['image_size']} (view {meta['view']}), "
+          f"{len(meta['factors'])} factors ({names})")
     return 0
 
 
