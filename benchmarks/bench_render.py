@@ -11,6 +11,14 @@ frames/s for both and their ratio (aim >= 0.8) at each size; medians over
 repeats, since these machines are shared and noisy.
 
     python benchmarks/bench_render.py [--n 8] [--sizes 128,512] [--repeats 3]
+
+``--scene`` measures the image-dataset path instead: 64x64 renders per second of
+``avatar.dataset.generate`` with the scene sliders varied (the ``camera`` view,
+``vary: [scene.*]``), on 2 worker processes, for 400 avatars; the figure counts
+everything a dataset task does (sliders, vertices, textures, the render, zarr
+writes and checksums) and the workers' start-up.
+
+    python benchmarks/bench_render.py --scene [--n 400] [--workers 2] [--size 64]
 """
 from __future__ import annotations
 
@@ -74,13 +82,43 @@ def bare_loop(rig, values: np.ndarray, size: int, frames: int):
     return run
 
 
+def scene_dataset_rate(n: int = 400, workers: int = 2, size: int = 64) -> tuple[float, float]:
+    """(renders per second, seconds) of generating n avatars' ``camera`` renders, the scene varied."""
+    import tempfile
+
+    import yaml
+
+    from avatar.dataset import config_from_text, generate
+
+    with tempfile.TemporaryDirectory() as tmp:
+        text = yaml.safe_dump({"name": "bench-scene", "n": n, "seed": 0, "sampler": "prior",
+                               "vary": ["body.*", "scene.*"], "shard": 64,
+                               "outputs": {"renders": {"views": ["camera"], "size": size}}})
+        config = config_from_text(text, "<bench>", store=f"{tmp}/bench.zarr")
+        summary = generate(config, workers=workers, progress=False)
+    return n / summary.seconds, summary.seconds
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--n", type=int, default=8, help="avatars per batch (each rendered in 5 views)")
+    ap.add_argument("--n", type=int, help="avatars per batch (each rendered in 5 views; default 8), or with "
+                                          "--scene avatars generated (default 400)")
     ap.add_argument("--sizes", default="128,512")
     ap.add_argument("--repeats", type=int, default=3)
     ap.add_argument("--backend", choices=rendering.BACKENDS)
+    ap.add_argument("--scene", action="store_true", help="the image-dataset path: 64^2 camera renders/s, scene varied")
+    ap.add_argument("--workers", type=int, default=2, help="--scene: worker processes")
+    ap.add_argument("--size", type=int, default=64, help="--scene: image pixels")
     args = ap.parse_args()
+    if args.scene:
+        n = args.n or 400
+        rate, seconds = scene_dataset_rate(n, args.workers, args.size)
+        _, twice = scene_dataset_rate(2 * n, args.workers, args.size)
+        print(f"{n} avatars, the scene varied (vary: [body.*, scene.*], the camera view), {args.size}^2 renders on "
+              f"{args.workers} workers: {seconds:.1f} s, {rate:.1f} renders/s (start-up and writes included); "
+              f"{2 * n} avatars: {twice:.1f} s, so {n / max(twice - seconds, 1e-9):.1f} renders/s once started")
+        return
+    args.n = args.n or 8
 
     rig = avatar.load_rig()
     S = rig.sample(args.n, seed=0)
