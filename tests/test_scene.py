@@ -280,3 +280,9 @@ def test_cli_scene_option(tmp_path, rendering, capsys):
     assert "--scene: camera_yew: not a scene slider of rig 'humanoid'; did you mean 'camera_yaw'?" in err
     assert "--scene: scene.framing: unknown category 'portrait'" in err
 
+
+def test_the_scene_table_in_docs_is_current():
+    from avatar.spec import docs
+
+    text = docs.IMAGES_PAGE.read_text()
+    assert docs.render(text, docs.IMAGES_PAGE) == text, "docs/images.md is stale: run `python -m avatar.spec.docs`"

@@ -71,7 +71,7 @@ class View:
     """A camera direction. ``yaw``: degrees around +y from the front (+z) towards
     the figure's left (+x); ``pitch``: degrees above the horizon; ``target``:
     ``"body"`` frames the whole avatar, ``"head"`` the head parts, ``"bust"`` the head, neck
-    and chest; ``"scene"`` (the ``camera`` view) takes all of these from each avatar's scene
+    and upper chest; ``"scene"`` (the ``camera`` view) takes all of these from each avatar's scene
     sliders. ``distance``: the camera's distance as a multiple (>= 1) of the fitted one."""
 
     name: str
