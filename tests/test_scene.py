@@ -239,6 +239,15 @@ def test_camera_framing_and_distance_keep_the_avatar_in_frame(rig, rendering):
     assert np.array_equal(face[0], face[1])   # the face framing is the face view
 
 
+def test_a_scene_traversal_shows_the_camera_view(rig, rendering):
+    from avatar.rendering import pictures
+
+    imgs, values, labels = pictures.traverse(rig, "scene.camera_yaw", 3, size=32)
+    assert imgs.shape == (3, 1, 32, 32, 3) and labels == ["-90°", "0°", "90°"]
+    assert np.array_equal(imgs[1, 0], rendering.render(rig, rig.defaults(), views=("front",), size=32)[0, 0])
+    assert np.any(imgs[0, 0] != imgs[1, 0]) and np.any(imgs[2, 0] != imgs[0, 0])   # the camera turns
+
+
 # -- datasets ------------------------------------------------------------------------------------
 def cfg(**over):
     data = {"n": 8, "seed": 2, "sampler": "uniform", "vary": ["*"], "store": "unused.zarr", **over}

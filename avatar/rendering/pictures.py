@@ -101,8 +101,8 @@ def traverse(rig, slider: str, steps: int = 7, base=None, views: Sequence | None
 
     Returns ``(images (steps, n_views, H, W, 3), values (steps,), labels)``. ``views``
     defaults to the face close-up and the head in profile for face sliders, the
-    front and the side for pose sliders (a joint bends in depth too), and the
-    front view otherwise.
+    front and the side for pose sliders (a joint bends in depth too), the camera
+    the scene sliders set for scene sliders, and the front view otherwise.
     """
     s = _slider(rig, slider)
     j = rig.slider_names.index(slider)
@@ -111,8 +111,8 @@ def traverse(rig, slider: str, steps: int = 7, base=None, views: Sequence | None
     S = np.repeat(x[None], len(values), axis=0)
     S[:, j] = values
     if views is None:
-        views = (("face", "profile") if s.group in FACE_GROUPS else ("front", "side") if s.pose
-                 else ("front",))
+        views = (("camera",) if s.scene else ("face", "profile") if s.group in FACE_GROUPS
+                 else ("front", "side") if s.pose else ("front",))
     kw.setdefault("frame", "fixed" if s.pose else "auto")  # a fixed scale shows the limb move, not the zoom
     imgs = render(rig, S, views=views, size=size, **kw)
     return imgs, values, [format_value(s, v) for v in values]
