@@ -281,8 +281,14 @@ def test_real_rig_regions_match_slider_names(rig):
     # 12 avatars: enough of them carry an asymmetric tattoo for tattoo.flip to show
     a = A.audit_rig(rig, samples=12, seed=0, texture_size=128)
     assert not a.invisible.any()
+    # scene sliders change renders only: no region, modality "scene", and not counted invisible
+    scene = [n for n, c in zip(a.names, a.scene) if c]
+    assert scene == [rig.spec.sliders[j].name for j in rig.spec.scene_sliders] and len(scene) >= 9
     head = {"head", "forehead", "face", "nose", "mouth", "chin", "ear_l", "ear_r", "eye_l", "eye_r"}
     for j, (name, region) in enumerate(zip(a.names, a.region)):
+        if a.scene[j]:
+            assert region == "" and a.modality[j] == "scene" and a.geometry_max_mm[j] == 0, name
+            continue
         assert region in a.part_names, name
         if name.split(".")[0] in ("nose", "ears", "mouth", "eyes", "eyebrows", "cheek", "chin", "face"):
             assert {p for p, _ in a.regions(j)} & head, name

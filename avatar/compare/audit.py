@@ -322,9 +322,15 @@ class Audit:
         return self.texture_max >= self.settings["visible_rgb"]
 
     @property
+    def scene(self) -> np.ndarray:
+        """(P,) bool: scene sliders (camera, light, background), which by design change renders only."""
+        names = set(self.settings.get("scene_sliders", ()))
+        return np.array([n in names for n in self.names], bool)
+
+    @property
     def invisible(self) -> np.ndarray:
-        """(P,) bool: sliders that change neither the mesh nor the texture noticeably."""
-        return ~(self.visible_geometry | self.visible_texture)
+        """(P,) bool: body sliders that change neither the mesh nor the texture noticeably."""
+        return ~(self.visible_geometry | self.visible_texture) & ~self.scene
 
     @property
     def geometry_max_mm_per_unit(self) -> np.ndarray:
@@ -338,7 +344,8 @@ class Audit:
     def modality(self) -> list:
         """Per slider: "geometry", "texture", "both" or "none"."""
         g, t = self.visible_geometry, self.visible_texture
-        return ["both" if a and b else "geometry" if a else "texture" if b else "none" for a, b in zip(g, t)]
+        return ["scene" if c else "both" if a and b else "geometry" if a else "texture" if b else "none"
+                for a, b, c in zip(g, t, self.scene)]
 
     @property
     def region(self) -> list:
@@ -554,6 +561,7 @@ def audit_rig(rig, samples: int = 32, seed: int = 0, texture_size: int = 128, st
                                for r, n in zip(rank_rows["texture"], n_rank)])
     cosine, spectra, ranks = _similarity_and_rank(geo_effect, tex_effect, geo_rank, tex_rank, vis_g, vis_t)
     settings = {"rig": str(getattr(spec, "source", spec.name)), "samples": int(samples), "seed": int(seed),
+                "scene_sliders": [sliders[j].name for j in spec.scene_sliders],
                 "step": float(step), "texture_size": int(texture_size) if textures else 0,
                 "visible_mm": VISIBLE_MM, "visible_rgb": VISIBLE_RGB, "support_mm": SUPPORT_MM,
                 "support_rgb": SUPPORT_RGB, "redundant": REDUNDANT, "entangled": ENTANGLED,

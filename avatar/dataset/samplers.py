@@ -193,7 +193,7 @@ class Sampler:
                 sel = which == w
                 out[sel, self.varied[w]] = self.sweeps[w][i[sel] - self.offsets[w]]
             return out
-        u_all = uniforms(self.config.seed, start, stop, len(self.spec.sliders))
+        u_all = self.spec.uniforms(self.config.seed, start, stop)
         u = u_all[:, self.varied]
         if kind == "sobol":
             u = sobol_points(self.config.seed, len(self.varied), start, stop)

@@ -192,14 +192,31 @@ class RigSpec:
             if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 0:
                 raise ValueError(f"{arg} must be a non-negative integer, got {v!r}")
         n, seed, start = int(n), int(seed), int(start)
-        u = uniforms(seed, start, start + n, len(self.sliders))
+        u = self.uniforms(seed, start, start + n)
         for j, s in enumerate(self.sliders):
             u[:, j] = s.default if (s.scene and not scene) else _inverse_cdf(s, u[:, j])
         return u
 
 
+    def uniforms(self, seed: int, start: int, stop: int) -> np.ndarray:
+        """(stop-start, P) uniforms of rows ``start .. stop-1``: the body's columns (every slider but
+        the scene sliders, in order) are ``uniforms(seed, start, stop, P_body)``, the scene sliders'
+        come from a stream of their own, so adding scene sliders to a rig changes no body's sample."""
+        scene = self.scene_sliders
+        if not scene:
+            return uniforms(seed, start, stop, len(self.sliders))
+        body = [j for j in range(len(self.sliders)) if j not in set(scene)]
+        u = np.empty((max(stop - start, 0), len(self.sliders)))
+        u[:, body] = uniforms(seed, start, stop, len(body))
+        u[:, scene] = uniforms(seed, start, stop, len(scene), stream=_SCENE_STREAM)
+        return u
+
+
 # sampling -----------------------------------------------------------------------
-def uniforms(seed: int, start: int, stop: int, width: int) -> np.ndarray:
+_SCENE_STREAM = 0x5CE7E  # the scene sliders' own uniform stream (RigSpec.uniforms)
+
+
+def uniforms(seed: int, start: int, stop: int, width: int, stream: int | None = None) -> np.ndarray:
     """Rows ``start .. stop-1`` of the uniform stream ``seed``: (stop-start, width) float64 in [0, 1).
 
     Row i comes from block i // 4096, drawn whole as
@@ -210,7 +227,8 @@ def uniforms(seed: int, start: int, stop: int, width: int) -> np.ndarray:
     if stop <= start:
         return u
     for k in range(start // _BLOCK, (stop - 1) // _BLOCK + 1):
-        block = np.random.default_rng([seed, k]).random((_BLOCK, width))
+        key = [seed, k] if stream is None else [seed, k, stream]
+        block = np.random.default_rng(key).random((_BLOCK, width))
         lo, hi = max(start, k * _BLOCK), min(stop, (k + 1) * _BLOCK)
         u[lo - start:hi - start] = block[lo - k * _BLOCK:hi - k * _BLOCK]
     return u
