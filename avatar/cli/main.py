@@ -122,4 +122,7 @@ def _parser() -> argparse.ArgumentParser:
     from avatar.cli.webapp import register as register_webapp
 
     register_webapp(sub, add)  # webapp
+    from avatar.cli.atlas import register as register_atlas
+
+    register_atlas(sub, add)  # atlas
     return p

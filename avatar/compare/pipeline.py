@@ -90,9 +90,16 @@ def compare_experiment(config, out_dir, *, fit: bool = True, dci_model: str = "f
     varied = np.flatnonzero(np.ptp(S[exp.train], axis=0) > 0)  # exact: a constant column has std ~1e-15
     names = [names_all[j] for j in varied]
     F_train, F_test = S[exp.train][:, varied], S[exp.test][:, varied]
-    groups = [n.split(".", 1)[0] for n in names]
     log(f"{ds.path}: {len(ds):,} avatars, {len(names)} of {len(names_all)} sliders varied; "
         f"{len(exp.train):,} train / {len(exp.test):,} test rows")
+    slider_names = list(names)
+    if "measurements" in (exp.metadata.get("factors") or ()):
+        extra, M_train, M_test = _measurement_columns(exp, ds)
+        names += extra
+        F_train, F_test = np.hstack([F_train, M_train]), np.hstack([F_test, M_test])
+        log(f"  factors: {len(slider_names)} sliders and {len(extra)} body measurements")
+        lap("measurement_factors")
+    groups = [n.split(".", 1)[0] for n in names]
 
     # 3-4. codes and metrics
     n_jobs = n_jobs or min(os.cpu_count() or 1, 4)
@@ -107,6 +114,8 @@ def compare_experiment(config, out_dir, *, fit: bool = True, dci_model: str = "f
         lap(f"metrics_{name}")
         log(f"  {name}: " + ", ".join(f"{label} {results[name]['summary'][key]:.3f}"
                                       for key, label, _ in HEADLINE[:3]))
+    regions = _region_scores(exp, ds, results, slider_names, log)
+    lap("regions")
     nuisance, invariance = _pose_invariance(exp, ds, varied, names_all, seed, log)
     lap("pose_invariance")
     first = next(iter(exp.models))
@@ -120,7 +129,8 @@ def compare_experiment(config, out_dir, *, fit: bool = True, dci_model: str = "f
                        "dataset": str(ds.path), "n_avatars": len(ds), "n_train": len(exp.train),
                        "n_test": len(exp.test)},
         "sliders": {"compared": names, "fixed": [n for j, n in enumerate(names_all) if j not in set(varied)],
-                    "nuisance": nuisance},
+                    "nuisance": nuisance, "measurements": names[len(slider_names):]},
+        "regions": regions,
         "pose_invariance": invariance,
         "measurements": measured,
         "intrinsic_dimensionality": exp.metadata.get("intrinsic_dimensionality", {}),
@@ -166,6 +176,60 @@ def _pose_invariance(exp, ds, varied, names_all, seed: int, log):
     log(f"  pose as a nuisance: " + ", ".join(f"{n} {v['invariant_codes']} pose-blind / {v['pose_codes']} pose codes"
                                               for n, v in result["models"].items()))
     return nuisance, result
+
+
+def _measurement_columns(exp, ds):
+    """(names "measure.<m>", (n_train, M), (n_test, M)): the body measurements that vary, as factors."""
+    from .measurements import CONSTANT, measurement_factors
+
+    rig = ds.load_rig()
+    m_names, M_train = measurement_factors(ds, exp.train, rig)
+    _, M_test = measurement_factors(ds, exp.test, rig)
+    keep = M_train.std(axis=0) > CONSTANT
+    return [f"measure.{n}" for n, k in zip(m_names, keep) if k], M_train[:, keep], M_test[:, keep]
+
+
+def _model_entries(exp) -> dict:
+    entries = exp.metadata.get("models") or {}
+    return entries if isinstance(entries, dict) else {e.get("name"): e for e in entries if isinstance(e, dict)}
+
+
+def _region_scores(exp, ds, results: dict, slider_names: list, log) -> dict:
+    """{region: {"sliders", "models": {model: restricted summary}, "best", "worst"}} for an experiment
+    with regions (adds ``region`` to each regional model's card); {} without regions."""
+    from .regions import region_sliders, restrict
+
+    info = exp.metadata.get("regions") or {}
+    if not info:
+        return {}
+    entries = _model_entries(exp)
+    rig = ds.load_rig()
+    out = {}
+    for region, spec in info.items():
+        members = [n for n in exp.models if (entries.get(n) or {}).get("region") == region]
+        if not members:
+            continue
+        ft = exp.models[members[0]].features_
+        index = (getattr(ft, "index_", None) or {}).get("vertices")
+        globs = spec.get("sliders")
+        if index is None and not globs:
+            mine = list(slider_names)      # a texture-only region: its sliders cannot be told by motion
+        else:
+            mine = region_sliders(rig, slider_names, index, globs)
+        cols = [slider_names.index(n) for n in mine]
+        entry = {"sliders": mine, "models": {},
+                 "components_for_variance": (spec.get("intrinsic_dimensionality") or {}).get("components_for_variance")}
+        for name in members:
+            card = results[name]
+            sub = restrict(card, cols)
+            card["region"] = {"name": region, "sliders": mine, "summary": sub}
+            vis = np.asarray(card["visibility"]["per_slider"], np.float64)[cols] if cols else np.zeros(0)
+            order = [mine[j] for j in np.argsort(-np.nan_to_num(vis, nan=-1.0))]
+            entry["models"][name] = {"summary": sub, "best_seen": order[:3], "worst_seen": order[::-1][:3]}
+        out[region] = entry
+        log(f"  region {region}: {len(mine)} sliders of its own; " + ", ".join(
+            f"{n} sees {v['summary'].get('n_visible', 0)}" for n, v in entry["models"].items()))
+    return out
 
 
 MEASURED_ROWS = 1000  # train and test rows each whose body measurements are compared with the codes
@@ -272,6 +336,7 @@ def _report(cfg, exp, metrics, groups, fig_dir: Path, n_traversals, steps, size,
     r.section("Reading this report", "The words used below, each in one sentence.")
     r.definitions(GLOSSARY)
     _summary_section(r, metrics)
+    _region_section(r, metrics)
     _dimension_section(r, exp, metrics, fig_dir)
     strips = _Traversals(exp.dataset.load_rig(), n_traversals, steps, size) if n_traversals > 0 else None
     for name, res in metrics["models"].items():
@@ -309,6 +374,26 @@ def _nuisance_section(r: Report, metrics: dict) -> None:
                  for i in np.argsort(-share)],
                 ["code", "change under pose only", "change under shape only", "pose share"],
                 numeric=range(1, 4), collapsed=f"show every code of {n}")
+
+
+def _region_section(r: Report, metrics: dict) -> None:
+    regions = metrics.get("regions") or {}
+    if not regions:
+        return
+    r.section("Regions", "Each region has its own latent, fitted on that region's features only. Its codes are "
+                         "scored twice: against the sliders of the region (those moving mostly its vertices, or "
+                         "the ones the experiment names) and, in the summary above, against every slider.")
+    keys = ("mig", "dci_disentanglement", "dci_completeness", "matching_score", "visibility_mean")
+    rows = []
+    for region, entry in regions.items():
+        for name, v in entry["models"].items():
+            s = v["summary"]
+            full = metrics["models"][name]["summary"]
+            rows.append([region, name, f"{s.get('n_visible', 0)} / {s.get('n_sliders', 0)}"]
+                        + [_num(s.get(k)) for k in keys] + [_num(full["mig"]), ", ".join(v["best_seen"]),
+                                                            ", ".join(v["worst_seen"])])
+    r.table(rows, ["region", "model", "region sliders seen", "MIG", "DCI-D", "DCI-C", "matching", "visibility",
+                   "MIG (all sliders)", "best seen", "least seen"], numeric=range(3, 9))
 
 
 def _summary_section(r: Report, metrics: dict) -> None:

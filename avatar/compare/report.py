@@ -140,6 +140,13 @@ class Report:
         self._add(f"<ul>{lis}</ul>")
         return self
 
+    def links(self, items) -> "Report":
+        """A bulleted list of links: (text, relative URL, note) triples (the note may be "")."""
+        lis = "".join(f'<li><a href="{_esc(url)}">{_esc(text)}</a>{(" " + _esc(note)) if note else ""}</li>'
+                      for text, url, note in items)
+        self._add(f"<ul>{lis}</ul>")
+        return self
+
     def definitions(self, items) -> "Report":
         """Terms and their explanations: a mapping or (term, text) pairs."""
         pairs = items.items() if hasattr(items, "items") else items

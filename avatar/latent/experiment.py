@@ -29,20 +29,26 @@ import numpy as np
 
 from avatar.spec.config import (ConfigError, Problems, check_choice, check_keys, check_number, check_str, describe,
                       did_you_mean)
-from .features import BLOCKS, DEFAULT_SIZE, FeatureTransform, iter_features, load_features
+from .features import ALIGN, BLOCKS, DEFAULT_SIZE, FeatureTransform, iter_features, load_features
 from .models import PCA, model_class
 
-_KEYS = ("name", "description", "dataset", "features", "models", "split", "output", "batch_size",
-         "spectrum_components")
-_FEATURE_KEYS = {"vertices": ("weight", "align"), "textures": ("weight", "size"), "renders": ("weight", "size")}
+_KEYS = ("name", "description", "dataset", "features", "regions", "factors", "models", "split", "output",
+         "batch_size", "spectrum_components")
+_REGION_KEYS = ("features", "sliders")
+FACTORS = ("sliders", "measurements")   # what the compare step matches the codes with
+AUTO_VARIANCE = 0.95                    # n_components: auto keeps this share of the variance
+_FEATURE_KEYS = {"vertices": ("weight", "align", "parts"), "textures": ("weight", "size", "parts"),
+                 "renders": ("weight", "size")}
 _SPLIT_KEYS = ("test_fraction", "seed")
-ALL_KINDS = ("pca", "incremental_pca", "ica", "factor_analysis", "autoencoder", "vae")
+ALL_KINDS = ("pca", "incremental_pca", "ica", "factor_analysis", "autoencoder", "vae", "conv_ae", "conv_vae")
 # kind-specific parameters: (type, lowest allowed); "ints" is a list of whole numbers
 _PARAM_TYPES = {
     "iterated_power": ("int", 0), "batch_size": ("int", 1), "max_iter": ("int", 1), "tol": ("float", 0.0),
     "fun": ("choice", ("logcosh", "exp", "cube")), "pre_components": ("int", 1), "hidden": ("ints", 1),
     "epochs": ("int", 1), "learning_rate": ("float", 0.0), "alpha": ("float", 0.0),
-    "input_components": ("int", 1), "beta": ("float", 0.0),
+    "input_components": ("int", 1), "beta": ("float", 0.0), "patience": ("int", 1),
+    "validation_fraction": ("float", 0.0), "weight_decay": ("float", 0.0), "channels": ("ints", 1),
+    "device": ("choice", ("cpu", "cuda", "auto")),
 }
 
 __all__ = ["ExperimentConfig", "load_config", "config_from_text", "run", "load_experiment", "Experiment",
@@ -54,6 +60,8 @@ class ExperimentConfig:
     dataset: str
     features: list[dict]
     models: list[dict]                    # {"name", "kind", "n_components", "random_state", **params}
+    regions: dict = field(default_factory=dict)   # {region: {"features": [...], "sliders": [globs] | None}}
+    factors: tuple = ("sliders",)
     test_fraction: float = 0.2
     seed: int = 0
     output: str = ""
@@ -92,16 +100,28 @@ def config_from_text(text: str, file: str = "<string>") -> ExperimentConfig:
     else:
         dataset = check_str(problems, ("dataset",), data["dataset"], one_line=True)
     features = _features(problems, data.get("features", ["vertices"]))
-    shapes = _dataset_shapes(problems, dataset, features) if dataset else None
+    regions = _regions(problems, data["regions"]) if "regions" in data else {}
+    sets = {r: (("regions", r, "features"), v["features"]) for r, v in regions.items()} or \
+        {"": (("features",), features)}
+    every = {b["name"]: b for _, blocks in sets.values() for b in blocks}
+    shapes = _dataset_shapes(problems, dataset, list(every.values())) if dataset else None
     n_feat = n_train = None
     test_fraction, seed = _split(problems, data.get("split", {}))
-    if shapes is not None and features:
+    factors = _factors(problems, data.get("factors", ["sliders"]))
+    if shapes is not None and all(blocks for _, blocks in sets.values()):
         n, shape_of = shapes
-        try:
-            ft = FeatureTransform(features)
-            n_feat = sum(ft.dims(shape_of).values())
-        except ValueError as err:
-            problems.add(("features",), str(err))
+        layout = None
+        n_feat = []
+        for path, blocks in sets.values():
+            try:
+                ft = FeatureTransform(blocks)
+                if ft.regional:
+                    layout = layout or _layout(dataset)
+                    ft.bind(layout)
+                n_feat.append(sum(ft.dims(shape_of).values()))
+            except ValueError as err:
+                problems.add(path, str(err))
+        n_feat = min(n_feat) if n_feat else None
         if test_fraction is not None:
             n_train = n - int(round(test_fraction * n))
             if n_train < 2:
@@ -119,7 +139,8 @@ def config_from_text(text: str, file: str = "<string>") -> ExperimentConfig:
         if key in data:
             check_str(problems, (key,), data[key])
     problems.raise_if_any()
-    return ExperimentConfig(dataset=dataset, features=features, models=models, test_fraction=test_fraction,
+    return ExperimentConfig(dataset=dataset, features=features, models=models, regions=regions,
+                            factors=tuple(factors), test_fraction=test_fraction,
                             seed=seed, output=output or f"models/{stem}.npz", batch_size=batch,
                             spectrum_components=spectrum, name=str(data.get("name", stem)).strip(),
                             description=str(data.get("description", "")).strip(), source=file, text=text)
@@ -135,24 +156,24 @@ def _int(problems, path, value, lo):
     return int(x)
 
 
-def _features(problems: Problems, raw) -> list[dict]:
+def _features(problems: Problems, raw, root: tuple = ("features",)) -> list[dict]:
     if isinstance(raw, str):
         raw = [raw]
     items = []  # (path, name, options)
     if isinstance(raw, dict):
-        items = [(("features", k), k, v) for k, v in raw.items()]
+        items = [(root + (k,), k, v) for k, v in raw.items()]
     elif isinstance(raw, list) and raw:
         for i, item in enumerate(raw):
             if isinstance(item, str):
-                items.append((("features", i), item, {}))
+                items.append((root + (i,), item, {}))
             elif isinstance(item, dict) and len(item) == 1:
                 (k, v), = item.items()
-                items.append((("features", i, k), k, v))
+                items.append((root + (i, k), k, v))
             else:
-                problems.add(("features", i), f"expected a feature name ({', '.join(BLOCKS)}) or "
+                problems.add(root + (i,), f"expected a feature name ({', '.join(BLOCKS)}) or "
                              f"{{name: {{options}}}}, got {describe(item)}")
     else:
-        problems.add(("features",), f"expected a list of features ({', '.join(BLOCKS)}), got {describe(raw)}")
+        problems.add(root, f"expected a list of features ({', '.join(BLOCKS)}), got {describe(raw)}")
     out, seen = [], set()
     for path, name, opts in items:
         if name not in BLOCKS:
@@ -176,14 +197,82 @@ def _features(problems: Problems, raw) -> list[dict]:
                 problems.add(path + ("weight",), f"must be > 0, got {w:g}")
             block["weight"] = w if w and w > 0 else 1.0
         if name == "vertices":
-            a = opts.get("align", False)
-            if not isinstance(a, bool):
-                problems.add(path + ("align",), f"expected true or false, got {describe(a)}")
-            block["align"] = a is True
+            a = opts.get("align", "none")
+            a = {True: "rigid", False: "none"}.get(a, a) if isinstance(a, bool) else a
+            if a not in ALIGN:
+                problems.add(path + ("align",), f"expected one of {', '.join(ALIGN)}, got {describe(a)}"
+                             f"{did_you_mean(str(a), ALIGN) if isinstance(a, str) else ''}")
+                a = "none"
+            block["align"] = a
         else:
             block["size"] = _int(problems, path + ("size",), opts.get("size", DEFAULT_SIZE[name]), 1) or 1
+        if "parts" in opts:
+            parts = opts["parts"]
+            parts = [parts] if isinstance(parts, str) else parts
+            if not isinstance(parts, list) or not parts or not all(isinstance(p, str) for p in parts):
+                problems.add(path + ("parts",), f"expected a list of part names such as [whole_head], got "
+                             f"{describe(opts['parts'])}")
+            else:
+                block["parts"] = parts
         out.append(block)
     return out
+
+
+def _regions(problems: Problems, raw) -> dict:
+    """``regions: {face: {features: ..., sliders: [globs]}, ...}`` -> {name: {"features", "sliders"}}."""
+    import re
+
+    if not isinstance(raw, dict) or not raw:
+        problems.add(("regions",), "expected a mapping of regions, e.g. {face: {features: {vertices: {parts: "
+                     f"[whole_head], align: similarity}}}}}}, got {describe(raw)}")
+        return {}
+    out = {}
+    for name, spec in raw.items():
+        path = ("regions", name)
+        if not isinstance(name, str) or not re.match(r"^[A-Za-z_][A-Za-z0-9_]{0,31}$", name):
+            problems.add(path, f"bad region name {describe(name)}: letters, digits and _ (starting with a letter)")
+            continue
+        if not isinstance(spec, dict):
+            problems.add(path, f"expected {{features: ..., sliders: [...]}}, got {describe(spec)}")
+            continue
+        check_keys(problems, path, spec, _REGION_KEYS)
+        if "features" not in spec:
+            problems.add(path, "missing required key 'features' (e.g. {vertices: {parts: [nose]}})")
+            continue
+        blocks = _features(problems, spec["features"], path + ("features",))
+        sliders = spec.get("sliders")
+        if sliders is not None:
+            sliders = [sliders] if isinstance(sliders, str) else sliders
+            if not isinstance(sliders, list) or not all(isinstance(g, str) for g in sliders):
+                problems.add(path + ("sliders",), f"expected a list of slider names or globs, got {describe(sliders)}")
+                sliders = None
+        out[name] = {"features": blocks, "sliders": sliders}
+    return out
+
+
+def _factors(problems: Problems, raw) -> list[str]:
+    raw = [raw] if isinstance(raw, str) else raw
+    if not isinstance(raw, list) or not raw:
+        problems.add(("factors",), f"expected a list such as [sliders, measurements], got {describe(raw)}")
+        return ["sliders"]
+    out = []
+    for i, f in enumerate(raw):
+        got = check_choice(problems, ("factors", i), f, FACTORS, "factor")
+        if got is not None and got not in out:
+            out.append(got)
+    if "sliders" not in out:
+        out.insert(0, "sliders")
+    return out
+
+
+def _layout(dataset: str):
+    """The store's template layout (faces, uv, uv_faces, parts, part_names), read once."""
+    from types import SimpleNamespace
+
+    from .. import dataset as dsmod
+
+    ds = dsmod.open(dataset, check=False)
+    return SimpleNamespace(faces=ds.faces, uv=ds.uv, uv_faces=ds.uv_faces, parts=ds.parts, part_names=ds.part_names)
 
 
 def _dataset_shapes(problems: Problems, dataset: str, features: list[dict]):
@@ -274,6 +363,8 @@ def _models(problems: Problems, raw, n_feat, n_train) -> list[dict]:
         entry = {"name": name, "kind": kind}
         if "n_components" not in m:
             problems.add(path, "missing required key 'n_components'")
+        elif m["n_components"] == "auto" or isinstance(m["n_components"], dict):
+            entry["n_components"] = _auto_components(problems, path + ("n_components",), m["n_components"], kind)
         else:
             k = _int(problems, path + ("n_components",), m["n_components"], 1)
             limit = min(x for x in (n_feat, n_train) if x is not None) if (n_feat or n_train) else None
@@ -290,6 +381,34 @@ def _models(problems: Problems, raw, n_feat, n_train) -> list[dict]:
             entry[key] = _param(problems, path + (key,), key, value)
         out.append(entry)
     return out
+
+
+def _auto_components(problems, path, raw, kind):
+    """``auto`` (the 95 % rule) or ``{variance: 0.9}`` -> {"variance": share}, resolved in :func:`run`
+    to the fewest principal components explaining that share of the training variance."""
+    if kind == "incremental_pca":
+        problems.add(path, "incremental_pca streams and cannot count components first; give a number")
+        return None
+    if raw == "auto":
+        return {"variance": AUTO_VARIANCE}
+    check_keys(problems, path, raw, ("variance",))
+    v = check_number(problems, path + ("variance",), raw.get("variance", AUTO_VARIANCE))
+    if v is not None and not 0 < v < 1:
+        problems.add(path + ("variance",), f"must be between 0 and 1 (exclusive), got {v:g}")
+        return None
+    return {"variance": v}
+
+
+def resolve_components(k, spectrum) -> int:
+    """An n_components entry (int, or {"variance": share}) as a number, from the explained-variance
+    ratios of the training PCA (spectrum (r,)): the fewest components reaching the share (at least 2),
+    or all r."""
+    if not isinstance(k, dict):
+        return int(k)
+    c = np.cumsum(np.asarray(spectrum, np.float64))
+    hit = np.flatnonzero(c >= k["variance"] - 1e-12)
+    # at least 2: a one-code latent has nothing to be disentangled from, and compare needs two
+    return max(int(hit[0] + 1) if len(hit) else len(c), min(2, len(c)))
 
 
 def _param(problems, path, key, value):
@@ -313,13 +432,13 @@ def _param(problems, path, key, value):
 def run(cfg: ExperimentConfig, output=None, log=print) -> Path:
     """Fit every model of an experiment, evaluate it on the test rows and write the model file.
 
-    Returns the path of the ``.npz`` written (its ``.yaml`` beside it). Only the
-    IncrementalPCA models stream: the others need the training features in memory
+    With ``regions``, every model is fitted once per region on that region's features and named
+    ``<region>-<model>``. Returns the path of the ``.npz`` written (its ``.yaml`` beside it). Only
+    the IncrementalPCA models stream: the others need the training features in memory
     (n_train x n_features float32), which this logs before reading them.
     """
     from .. import dataset as dsmod
     from ..dataset import store as st
-    from .evaluate import ReconstructionError, components_for
     from .persist import save_models
 
     out = Path(output or cfg.output)
@@ -328,19 +447,65 @@ def run(cfg: ExperimentConfig, output=None, log=print) -> Path:
         raise ValueError(f"{cfg.dataset}: {len(ds.missing_shards)} of {ds.n_shards} shards are not generated; "
                          "finish the dataset (rerun avatar generate) before fitting")
     train, test = split_rows(len(ds), cfg.test_fraction, cfg.seed)
+    sets = {r: v["features"] for r, v in cfg.regions.items()} or {"": cfg.features}
+    models, fts, per_model, per_region = {}, {}, {}, {}
+    for region, blocks in sets.items():
+        if region:
+            log(f"region {region}:")
+        ft, fitted, entries, spectrum = _fit_set(cfg, ds, blocks, train, test, region, log)
+        fts[region or "features"] = ft
+        models.update(fitted)
+        per_model.update(entries)
+        per_region[region] = _intrinsic(spectrum)
+    meta = {
+        "name": cfg.name, "description": cfg.description, "config": cfg.source, "config_text": cfg.text,
+        "dataset": {"path": cfg.dataset, "absolute": str(Path(cfg.dataset).resolve()), "n": len(ds),
+                    "fingerprint": ds.attrs.get("fingerprint"), "rig": ds.config.get("rig"),
+                    "template": ds.attrs.get("template"), "n_vertices": int(ds.attrs["card"]["vertices"]),
+                    "template_sha256": ds.attrs.get("static_sha256", {}).get("faces")},
+        "split": {"test_fraction": cfg.test_fraction, "seed": cfg.seed, "n_train": len(train), "n_test": len(test)},
+        "intrinsic_dimensionality": next(iter(per_region.values())),
+        "factors": list(cfg.factors),
+        "models": per_model,
+        "avatar_version": _version(), "dataset_format": st.FORMAT,
+    }
+    if cfg.regions:
+        meta["regions"] = {r: {"features": v["features"], "sliders": v["sliders"],
+                               "intrinsic_dimensionality": per_region[r],
+                               "models": [n for n, e in per_model.items() if e["region"] == r]}
+                           for r, v in cfg.regions.items()}
+    save_models(models, out, features=fts if cfg.regions else fts["features"],
+                split={"train": train, "test": test}, metadata=meta)
+    log(f"wrote {out} and {out.with_suffix('.yaml')}")
+    return out
+
+
+def _intrinsic(spectrum) -> dict:
+    from .evaluate import components_for
+
+    counts = components_for(spectrum) if spectrum is not None else {}
+    return {"explained_variance_ratio": [float(x) for x in (spectrum if spectrum is not None else [])],
+            "components_for_variance": counts,
+            "note": "fewest principal components explaining 90/95/99 % of the training features' variance; "
+                    "null: more than the curve's length"}
+
+
+def _fit_set(cfg: ExperimentConfig, ds, blocks, train, test, region: str, log):
+    """Fit one feature set's models: (transform, {name: model}, {name: YAML entry}, spectrum or None)."""
+    from .evaluate import ReconstructionError, components_for
+
     t0 = time.perf_counter()
-    ft = FeatureTransform(cfg.features).fit_store(ds, train, cfg.batch_size)
+    ft = FeatureTransform(blocks).fit_store(ds, train, cfg.batch_size)
     d = ft.n_features
     log(f"features: {', '.join(ft.names)} -> {d:,} per avatar; {len(train):,} train / {len(test):,} test rows "
         f"({time.perf_counter() - t0:.1f} s)")
     for m in cfg.models:
-        if m["n_components"] > min(d, len(train)):
+        if isinstance(m["n_components"], int) and m["n_components"] > min(d, len(train)):
             raise ValueError(f"model {m['name']}: n_components = {m['n_components']} is more than the data allow "
                              f"({d} features, {len(train)} training samples)")
-    models, fit_seconds = {}, {}
+    models, fit_seconds, resolved = {}, {}, {}
     in_memory = [m for m in cfg.models if m["kind"] != "incremental_pca"]
-    X = basis = None
-    spectrum = None
+    X = basis = spectrum = None
     if in_memory:
         from ..checks import available_memory, gib
 
@@ -358,7 +523,10 @@ def run(cfg: ExperimentConfig, output=None, log=print) -> Path:
         spectrum = basis.explained_variance_ratio_
         log(f"spectrum: {r} principal components ({time.perf_counter() - t:.1f} s)")
     for m in cfg.models:
-        params = {k: v for k, v in m.items() if k not in ("name", "kind")}
+        k = resolve_components(m["n_components"], spectrum)
+        name = f"{region}-{m['name']}" if region else m["name"]
+        params = {key: v for key, v in m.items() if key not in ("name", "kind")}
+        params["n_components"] = resolved[name] = min(k, d, len(train))
         model = model_class(m["kind"])(**params)
         t = time.perf_counter()
         if m["kind"] == "incremental_pca":
@@ -368,43 +536,29 @@ def run(cfg: ExperimentConfig, output=None, log=print) -> Path:
         else:
             model.fit(X, basis=basis)
         model.features_ = ft
-        fit_seconds[m["name"]] = time.perf_counter() - t
-        log(f"fitted {m['name']} ({m['kind']}, {m['n_components']} components) in {fit_seconds[m['name']]:.1f} s")
-        models[m["name"]] = model
+        fit_seconds[name] = time.perf_counter() - t
+        log(f"fitted {name} ({m['kind']}, {params['n_components']} components) in {fit_seconds[name]:.1f} s")
+        models[name] = model
     del X
     errors = {name: ReconstructionError() for name in models}
     for _, B in iter_features(ds, ft, test, cfg.batch_size):
         truth = ft.prepared(B)
         for name, model in models.items():
             errors[name].add(truth, ft.prepared(model.inverse_transform(model.transform(B))))
-    per_model = {}
+    entries = {}
     for name, model in models.items():
         res = errors[name].result()
-        entry = {"fit_seconds": round(fit_seconds[name], 3), "test": res}
+        entry = {"fit_seconds": round(fit_seconds[name], 3), "test": res, "n_components": resolved[name],
+                 "region": region or None}
         if hasattr(model, "explained_variance_ratio_"):
             entry["explained_variance"] = float(np.sum(model.explained_variance_ratio_))
-        per_model[name] = entry
-        log(f"  {name}: " + ", ".join(_fmt(k, v) for k, v in res.items()))
+        if hasattr(model, "n_epochs_"):
+            entry["epochs_run"] = int(model.n_epochs_)
+        entries[name] = entry
+        log(f"  {name}: " + ", ".join(_fmt(key, v) for key, v in res.items()))
     counts = components_for(spectrum) if spectrum is not None else {}
-    meta = {
-        "name": cfg.name, "description": cfg.description, "config": cfg.source, "config_text": cfg.text,
-        "dataset": {"path": cfg.dataset, "absolute": str(Path(cfg.dataset).resolve()), "n": len(ds),
-                    "fingerprint": ds.attrs.get("fingerprint"), "rig": ds.config.get("rig"),
-                    "template": ds.attrs.get("template"), "n_vertices": int(ds.attrs["card"]["vertices"]),
-                    "template_sha256": ds.attrs.get("static_sha256", {}).get("faces")},
-        "split": {"test_fraction": cfg.test_fraction, "seed": cfg.seed, "n_train": len(train), "n_test": len(test)},
-        "intrinsic_dimensionality": {
-            "explained_variance_ratio": [float(x) for x in (spectrum if spectrum is not None else [])],
-            "components_for_variance": counts,
-            "note": "fewest principal components explaining 90/95/99 % of the training features' variance; "
-                    "null: more than the curve's length"},
-        "models": per_model,
-        "avatar_version": _version(), "dataset_format": st.FORMAT,
-    }
     log(f"components for 90/95/99 % variance: {counts.get('0.9')}, {counts.get('0.95')}, {counts.get('0.99')}")
-    save_models(models, out, features=ft, split={"train": train, "test": test}, metadata=meta)
-    log(f"wrote {out} and {out.with_suffix('.yaml')}")
-    return out
+    return ft, models, entries, spectrum
 
 
 def _basis_need(m: dict) -> int:
@@ -412,7 +566,7 @@ def _basis_need(m: dict) -> int:
     defaults = {k: p.default for k, p in inspect.signature(model_class(m["kind"]).__init__).parameters.items()
                 if k != "self"}
     if m["kind"] in ("pca", "ica"):
-        return m["n_components"]
+        return m["n_components"] if isinstance(m["n_components"], int) else 0   # auto: the spectrum decides
     if m["kind"] == "factor_analysis":
         return m.get("pre_components", defaults["pre_components"])
     if m["kind"] in ("autoencoder", "vae"):

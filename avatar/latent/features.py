@@ -1,18 +1,30 @@
 """Feature matrices from avatars: vertices, textures, renders, or a weighted mix.
 
-    ft = FeatureTransform([{"name": "vertices", "align": True},
+    ft = FeatureTransform([{"name": "vertices", "align": "similarity", "parts": ["whole_head"]},
                            {"name": "textures", "size": 32, "weight": 0.5}])
-    ft.fit_store(ds, train_rows)           # one (two with align) streamed pass over the store
+    ft.fit_store(ds, train_rows)           # one (two with align or parts) streamed pass over the store
     for rows, X in iter_features(ds, ft, test_rows, batch=256): ...   # X (rows, d) float32
     parts = ft.inverse(X)                  # {"vertices": (n, V, 3) float32 metres, "textures": uint8 ...}
 
-Each block is prepared (vertices: optionally rigid-aligned to the mean shape
-by Kabsch, no scale; textures and renders: box-filtered down to ``size`` and
-scaled to [0, 1]), centred on its training mean and, when there are several
-blocks, multiplied by ``weight / total_std`` (total_std: the square root of the
-block's summed per-feature variance) so every block carries ``weight**2`` of
-the total variance whatever its size or units. A single block keeps its units
-(metres for vertices), so reconstruction errors read directly.
+Each block is prepared, then centred on its training mean and, when there are
+several blocks, multiplied by ``weight / total_std`` (total_std: the square
+root of the block's summed per-feature variance) so every block carries
+``weight**2`` of the total variance whatever its size or units. A single block
+keeps its units (metres for vertices), so reconstruction errors read directly.
+
+Preparation:
+
+- vertices: the vertices of ``parts`` only (a region, :mod:`avatar.latent.regions`;
+  default all), then ``align``: ``none``; ``rigid`` (Kabsch: rotation and
+  translation onto the training mean shape); or ``similarity`` (Procrustes with
+  scale: a big head and a small one of the same shape become one feature row).
+- textures: box-filtered down to ``size`` and scaled to [0, 1]; with ``parts``,
+  only the texels inside those parts' UV triangles.
+- renders: box-filtered down to ``size`` and scaled to [0, 1].
+
+Decoding a region block fills everything outside the region with the training
+mean (raw vertices; the mean texture), so a face latent still decodes to a
+whole avatar whose face moves.
 """
 from __future__ import annotations
 
@@ -21,28 +33,41 @@ import numpy as np
 BLOCKS = ("vertices", "textures", "renders")
 DEFAULT_SIZE = {"textures": 32, "renders": 32}
 
-__all__ = ["BLOCKS", "FeatureTransform", "iter_rows", "iter_features", "kabsch_align", "box_downsample"]
+ALIGN = ("none", "rigid", "similarity")
+
+__all__ = ["BLOCKS", "ALIGN", "FeatureTransform", "iter_rows", "iter_features", "kabsch_align", "procrustes_align",
+           "box_downsample"]
 
 
 # -- pure array functions ----------------------------------------------------------
-def kabsch_align(V: np.ndarray, ref: np.ndarray) -> np.ndarray:
-    """Rigidly align each shape to ``ref`` (rotation + translation, no scale).
+def procrustes_align(V: np.ndarray, ref: np.ndarray, scale: bool = False) -> np.ndarray:
+    """Align each shape to ``ref``: rotation and translation (Kabsch), and with ``scale`` one
+    uniform scale too (ordinary Procrustes), minimising the summed squared distance.
 
-    V : (n, m, 3) float, ref : (m, 3) float -> (n, m, 3) float64, the rotation
-    minimising the summed squared distance (Kabsch), reflections excluded.
+    V : (n, m, 3) float, ref : (m, 3) float -> (n, m, 3) float64; reflections excluded.
     """
     V = np.asarray(V, np.float64)
     ref = np.asarray(ref, np.float64)
-    cv = V.mean(axis=1, keepdims=True)
     cr = ref.mean(axis=0)
-    A = V - cv
-    H = np.einsum("nmi,mj->nij", A, ref - cr)        # (n, 3, 3) cross-covariance
-    U, _, Vt = np.linalg.svd(H)
-    d = np.sign(np.linalg.det(U @ Vt))                # -1 would be a reflection
+    A = V - V.mean(axis=1, keepdims=True)                # (n, m, 3) centred shapes
+    H = np.einsum("nmi,mj->nij", A, ref - cr)            # (n, 3, 3) cross-covariance
+    U, sv, Vt = np.linalg.svd(H)
+    d = np.sign(np.linalg.det(U @ Vt))                   # -1 would be a reflection
     D = np.ones((len(V), 3))
     D[:, 2] = np.where(d == 0, 1.0, d)
-    R = (U * D[:, None, :]) @ Vt                      # maps the centred shape onto ref: A @ R
-    return np.einsum("nmi,nij->nmj", A, R) + cr
+    R = (U * D[:, None, :]) @ Vt                         # maps the centred shape onto ref: A @ R
+    out = np.einsum("nmi,nij->nmj", A, R)
+    if scale:
+        # the least-squares scale of a rotated shape onto ref: trace(D S) / |A|^2
+        norm2 = np.einsum("nmi,nmi->n", A, A)
+        s = (sv * D).sum(axis=1) / np.where(norm2 > 0, norm2, 1.0)
+        out *= s[:, None, None]
+    return out + cr
+
+
+def kabsch_align(V: np.ndarray, ref: np.ndarray) -> np.ndarray:
+    """Rigidly align each shape to ``ref`` (rotation + translation, no scale); see :func:`procrustes_align`."""
+    return procrustes_align(V, ref, scale=False)
 
 
 def box_downsample(images: np.ndarray, size: int) -> np.ndarray:
@@ -72,12 +97,17 @@ class FeatureTransform:
     ----------
     blocks : list of dict
         ``{"name": "vertices" | "textures" | "renders", "weight": float (1),
-        "align": bool (vertices only, False), "size": int (textures/renders, 32)}``.
+        "align": "none" | "rigid" | "similarity" (vertices only; true means rigid),
+        "parts": [part or group names] (vertices and textures; default: everything),
+        "size": int (textures/renders, 32)}``.
 
     Learned (by :meth:`fit_arrays` / :meth:`fit_store`): ``shapes_`` (the stored
     per-sample shape of each block), ``means_`` {name: (d_b,) float64},
-    ``scales_`` {name: float}, ``total_std_`` {name: float}, ``reference_``
-    ((V, 3) mean raw shape, the alignment target; vertices only).
+    ``scales_`` {name: float}, ``total_std_`` {name: float}, ``index_``
+    {name: (m,) int64} (the region's vertices or flat texel indices; blocks with
+    ``parts`` only), ``fill_`` {name: array} (the training mean of the whole raw
+    block, what decoding puts outside the region), ``reference_`` ((m, 3) mean
+    raw shape of the selected vertices, the alignment target; aligned vertices only).
     """
 
     def __init__(self, blocks):
@@ -99,15 +129,51 @@ class FeatureTransform:
                 return b
         raise KeyError(f"the features have no {name!r} block (blocks: {', '.join(self.names)})")
 
+    @property
+    def regional(self) -> list[str]:
+        """Names of the blocks restricted to parts."""
+        return [b["name"] for b in self.blocks if b.get("parts")]
+
+    def bind(self, layout) -> "FeatureTransform":
+        """Resolve every block's ``parts`` to vertex / texel indices of ``layout`` (a dataset store or a
+        template: anything with faces, uv, uv_faces, parts, part_names); returns self."""
+        from .regions import texel_index, vertex_index
+
+        self.index_ = {}
+        for b in self.blocks:
+            if not b.get("parts"):
+                continue
+            if b["name"] == "vertices":
+                idx = vertex_index(layout, b["parts"])
+            else:
+                idx = texel_index(layout, b["parts"], b["size"])
+            if len(idx) == 0:
+                raise ValueError(f"{b['name']}: the parts {', '.join(b['parts'])} cover nothing")
+            self.index_[b["name"]] = idx
+        return self
+
+    def _index(self, name: str):
+        if not self.block(name).get("parts"):
+            return None
+        if name not in getattr(self, "index_", {}):
+            raise ValueError(f"{name}: the region is not resolved yet; call bind(layout) or fit first")
+        return self.index_[name]
+
     def prepared_shape(self, name: str, stored_shape: tuple) -> tuple:
-        """Per-sample shape of a block after preparation (downsampling)."""
+        """Per-sample shape of a block after preparation (region selection, downsampling)."""
         b = self.block(name)
+        idx = self._index(name)
         if name == "vertices":
-            return tuple(stored_shape)
+            return tuple(stored_shape) if idx is None else (len(idx), 3)
         s = b["size"]
         if stored_shape[-2] % s:
             raise ValueError(f"{name}: size {s} must divide the stored {stored_shape[-2]} px")
-        return tuple(stored_shape[:-3]) + (s, s, 3)
+        return tuple(stored_shape[:-3]) + (s, s, 3) if idx is None else (len(idx), 3)
+
+    def full_shape(self, name: str) -> tuple:
+        """Per-sample shape a block decodes to (the whole avatar, downsampled)."""
+        b, stored = self.block(name), self.shapes_[name]
+        return tuple(stored) if name == "vertices" else tuple(stored[:-3]) + (b["size"], b["size"], 3)
 
     def dims(self, shapes: dict | None = None) -> dict[str, int]:
         shapes = self.shapes_ if shapes is None else shapes
@@ -126,20 +192,32 @@ class FeatureTransform:
         return sum(self.dims().values())
 
     # -- preparation (before centring) ------------------------------------------
-    def _prepare(self, name: str, arr: np.ndarray, align: bool = True) -> np.ndarray:
-        """One block's raw arrays (n, ...) -> (n, d_b) float (aligned / downsampled)."""
-        b = self.block(name)
-        n = len(arr)
+    def _select(self, name: str, arr: np.ndarray) -> np.ndarray:
+        """A block's raw arrays (n, ...) -> the region's raw values: vertices (n, m, 3) float;
+        images (n, ...) float32 in [0, 1], downsampled, textures cut to (n, m, 3) with parts."""
+        idx = self._index(name)
         if name == "vertices":
             V = np.asarray(arr)
-            if b["align"] and align:
-                V = kabsch_align(V, self.reference_)
-            return np.asarray(V, np.float64).reshape(n, -1)
-        return box_downsample(arr, b["size"]).reshape(n, -1)
+            return V if idx is None else V[:, idx]
+        x = box_downsample(arr, self.block(name)["size"])
+        return x if idx is None else x.reshape(len(x), -1, 3)[:, idx]
+
+    def _prepare(self, name: str, arr: np.ndarray, align: bool = True) -> np.ndarray:
+        """One block's raw arrays (n, ...) -> (n, d_b) float (selected, aligned, downsampled)."""
+        b = self.block(name)
+        P = self._select(name, arr)
+        if name == "vertices" and b["align"] != "none" and align:
+            P = procrustes_align(P, self.reference_, scale=b["align"] == "similarity")
+        return np.asarray(P, np.float64 if name == "vertices" else np.float32).reshape(len(P), -1)
 
     # -- fitting ----------------------------------------------------------------
-    def fit_arrays(self, arrays: dict) -> "FeatureTransform":
-        """Learn means and scales from in-memory arrays {name: (n, ...)}; returns self."""
+    def fit_arrays(self, arrays: dict, layout=None) -> "FeatureTransform":
+        """Learn means and scales from in-memory arrays {name: (n, ...)}; returns self. ``layout``
+        resolves ``parts`` (default: the humanoid template)."""
+        if self.regional:
+            from avatar.body.template import load as load_template
+
+            self.bind(layout if layout is not None else load_template())
         return self._fit(lambda: iter([arrays]), {k: np.shape(arrays[k])[1:] for k in self.names})
 
     def fit_store(self, ds, rows, batch: int = 256) -> "FeatureTransform":
@@ -148,19 +226,29 @@ class FeatureTransform:
             if name not in ds.group:
                 raise ValueError(f"the dataset {ds.path} has no {name} (it stores: "
                                  f"{', '.join(k for k in BLOCKS if k in ds.group) or 'sliders only'})")
+        if self.regional:
+            self.bind(ds)
         shapes = {k: tuple(ds.group[k].shape[1:]) for k in self.names}
         return self._fit(lambda: (a for _, a in iter_rows(ds, rows, self.names, batch)), shapes)
 
     def _fit(self, make_batches, shapes: dict) -> "FeatureTransform":
         self.shapes_ = {k: tuple(int(x) for x in v) for k, v in shapes.items()}
         self.dims()  # checks the sizes divide
-        if any(b["align"] for b in self.blocks if b["name"] == "vertices"):
+        if not hasattr(self, "index_"):
+            self.index_ = {}
+        whole = {k: 0.0 for k in self.regional}
+        aligned = any(b["align"] != "none" for b in self.blocks if b["name"] == "vertices")
+        if aligned or "vertices" in self.regional:
             total, n = 0.0, 0
             for arrays in make_batches():  # pass 1: the alignment target is the mean raw shape
                 V = np.asarray(arrays["vertices"], np.float64)
                 total = total + V.sum(axis=0)
                 n += len(V)
-            self.reference_ = total / max(n, 1)
+            mean = total / max(n, 1)
+            idx = self.index_.get("vertices")
+            self.reference_ = mean if idx is None else mean[idx]
+            if idx is not None:
+                whole["vertices"] = mean
         sums = {k: 0.0 for k in self.names}
         sq = {k: 0.0 for k in self.names}
         n = 0
@@ -169,9 +257,12 @@ class FeatureTransform:
                 P = self._prepare(k, arrays[k]).astype(np.float64)
                 sums[k] = sums[k] + P.sum(axis=0)
                 sq[k] = sq[k] + np.einsum("ij,ij->j", P, P)
+                if k in self.regional and k != "vertices":   # the mean of the whole downsampled image
+                    whole[k] = whole[k] + box_downsample(arrays[k], self.block(k)["size"]).sum(axis=0, dtype=np.float64)
             n += len(arrays[self.names[0]])
         if n < 2:
             raise ValueError(f"need at least 2 samples to learn features, got {n}")
+        self.fill_ = {k: (v if k == "vertices" else v / n) for k, v in whole.items()}
         self.means_ = {k: sums[k] / n for k in self.names}
         var = {k: np.maximum(sq[k] / n - self.means_[k] ** 2, 0.0).sum() * n / (n - 1) for k in self.names}
         self.total_std_ = {k: float(np.sqrt(v)) for k, v in var.items()}
@@ -204,10 +295,16 @@ class FeatureTransform:
 
     def inverse(self, X: np.ndarray) -> dict[str, np.ndarray]:
         """X (n, d) -> {"vertices": (n, V, 3) float32 metres, "textures": (n, s, s, 3) uint8,
-        "renders": (n, views, s, s, 3) uint8} for the blocks modelled."""
+        "renders": (n, views, s, s, 3) uint8} for the blocks modelled; a region block comes back
+        whole, the training mean outside the region."""
         out = {}
         for k, P in self.prepared(X).items():
-            shape = (len(P),) + self.prepared_shape(k, self.shapes_[k])
+            idx = self.index_.get(k) if hasattr(self, "index_") else None
+            if idx is not None:
+                full = np.repeat(np.asarray(self.fill_[k], np.float64).reshape(1, -1, 3), len(P), axis=0)
+                full[:, idx] = P.reshape(len(P), -1, 3)
+                P = full
+            shape = (len(P),) + self.full_shape(k)
             out[k] = P.reshape(shape).astype(np.float32) if k == "vertices" else _to_uint8(P).reshape(shape)
         return out
 
@@ -222,6 +319,9 @@ class FeatureTransform:
             out[f"{k}.mean"] = self.means_[k]
             out[f"{k}.scale"] = np.asarray(self.scales_[k], np.float64)
             out[f"{k}.total_std"] = np.asarray(self.total_std_[k], np.float64)
+        for k in self.regional:
+            out[f"{k}.index"] = np.asarray(self.index_[k], np.int64)
+            out[f"{k}.fill"] = np.asarray(self.fill_[k], np.float64)
         if hasattr(self, "reference_"):
             out["reference"] = self.reference_
         return out
@@ -233,15 +333,21 @@ class FeatureTransform:
             self.means_ = {k: arrays[f"{k}.mean"] for k in self.names}
             self.scales_ = {k: float(arrays[f"{k}.scale"]) for k in self.names}
             self.total_std_ = {k: float(arrays[f"{k}.total_std"]) for k in self.names}
+            self.index_ = {k: np.asarray(arrays[f"{k}.index"], np.int64) for k in self.regional}
+            self.fill_ = {k: arrays[f"{k}.fill"] for k in self.regional}
         except KeyError as err:
             raise ValueError(f"missing feature array {err.args[0]}") from None
-        if any(b["align"] for b in self.blocks if b["name"] == "vertices"):
+        if any(b["align"] != "none" for b in self.blocks if b["name"] == "vertices"):
             if "reference" not in arrays:
                 raise ValueError("missing feature array reference (the alignment target)")
             self.reference_ = arrays["reference"]
         for k, d in self.dims().items():
             if self.means_[k].shape != (d,):
                 raise ValueError(f"feature mean of {k} has shape {self.means_[k].shape}, expected ({d},)")
+        for k in self.regional:
+            if self.fill_[k].size != int(np.prod(self.full_shape(k))) or self.index_[k].size and \
+                    (self.index_[k].min() < 0 or self.index_[k].max() >= self.fill_[k].size // 3):
+                raise ValueError(f"feature region of {k} does not fit its shape")
         return self
 
     def __repr__(self) -> str:
@@ -259,11 +365,20 @@ def _normalise(b) -> dict:
     if not out["weight"] > 0:
         raise ValueError(f"{name}: weight must be > 0")
     if name == "vertices":
-        out["align"] = bool(b.get("align", False))
+        a = b.get("align", "none")
+        a = {True: "rigid", False: "none", None: "none"}.get(a, a) if isinstance(a, (bool, type(None))) else a
+        if a not in ALIGN:
+            raise ValueError(f"vertices: align must be one of {', '.join(ALIGN)}, got {a!r}")
+        out["align"] = a
     else:
         out["size"] = int(b.get("size", DEFAULT_SIZE[name]))
         if out["size"] < 1:
             raise ValueError(f"{name}: size must be >= 1")
+    parts = b.get("parts")
+    if parts:
+        if name == "renders":
+            raise ValueError("renders: parts do not apply to renders (select vertices or textures by region)")
+        out["parts"] = [parts] if isinstance(parts, str) else [str(p) for p in parts]
     return out
 
 

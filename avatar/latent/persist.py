@@ -67,12 +67,15 @@ def save(model: LatentModel, path, name: str | None = None, metadata: dict | Non
     return save_models({name or model.kind: model}, path, metadata=metadata)
 
 
-def save_models(models: dict[str, LatentModel], path, features: FeatureTransform | None = None,
+def save_models(models: dict[str, LatentModel], path, features=None,
                 split: dict[str, np.ndarray] | None = None, metadata: dict | None = None) -> Path:
-    """Write several fitted models sharing one feature transform (``features``, default: theirs).
+    """Write several fitted models and their feature transforms.
 
-    ``split``: {"train": rows, "test": rows}; ``metadata``: extra YAML data (per-model entries under
-    ``models`` are merged by name). Both files are written to temporaries and renamed.
+    ``features``: one :class:`FeatureTransform` all the models share (default: theirs), or
+    {set name: FeatureTransform} when they use several (one per region of an experiment); each
+    model is stored with the set that is its ``features_``. ``split``: {"train": rows, "test": rows};
+    ``metadata``: extra YAML data (per-model entries under ``models`` are merged by name). Both files
+    are written to temporaries and renamed.
     """
     import yaml
 
@@ -83,11 +86,9 @@ def save_models(models: dict[str, LatentModel], path, features: FeatureTransform
         raise ValueError(f"{path}: a model file must end in .npz")
     if not models:
         raise ValueError("no models to save")
-    if features is None:
-        fts = {id(m.features_): m.features_ for m in models.values() if m.features_ is not None}
-        if len(fts) > 1:
-            raise ValueError("the models use different feature transforms; save them to separate files")
-        features = next(iter(fts.values()), None)
+    sets = _feature_sets(models, features)
+    features = sets.get("") if len(sets) == 1 else None      # one shared transform: the plain layout
+    set_of = {id(ft): name for name, ft in sets.items()}
     arrays: dict[str, np.ndarray] = {}
     entries = []
     for name, m in models.items():
@@ -97,9 +98,12 @@ def save_models(models: dict[str, LatentModel], path, features: FeatureTransform
         for key, a in m.learned().items():
             arrays[f"{name}.{key}"] = np.asarray(a)
         entries.append({"name": name, "kind": m.kind, "params": params})
-    if features is not None:
-        for key, a in features.learned().items():
-            arrays[f"features.{key}"] = np.asarray(a)
+        if features is None and m.features_ is not None:
+            entries[-1]["features"] = set_of[id(m.features_)]
+    for set_name, ft in sets.items():
+        prefix = "features." if features is not None else f"features:{set_name}."
+        for key, a in ft.learned().items():
+            arrays[prefix + key] = np.asarray(a)
     for key, rows in (split or {}).items():
         arrays[f"split.{key}"] = np.asarray(rows, np.int64)
     for key, a in arrays.items():
@@ -109,6 +113,7 @@ def save_models(models: dict[str, LatentModel], path, features: FeatureTransform
             raise ValueError(f"{key}: holds NaN or infinity; a model with such arrays cannot be saved")
     header = {"format": FORMAT, "models": entries,
               "features": features.params() if features is not None else None,
+              **({"feature_sets": {k: ft.params() for k, ft in sets.items()}} if features is None and sets else {}),
               "split": sorted((split or {}).keys()),
               "arrays": {k: {"dtype": a.dtype.str, "shape": list(a.shape), "sha256": _digest(a)}
                          for k, a in arrays.items()}}
@@ -120,6 +125,8 @@ def save_models(models: dict[str, LatentModel], path, features: FeatureTransform
     meta = {"format": FORMAT, "file": path.name,
             "models": [{"name": e["name"], "kind": e["kind"], "params": e["params"]} for e in entries],
             "features": features.params()["blocks"] if features is not None else None}
+    if features is None and sets:
+        meta["feature_sets"] = {k: ft.params()["blocks"] for k, ft in sets.items()}
     extra = dict(metadata or {})
     per_model = extra.pop("models", {}) or {}
     for e in meta["models"]:
@@ -129,6 +136,25 @@ def save_models(models: dict[str, LatentModel], path, features: FeatureTransform
     atomic_write(path, write)
     atomic_write(metadata_path(path), lambda f: f.write(text.encode()))
     return path
+
+
+def _feature_sets(models: dict, features) -> dict:
+    """{set name: FeatureTransform}; the one key "" when a single transform is shared."""
+    if isinstance(features, dict):
+        missing = [n for n, m in models.items() if m.features_ is not None
+                   and all(m.features_ is not ft for ft in features.values())]
+        if missing:
+            raise ValueError(f"models {', '.join(missing)} use a feature transform not among {', '.join(features)}")
+        for set_name in features:
+            if not NAME_RE.match(set_name):
+                raise ValueError(f"bad feature-set name {set_name!r}: letters, digits, _ and -")
+        return dict(features)
+    if features is not None:
+        return {"": features}
+    fts = {id(m.features_): m.features_ for m in models.values() if m.features_ is not None}
+    if len(fts) <= 1:
+        return {"": ft for ft in fts.values()}
+    return {f"set{i}": ft for i, ft in enumerate(fts.values())}
 
 
 def _yaml_safe(x):
@@ -209,9 +235,20 @@ def load_file(path) -> ModelFile:
             features = FeatureTransform(header["features"]["blocks"]).set_learned(_prefixed(arrays, "features."))
         except (ValueError, KeyError, TypeError) as err:
             raise LatentFileError(f"{path}: bad feature transform ({err})") from None
+    sets = {}
+    for set_name, params in (header.get("feature_sets") or {}).items():
+        try:
+            sets[set_name] = FeatureTransform(params["blocks"]).set_learned(_prefixed(arrays, f"features:{set_name}."))
+        except (ValueError, KeyError, TypeError) as err:
+            raise LatentFileError(f"{path}: bad feature transform {set_name!r} ({err})") from None
     models = {}
     for e in header["models"]:
-        models[e["name"]] = _build(path, e, _prefixed(arrays, e["name"] + "."), features)
+        ft = features
+        if "features" in e:
+            if e["features"] not in sets:
+                raise LatentFileError(f"{path}: damaged header (model {e['name']!r} names an unknown feature set)")
+            ft = sets[e["features"]]
+        models[e["name"]] = _build(path, e, _prefixed(arrays, e["name"] + "."), ft)
     split = {k: arrays[f"split.{k}"] for k in header["split"]}
     meta = {}
     mp = metadata_path(path)
@@ -247,7 +284,8 @@ def _header(path: Path, blob) -> dict:
           and all(isinstance(e, dict) and isinstance(e.get("name"), str) and isinstance(e.get("kind"), str)
                   and isinstance(e.get("params"), dict) for e in header["models"])
           and isinstance(header.get("arrays"), dict) and isinstance(header.get("split"), list)
-          and (header.get("features") is None or isinstance(header["features"], dict)))
+          and (header.get("features") is None or isinstance(header["features"], dict))
+          and isinstance(header.get("feature_sets", {}), dict))
     if not ok:
         raise LatentFileError(f"{path}: damaged header (bad structure)")
     names = [e["name"] for e in header["models"]]
