@@ -465,3 +465,21 @@ def test_models_of_another_template_are_refused(fitted, tmp_path, capsys):
     old.with_suffix(".yaml").write_text(yaml.safe_dump(meta, sort_keys=False))
     assert _cli(["decode", str(old), "-o", str(tmp_path / "x.glb")]) == 2
     assert "another template" in capsys.readouterr().err and not (tmp_path / "x.glb").exists()
+
+
+def test_fit_runs_conv_models_on_image_features(store, tmp_path):
+    """`avatar fit` with conv kinds on a textures block: the shared PCA basis is ignored, the images come back."""
+    if not L.torch_available():
+        pytest.skip("PyTorch is not installed (pip install avatar[torch]); the conv models are optional")
+    cfg = _experiment(tmp_path, store, features=[{"textures": {"size": 16}}],
+                      models=[{"name": "cae", "kind": "conv_ae", "n_components": 3, "epochs": 2, "device": "cpu"},
+                              {"name": "cvae", "kind": "conv_vae", "n_components": 3, "epochs": 2,
+                               "channels": [8, 8, 16, 16], "hidden": [32], "device": "cpu"}])
+    assert _cli(["fit", str(cfg), "--quiet"]) == 0
+    path = tmp_path / "models" / "exp.npz"
+    meta = yaml.safe_load(path.with_suffix(".yaml").read_text())
+    assert [m["name"] for m in meta["models"]] == ["cae", "cvae"]
+    assert all(m["test"]["texture_psnr_db"] > 5 for m in meta["models"])
+    models = L.load_all(path)
+    assert isinstance(models["cvae"], L.ConvVAE) and models["cvae"].get_params()["channels"] == (8, 8, 16, 16)
+    assert L.decode_textures(models["cae"], np.zeros(3)).shape == (16, 16, 3)

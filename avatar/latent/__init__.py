@@ -1,8 +1,8 @@
 """The latent lab: compact learned latents (PCA, ICA, factor analysis, autoencoders) over avatars.
 
     import avatar.latent as L
-    m = L.PCA(n_components=32, random_state=0).fit(X)     # X (n, d); also IncrementalPCA, ICA,
-    Z = m.transform(X); X_hat = m.inverse_transform(Z)    # FactorAnalysis, Autoencoder (VAE with torch)
+    m = L.PCA(n_components=32, random_state=0).fit(X)     # X (n, d); also IncrementalPCA, ICA, FactorAnalysis;
+    Z = m.transform(X); X_hat = m.inverse_transform(Z)    # with torch: Autoencoder, VAE, ConvAE, ConvVAE (images)
     L.save(m, "m.npz"); m = L.load("m.npz")               # .npz (no pickles) + m.yaml
 
     m = L.fit_vertices(V, kind="pca", n_components=16)    # V (n, n_vertices, 3) metres
@@ -12,7 +12,8 @@
     exp = L.load_experiment("models/faces-pca.npz")       # what `avatar fit` wrote
     Z = exp.codes("pca", exp.test)                        # codes of dataset rows
 
-See :mod:`avatar.latent.models`, :mod:`.features`, :mod:`.persist`,
+See :mod:`avatar.latent.models`, :mod:`.nets` (the PyTorch training loop),
+:mod:`.vae`, :mod:`.conv`, :mod:`.features`, :mod:`.persist`,
 :mod:`.experiment` and :mod:`.evaluate`.
 """
 from __future__ import annotations
@@ -23,8 +24,10 @@ from .features import FeatureTransform
 from .models import KINDS, PCA, Autoencoder, FactorAnalysis, ICA, IncrementalPCA, LatentModel, model_class
 from .persist import FORMAT, LatentFileError, load, load_all, load_file, save, save_models
 from .vae import VAE, torch_available
+from .conv import ConvAE, ConvVAE
 
-__all__ = ["PCA", "IncrementalPCA", "ICA", "FactorAnalysis", "Autoencoder", "VAE", "torch_available",
+__all__ = ["PCA", "IncrementalPCA", "ICA", "FactorAnalysis", "Autoencoder", "VAE", "ConvAE", "ConvVAE",
+           "torch_available",
            "LatentModel", "KINDS", "FORMAT",
            "FeatureTransform", "LatentFileError", "model_class", "save", "save_models", "load", "load_all",
            "load_file", "fit_vertices", "encode_vertices", "decode_vertices", "encode", "decode",
@@ -32,8 +35,8 @@ __all__ = ["PCA", "IncrementalPCA", "ICA", "FactorAnalysis", "Autoencoder", "VAE
 
 
 def make_model(kind: str, n_components: int, random_state=0, **params) -> LatentModel:
-    """A model of ``kind`` ('pca', 'incremental_pca', 'ica', 'factor_analysis', 'autoencoder', 'vae';
-    fitting a VAE needs PyTorch)."""
+    """A model of ``kind`` ('pca', 'incremental_pca', 'ica', 'factor_analysis', 'autoencoder', 'vae',
+    'conv_ae', 'conv_vae'; fitting the last four needs PyTorch, loading and running them does not)."""
     try:
         cls = model_class(kind)
     except KeyError:
