@@ -368,3 +368,23 @@ def test_baselines_order_sliders_above_random_projection_above_permuted():
     assert list(only) == ["permuted_codes"] and only["permuted_codes"]["summary"] == perm
     with pytest.raises(ValueError, match="unknown baseline"):
         baselines(s_tr @ mix, s_tr, s_te @ mix, s_te, names, which=["pca"])
+
+
+def test_sliders_baseline_scores_a_draw_of_sliders_with_the_same_result():
+    """Over 48 sliders the identity baseline is scored on a seeded draw of 48: the identity's scores
+    do not depend on how many sliders there are (its cost grows with their square)."""
+    rng = np.random.default_rng(4)
+    F = 60
+    f_tr, f_te = rng.uniform(size=(600, F)), rng.uniform(size=(300, F))
+    names = [f"s{j}" for j in range(F)]
+    z_tr, z_te = f_tr[:, :4], f_te[:, :4]
+    drawn = baselines(z_tr, f_tr, z_te, f_te, names, which=("sliders",), max_train=600)["sliders"]
+    assert drawn["n_factors"] == 48 and set(drawn["factor_names"]) < set(names)
+    assert drawn["factor_names"] == sorted(drawn["factor_names"], key=names.index)
+    again = baselines(z_tr, f_tr, z_te, f_te, names, which=("sliders",), max_train=600)["sliders"]
+    assert again["factor_names"] == drawn["factor_names"]          # seeded
+    full = baselines(z_tr, f_tr, z_te, f_te, names, which=("sliders",), max_train=600,
+                     identity_factors=None)["sliders"]
+    assert full["n_factors"] == F
+    for key in ("mig", "dci_disentanglement", "dci_completeness", "matching_score", "visibility_mean"):
+        assert drawn["summary"][key] == pytest.approx(full["summary"][key], abs=0.03), key

@@ -165,9 +165,11 @@ def _pose_invariance(exp, ds, varied, names_all, seed: int, log):
 
     spec = ds.rig
     is_pose = {s.name: bool(s.pose) for s in spec.sliders}
+    is_scene = {s.name: bool(getattr(s, "scene", None)) for s in spec.sliders}
     pose_cols = [j for j in varied if is_pose.get(names_all[j])]
-    shape_cols = [j for j in varied if not is_pose.get(names_all[j])]
-    nuisance = [names_all[j] for j in pose_cols]
+    shape_cols = [j for j in varied if not is_pose.get(names_all[j]) and not is_scene.get(names_all[j])]
+    # pose and scene (camera, light, background) are nuisance factors of a study of the person
+    nuisance = [names_all[j] for j in varied if is_pose.get(names_all[j]) or is_scene.get(names_all[j])]
     if not pose_cols or not shape_cols:
         return nuisance, None
     rows = np.sort(exp.test[np.random.default_rng(seed).permutation(len(exp.test))[:ANCHORS]])
@@ -352,7 +354,29 @@ def _report(cfg, exp, metrics, groups, fig_dir: Path, n_traversals, steps, size,
     return r
 
 
+def scene_codes(card: dict, nuisance) -> list[tuple[str, str, float]]:
+    """(code, nuisance slider, |Spearman|) for each code whose strongest correlate is a scene or pose slider."""
+    names = card["factor_names"]
+    cols = [j for j, n in enumerate(names) if n in set(nuisance)]
+    out = []
+    for i, row in enumerate(np.abs(np.nan_to_num(np.asarray(card["spearman"], np.float64)))):
+        j = int(row.argmax())
+        if j in cols:
+            out.append((card["code_names"][i], names[j], float(row[j])))
+    return out
+
+
 def _nuisance_section(r: Report, metrics: dict) -> None:
+    scene = [n for n in metrics["sliders"]["nuisance"] if n.startswith("scene.")]
+    if scene:
+        r.section("Scene as a nuisance factor",
+                  f"The {len(scene)} scene sliders (camera, light, background) change the pictures but not the "
+                  "person: a latent of the person should not spend codes on them. Each row is a code whose "
+                  "strongest rank correlation is with a scene slider.")
+        rows = [[name, c, n, _num(rho)] for name, card in metrics["models"].items()
+                for c, n, rho in scene_codes(card, scene)]
+        r.table(rows or [["-", "no code follows a scene slider most", "", ""]],
+                ["model", "code", "scene slider", "|Spearman|"], numeric=(3,))
     inv = metrics.get("pose_invariance")
     if not inv:
         return

@@ -222,13 +222,18 @@ def estimators(record, seed, n_train, n_test, n_fit, n_score, n_nonlinear, nonli
 
 
 BASELINES = ("sliders", "random_projection", "permuted_codes")
+IDENTITY_FACTORS = 48   # the sliders baseline scores at most this many sliders (a seeded draw)
 
 
 def baselines(codes_train, factors_train, codes_test, factors_test, factor_names, *, seed: int = 0,
-              which=BASELINES, **kwargs) -> dict:
+              which=BASELINES, identity_factors: int | None = IDENTITY_FACTORS, **kwargs) -> dict:
     """The same comparison for three reference representations, so a reader sees the scale.
 
-    - ``sliders``: the sliders themselves as codes (the upper bound; k = F).
+    - ``sliders``: the sliders themselves as codes (the upper bound; k = F). With more than
+      ``identity_factors`` sliders it is scored on a seeded draw of that many, as codes and as
+      factors: the identity's scores do not depend on how many sliders there are, while its cost
+      grows with F^2 (a classifier over F codes for each of F factors); ``factor_names`` of its
+      card says which.
     - ``random_projection``: sliders standardised with the training mean/std, times a seeded
       Gaussian matrix (F, k) / sqrt(k): as much information as k random directions keep, no alignment.
     - ``permuted_codes``: the codes with their rows shuffled (seeded) against the sliders; the
@@ -249,9 +254,13 @@ def baselines(codes_train, factors_train, codes_test, factors_test, factor_names
     unknown = set(which) - set(BASELINES)
     if unknown:
         raise ValueError(f"unknown baseline(s) {sorted(unknown)}; choose from {BASELINES}")
+    F = ftr.shape[1]
+    ident = np.arange(F) if identity_factors is None or F <= identity_factors else \
+        np.sort(np.random.default_rng([seed, 0x1D]).choice(F, identity_factors, replace=False))
+    ident_names = [factor_names[j] for j in ident]
     runs = {
-        "sliders": lambda: compare_codes(ftr, ftr, fte, fte, factor_names, list(factor_names), seed=seed,
-                                         **kwargs),
+        "sliders": lambda: compare_codes(ftr[:, ident], ftr[:, ident], fte[:, ident], fte[:, ident], ident_names,
+                                         list(ident_names), seed=seed, **kwargs),
         "random_projection": lambda: compare_codes((ftr - mean) / std @ proj, ftr, (fte - mean) / std @ proj,
                                                    fte, factor_names, rp_names, seed=seed, **kwargs),
         "permuted_codes": lambda: compare_codes(ctr[perm_tr], ftr, cte[perm_te], fte, factor_names, seed=seed,
