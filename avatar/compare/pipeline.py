@@ -39,6 +39,7 @@ HEADLINE = (  # (key in summary, label, what it says)
     ("visibility_mean", "visibility", "mean share of each slider the latent recovers (R^2)"),
 )
 VISIBLE = 0.5  # a slider whose best R^2 from the codes is under this is "not seen" by the latent
+NONLINEAR_ROWS = 4000  # training rows of the additive (spline) R^2: its cost grows with rows x (8 F)^2
 
 
 def compare_experiment(config, out_dir, *, fit: bool = True, dci_model: str = "forest",
@@ -103,7 +104,8 @@ def compare_experiment(config, out_dir, *, fit: bool = True, dci_model: str = "f
 
     # 3-4. codes and metrics
     n_jobs = n_jobs or min(os.cpu_count() or 1, 4)
-    kw = dict(seed=seed, max_train=max_train, max_test=max_test, dci_model=dci_model, n_jobs=n_jobs)
+    kw = dict(seed=seed, max_train=max_train, max_test=max_test, dci_model=dci_model, n_jobs=n_jobs,
+              max_train_nonlinear=NONLINEAR_ROWS)
     codes = encode_split(exp, ds)
     lap("encode")
     results = {}
@@ -139,6 +141,7 @@ def compare_experiment(config, out_dir, *, fit: bool = True, dci_model: str = "f
         "baselines": base,
         "baseline_codes": f"random projection and permuted codes have the dimension of '{first}'",
         "settings": {"dci_model": dci_model, "max_train": max_train, "max_test": max_test, "seed": seed,
+                     "max_train_nonlinear": NONLINEAR_ROWS,
                      "visible_threshold": VISIBLE, "n_jobs": n_jobs},
     }
 
