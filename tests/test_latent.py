@@ -20,7 +20,9 @@ from avatar.latent.features import FeatureTransform, box_downsample, kabsch_alig
 
 # sliders whose geometry is linear on [default, max] (moves, bumps, widths; no bends, no stature)
 LINEAR = ["chin.prominent", "nose.scale_horiz", "mouth.scale_horiz", "chin.width", "hip.scale_horiz"]
-KINDS = ["pca", "incremental_pca", "ica", "factor_analysis", "autoencoder"]
+# the autoencoder trains with PyTorch (an optional dependency): without it, its tests are skipped
+NEEDS_TORCH = pytest.mark.skipif(not L.torch_available(), reason="PyTorch is not installed (pip install avatar[torch])")
+KINDS = ["pca", "incremental_pca", "ica", "factor_analysis", pytest.param("autoencoder", marks=NEEDS_TORCH)]
 SMALL = {"autoencoder": {"hidden": (16,), "epochs": 5, "input_components": 20},
          "factor_analysis": {"max_iter": 30, "pre_components": 40}, "incremental_pca": {"batch_size": 40}}
 
@@ -336,14 +338,18 @@ def _experiment(tmp_path, store, **over) -> Path:
             "models": [{"name": "pca", "kind": "pca", "n_components": 6},
                        {"name": "stream", "kind": "incremental_pca", "n_components": 6, "batch_size": 20},
                        {"name": "ica", "kind": "ica", "n_components": 4},
-                       {"name": "fa", "kind": "factor_analysis", "n_components": 3, "max_iter": 30},
-                       {"name": "ae", "kind": "autoencoder", "n_components": 3, "hidden": [16], "epochs": 5}],
+                       {"name": "fa", "kind": "factor_analysis", "n_components": 3, "max_iter": 30}]
+            + ([{"name": "ae", "kind": "autoencoder", "n_components": 3, "hidden": [16], "epochs": 5}]
+               if L.torch_available() else []),
             "split": {"test_fraction": 0.25, "seed": 0}, "output": str(tmp_path / "models" / "exp.npz"),
             "spectrum_components": 30}
     data.update(over)
     path = tmp_path / "exp.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False))
     return path
+
+
+FITTED = ["pca", "stream", "ica", "fa"] + (["ae"] if L.torch_available() else [])
 
 
 @pytest.fixture(scope="module")
@@ -357,7 +363,7 @@ def fitted(tmp_path_factory, store):
 def test_fit_writes_every_model_and_the_metadata(fitted, store):
     meta = yaml.safe_load(fitted.with_suffix(".yaml").read_text())
     assert meta["format"] == L.FORMAT
-    assert [m["name"] for m in meta["models"]] == ["pca", "stream", "ica", "fa", "ae"]
+    assert [m["name"] for m in meta["models"]] == FITTED
     assert meta["dataset"]["fingerprint"] == dataset.open(store).attrs["fingerprint"]
     assert meta["split"] == {"test_fraction": 0.25, "seed": 0, "n_train": 48, "n_test": 16}
     dim = meta["intrinsic_dimensionality"]
@@ -374,7 +380,7 @@ def test_fit_writes_every_model_and_the_metadata(fitted, store):
         by["stream"]["test"]["vertex_error_mm"]["mean"], rel=1e-3)   # streamed PCA = in-memory PCA
     assert by["pca"]["test"]["vertex_error_mm"]["mean"] < by["ica"]["test"]["vertex_error_mm"]["mean"]
     models = L.load_all(fitted)
-    assert list(models) == ["pca", "stream", "ica", "fa", "ae"]
+    assert list(models) == FITTED
     assert L.load(fitted, name="ica").kind == "ica"
     assert L.decode_textures(models["pca"], np.zeros(6)).shape == (16, 16, 3)
 

@@ -13,7 +13,12 @@ loop is minibatch Adam (coupled L2 ``weight_decay``, torch's) with early
 stopping: ``validation_fraction`` of the rows (drawn by the seed) are held
 out, the validation loss is measured after every epoch, training stops after
 ``patience`` epochs without a new best, and the best epoch's weights are put
-back. ``epochs`` is the maximum.
+back. ``epochs`` is the maximum. On the way the learning rate is halved after
+every ``patience // 2`` epochs without a new best (``lr_decay``,
+``lr_patience``): Adam at a fixed rate keeps bouncing around the minimum, and
+the autoencoder's known answer (docs/latent.md) needs the last digits. With
+no rows held out (``validation_fraction`` 0, or too few rows) every epoch
+runs and the last weights are kept.
 
 Determinism: one ``torch.Generator`` seeded from ``random_state`` draws the
 validation rows, every epoch's shuffle and the sampling noise; the global torch
@@ -33,6 +38,7 @@ from __future__ import annotations
 import contextlib
 import functools
 import numbers
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -52,7 +58,8 @@ class History:
     (n_epochs,): the mean validation loss after each epoch (empty when no rows
     were held out); ``n_epochs``: epochs run; ``best_epoch``: the epoch (1-based)
     whose weights were kept (``n_epochs`` without validation); ``device``: where
-    it ran; ``validation_rows``: the rows of X held out (sorted).
+    it ran; ``validation_rows``: the rows of X held out (sorted); ``epoch_seconds``
+    (n_epochs,): wall seconds of each epoch, its validation pass included.
     """
 
     loss_curve: np.ndarray
@@ -61,6 +68,7 @@ class History:
     best_epoch: int
     device: str
     validation_rows: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
+    epoch_seconds: np.ndarray = field(default_factory=lambda: np.zeros(0))
 
 
 def import_torch(what: str = "this model"):
@@ -169,6 +177,9 @@ def train(build, loss, X, *, epochs: int, batch_size: int, learning_rate: float,
     build : callable () -> torch.nn.Module
     loss : callable (net, x (b, ...) float32 tensor, noise Generator, training bool) -> (b,) tensor
     X : (n, ...) float array (numpy); sent to the device as float32 once.
+    lr_decay, lr_patience : float, int
+        Multiply the learning rate by ``lr_decay`` after every ``lr_patience`` (default
+        ``max(1, patience // 2)``) epochs without a better validation loss; 1 turns it off.
     threads : int, optional
         torch's CPU threads during the fit (restored after; default: leave them).
         The dense models pass 1: their products are small, so one thread is
@@ -192,16 +203,19 @@ def train(build, loss, X, *, epochs: int, batch_size: int, learning_rate: float,
         opt = torch.optim.Adam(net.parameters(), lr=learning_rate, weight_decay=weight_decay)
         bs = min(int(batch_size), len(tr))
         lr_wait = max(1, patience // 2) if lr_patience is None else int(lr_patience)
-        curve, vcurve = [], []
+        curve, vcurve, seconds = [], [], []
         best, best_epoch, best_state, stale = np.inf, 0, None, 0
         for epoch in range(1, epochs + 1):
+            t0 = time.perf_counter()
             curve.append(_epoch(torch, net, loss, opt, Xt, tr, bs, gen, noise))
+            seconds.append(time.perf_counter() - t0)
             if not np.isfinite(curve[-1]):
                 raise ValueError(f"training diverged (loss {curve[-1]} in epoch {epoch}); lower learning_rate "
                                  f"(now {learning_rate:g})")
             if not len(va):
                 continue
             vcurve.append(_mean_loss(torch, net, loss, Xt, va, noise, eval_batch))
+            seconds[-1] = time.perf_counter() - t0
             if vcurve[-1] < best:   # strictly better: a plateau counts against patience
                 best, best_epoch, stale = vcurve[-1], epoch, 0
                 best_state = {k: v.detach().clone() for k, v in net.state_dict().items()}
@@ -217,7 +231,7 @@ def train(build, loss, X, *, epochs: int, batch_size: int, learning_rate: float,
         net.eval()
     n_epochs = len(curve)
     return net, History(np.asarray(curve), np.asarray(vcurve), n_epochs, best_epoch if len(va) else n_epochs, dev,
-                        np.sort(va.numpy()).astype(np.int64))
+                        np.sort(va.numpy()).astype(np.int64), np.asarray(seconds))
 
 
 def _epoch(torch, net, loss, opt, X, rows, bs: int, gen, noise) -> float:
@@ -242,12 +256,13 @@ def torch_params(modules) -> list[np.ndarray]:
 
 def record(model, history: History) -> None:
     """Copy a History onto an estimator: ``loss_curve_``, ``validation_curve_``, ``n_epochs_``,
-    ``best_epoch_``, ``device_``."""
+    ``best_epoch_``, ``device_``, ``epoch_seconds_``."""
     model.loss_curve_ = history.loss_curve
     model.validation_curve_ = history.validation_curve
     model.n_epochs_ = history.n_epochs
     model.best_epoch_ = history.best_epoch
     model.device_ = history.device
+    model.epoch_seconds_ = history.epoch_seconds
 
 
 def mlp(sizes, tanh) -> "torch.nn.Sequential":  # noqa: F821 - torch is imported inside
