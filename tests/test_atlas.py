@@ -129,8 +129,9 @@ def regional(tmp_path_factory):
                       {"name": "ica", "kind": "ica", "n_components": 3}],
            "split": {"test_fraction": 0.25, "seed": 0}}
     cfg = experiment_from_text(yaml.safe_dump(exp, sort_keys=False), str(root / "regional.yaml"))
-    metrics = compare_experiment(cfg, root / "report", renders=False, max_train=300, max_test=150,
-                                 log=lambda *_: None)
+    # traversal pictures on: a code whose strongest correlate is a measurement still gets a slider strip
+    metrics = compare_experiment(cfg, root / "report", n_traversals=1, steps=3, size=48, max_train=300,
+                                 max_test=150, log=lambda *_: None)
     return cfg, metrics, root
 
 

@@ -380,6 +380,11 @@ def latent_traversal_images(rig, model, component: int, steps: int = 7, sd: floa
     t = np.linspace(-sd, sd, steps)
     Z = np.repeat(mean[None], steps, axis=0)
     Z[:, component] = mean[component] + t * std[component]
+    ft = model.features_
+    if ft is not None and "vertices" not in ft.names and "renders" in ft.names:
+        # a latent of pictures (a conv VAE on renders): its decoded images are the traversal
+        imgs = ft.inverse(model.inverse_transform(Z))["renders"]          # (steps, views, s, s, 3)
+        return upscale(imgs, size), [f"{x:+.1f} sd" for x in t]
     V = L.decode_vertices(model, Z)
     tex = None
     if textures is not False:
@@ -392,6 +397,14 @@ def latent_traversal_images(rig, model, component: int, steps: int = 7, sd: floa
     imgs = avatar.render(rig, None, vertices=V, texture_maps=tex, views=views, size=size,
                          textures=tex is not None, **render_kw)
     return imgs, [f"{x:+.1f} sd" for x in t]
+
+
+def upscale(images: np.ndarray, size: int) -> np.ndarray:
+    """(..., s, s, 3) uint8 -> (..., S, S, 3) by repeating pixels, S the largest multiple of s <= size
+    (at least s): small decoded images stay sharp beside rendered strips."""
+    s = images.shape[-2]
+    f = max(1, int(size) // s)
+    return np.repeat(np.repeat(images, f, axis=-3), f, axis=-2)
 
 
 def slider_traversal_images(rig, slider: str, steps: int = 7, views=("front",), size: int = 160, base=None,
@@ -425,7 +438,7 @@ def traversal_comparison(rig, model, component: int, slider: str | None, steps: 
     lat, lat_labels = latent_traversal_images(rig, model, component, steps, sd, views, size, **kw)
     rows, labels, names = [lat[:, 0]], [lat_labels], [f"component {component + 1}"]
     if slider is not None:  # a bool / categorical slider shows all its levels; rows are padded to match
-        sl, sl_labels = slider_traversal_images(rig, slider, steps, views, size)
+        sl, sl_labels = slider_traversal_images(rig, slider, steps, views, lat.shape[-2])
         rows.append(sl[:, 0])
         labels.append(list(sl_labels))
         names.append(slider)

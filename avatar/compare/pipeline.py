@@ -543,6 +543,8 @@ def _model_section(r: Report, name: str, res: dict, groups, fig_dir: Path, exp, 
 def _best_slider(res: dict, i: int) -> tuple[str | None, float]:
     """(the slider code i correlates with most, its |Spearman|), or (None, nan) if none is defined."""
     row = np.abs(np.asarray(res["spearman"][i], np.float64))
+    # measurement factors (measure.*) have no slider to traverse: pictures pair codes with sliders
+    row[[j for j, n in enumerate(res["factor_names"]) if n.startswith("measure.")]] = np.nan
     if not np.isfinite(row).any():
         return None, float("nan")
     j = int(np.nanargmax(row))
@@ -609,10 +611,11 @@ def traversal_grid(rig, model, res: dict, steps: int = 5, size: int = 96, sd: fl
             cells += [blank] * (steps + 1)
             labels += [""] * (steps + 1)
             continue
-        if slider not in cache:
-            imgs, vals = fig.slider_traversal_images(rig, slider, steps, ("front",), size)
-            cache[slider] = (list(imgs[:steps, 0]), [str(v) for v in vals[:steps]])
-        imgs, vals = cache[slider]
+        px = lat.shape[-2]                     # a picture latent decodes at its own size
+        if (slider, px) not in cache:
+            imgs, vals = fig.slider_traversal_images(rig, slider, steps, ("front",), px)
+            cache[slider, px] = (list(imgs[:steps, 0]), [str(v) for v in vals[:steps]])
+        imgs, vals = cache[slider, px]
         pad = steps - len(imgs)  # a bool or small categorical slider has fewer levels
         cells += [blank] + imgs + [blank] * pad
         labels += [f"~ {slider.split('.', 1)[-1]} {rho:.2f}"] + vals + [""] * pad
