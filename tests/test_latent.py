@@ -22,8 +22,10 @@ from avatar.latent.features import FeatureTransform, box_downsample, kabsch_alig
 LINEAR = ["chin.prominent", "nose.scale_horiz", "mouth.scale_horiz", "chin.width", "hip.scale_horiz"]
 # the autoencoder trains with PyTorch (an optional dependency): without it, its tests are skipped
 NEEDS_TORCH = pytest.mark.skipif(not L.torch_available(), reason="PyTorch is not installed (pip install avatar[torch])")
-KINDS = ["pca", "incremental_pca", "ica", "factor_analysis", pytest.param("autoencoder", marks=NEEDS_TORCH)]
+KINDS = ["pca", "incremental_pca", "ica", "factor_analysis", pytest.param("autoencoder", marks=NEEDS_TORCH),
+         pytest.param("vae", marks=NEEDS_TORCH)]
 SMALL = {"autoencoder": {"hidden": (16,), "epochs": 5, "input_components": 20},
+         "vae": {"hidden": (16,), "epochs": 5, "input_components": 20},
          "factor_analysis": {"max_iter": 30, "pre_components": 40}, "incremental_pca": {"batch_size": 40}}
 
 

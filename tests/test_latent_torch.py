@@ -116,6 +116,28 @@ def test_device_auto_is_cpu_without_cuda():
             nets.resolve_device("cuda")
 
 
+def test_an_autoencoder_file_from_before_the_skip_paths_keeps_its_tanh_code(tmp_path, random_X):
+    """Files of the plain-stack autoencoder (tanh code, no `skip` array) load and encode as they did."""
+    rng = np.random.default_rng(0)
+    pca = L.PCA(10, random_state=0).fit(random_X)
+    sizes = [10, 8, 3, 8, 10]
+    arrays = {"mean": pca.mean_, "basis": pca.components_, "scale": np.asarray(2.0), "code_mean": np.zeros(3),
+              "code_std": np.ones(3), "n_features_in": np.asarray(random_X.shape[1])}
+    W = [rng.normal(size=(a, c)) * 0.3 for a, c in zip(sizes[:-1], sizes[1:])]
+    B = [rng.normal(size=c) * 0.1 for c in sizes[1:]]
+    arrays.update({f"w{i}": w for i, w in enumerate(W)} | {f"b{i}": b for i, b in enumerate(B)})
+    m = L.Autoencoder(3, hidden=(8,), input_components=10).set_learned(arrays)
+    U = (random_X - pca.mean_) @ pca.components_.T / 2.0
+    want_Z = np.tanh(np.tanh(U @ W[0] + B[0]) @ W[1] + B[1])
+    want_X = (np.tanh(want_Z @ W[2] + B[2]) @ W[3] + B[3]) * 2.0 @ pca.components_ + pca.mean_
+    L.save(m, tmp_path / "old.npz")
+    back = L.load(tmp_path / "old.npz")
+    for model in (m, back):
+        np.testing.assert_allclose(model.transform(random_X), want_Z, rtol=1e-12)
+        np.testing.assert_allclose(model.inverse_transform(want_Z), want_X, rtol=1e-12)
+    assert "skip" not in back.learned()
+
+
 # -- the known answer ----------------------------------------------------------------------
 AE_KNOWN = dict(hidden=(64, 64), input_components=32, epochs=100, random_state=0)
 
