@@ -207,7 +207,7 @@ class _ConvModel(LatentModel):
     Learned: ``params_`` (list of float64 arrays in torch's layouts, stored as
     ``p0``, ``p1``, ...; their shapes follow from ``channels``, ``hidden``, k and
     the image side), ``image_side_`` (S), and from training ``loss_curve_``,
-    ``validation_curve_``, ``n_epochs_``, ``best_epoch_``, ``device_``.
+    ``validation_curve_``, ``n_epochs_``, ``best_epoch_``, ``device_``, ``epoch_seconds_``.
     """
 
     variational = False

@@ -12,9 +12,10 @@ can write it to ``.npz`` and read it back without pickles.
 
 scikit-learn does the fitting of ICA (PyTorch that of the neural models, see
 :mod:`avatar.latent.nets`); encoding and decoding are our own few lines of
-numpy over the extracted arrays (so a loaded model needs neither). The nonlinear and the many-feature models work in a PCA subspace of
-the input (``pre_components``/``input_components``): FastICA and factor
-analysis on 75,000 vertex coordinates would otherwise spend minutes in SVDs of
+numpy over the extracted arrays (so a loaded model needs neither). The
+nonlinear and the many-feature models work in a PCA subspace of the input
+(``pre_components``/``input_components``): FastICA and factor analysis on
+75,000 vertex coordinates would otherwise spend minutes in SVDs of
 the raw data, and the tail of a mesh's spectrum is noise anyway.
 """
 from __future__ import annotations
@@ -584,20 +585,21 @@ class Autoencoder(MLPWeights, LatentModel):
 
     The skip paths are PCA-k itself, and the last layers of E and D start at
     zero, so training starts from PCA-k's reconstruction and learns only the
-    nonlinear correction. (On the macro sliders a plain tanh stack, trained
-    for 20 s, did not even reach PCA-k: relative error 1.05; with the skip
-    paths the same budget halves PCA-k's error; see docs/latent.md.) With
+    nonlinear correction. (On the macro known answer a plain tanh stack was
+    still at 1.05-1.46x PCA-k's error after 300 epochs; with the skip paths
+    100 epochs give 0.50-0.62x; see docs/latent.md.) With
     ``hidden=()`` E and D are linear and the model stays a linear
-    autoencoder, never better than PCA-k. The code is linear (no tanh):
+    autoencoder, no better than PCA-k. The code is linear (no tanh):
     unbounded coordinates on PCA's scale, so extreme avatars are not squashed
     together, which would bend the code-slider relations the compare step
     measures. Models saved before this design (a plain stack with a tanh
-    code) load with ``skip_ = 0`` and encode as they did.
+    code) have no ``skip`` array; they load as such and encode as they did.
 
     Learned: ``mean_`` (d,), ``basis_`` (r, d), ``scale_`` (), ``weights_`` /
     ``biases_`` (E's layers then D's; W (in, out), b (out,); stored as ``w0``,
     ``b0``, ...), ``skip_`` (1), and from training ``loss_curve_``,
-    ``validation_curve_``, ``n_epochs_``, ``best_epoch_``, ``device_``.
+    ``validation_curve_``, ``n_epochs_``, ``best_epoch_``, ``device_``,
+    ``epoch_seconds_``.
     """
 
     kind = "autoencoder"

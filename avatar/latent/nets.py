@@ -183,7 +183,7 @@ def train(build, loss, X, *, epochs: int, batch_size: int, learning_rate: float,
     threads : int, optional
         torch's CPU threads during the fit (restored after; default: leave them).
         The dense models pass 1: their products are small, so one thread is
-        faster (on a busy 2-core machine 2 threads ran an epoch 30x slower) and
+        faster (on a busy 2-core machine 2 threads ran an epoch up to 35x slower) and
         their weights then do not depend on the machine's core count.
 
     Returns

@@ -7,8 +7,6 @@ PyTorch installed.
 """
 from __future__ import annotations
 
-import numpy as np
-
 from .models import KINDS, LatentModel, MLPWeights
 
 __all__ = ["VAE", "torch_available", "gaussian_kl"]
@@ -66,7 +64,8 @@ class VAE(MLPWeights, LatentModel):
     Learned: ``mean_`` (d,), ``basis_`` (r, d), ``scale_`` (), ``weights_`` /
     ``biases_`` (encoder layers, then the mean head, the log-variance head,
     then decoder layers; W (in, out), b (out,)), and from training
-    ``loss_curve_``, ``validation_curve_``, ``n_epochs_``, ``best_epoch_``, ``device_``.
+    ``loss_curve_``, ``validation_curve_``, ``n_epochs_``, ``best_epoch_``, ``device_``,
+    ``epoch_seconds_``.
     """
 
     kind = "vae"
@@ -98,8 +97,9 @@ class VAE(MLPWeights, LatentModel):
         width = h[-1] if h else r
 
         def build():
-            return torch.nn.ModuleList([nets.mlp([r] + h, [True] * len(h)), torch.nn.Linear(width, k),
-                                        torch.nn.Linear(width, k), nets.mlp([k] + h[::-1] + [r], [True] * len(h) + [False])])
+            encoder = nets.mlp([r] + h, [True] * len(h))
+            decoder = nets.mlp([k] + h[::-1] + [r], [True] * len(h) + [False])
+            return torch.nn.ModuleList([encoder, torch.nn.Linear(width, k), torch.nn.Linear(width, k), decoder])
 
         net, hist = nets.train(build, _vae_loss(float(self.beta)), U, epochs=self.epochs, batch_size=self.batch_size,
                                learning_rate=self.learning_rate, weight_decay=self.weight_decay,
