@@ -37,6 +37,8 @@ _KEYS = ("name", "description", "dataset", "features", "regions", "factors", "mo
 _REGION_KEYS = ("features", "sliders")
 FACTORS = ("sliders", "measurements")   # what the compare step matches the codes with
 AUTO_VARIANCE = 0.95                    # n_components: auto keeps this share of the variance
+TORCH_KINDS = ("autoencoder", "vae", "conv_ae", "conv_vae")
+CONV_KINDS = ("conv_ae", "conv_vae")
 _FEATURE_KEYS = {"vertices": ("weight", "align", "parts"), "textures": ("weight", "size", "parts"),
                  "renders": ("weight", "size")}
 _SPLIT_KEYS = ("test_fraction", "seed")
@@ -47,7 +49,7 @@ _PARAM_TYPES = {
     "fun": ("choice", ("logcosh", "exp", "cube")), "pre_components": ("int", 1), "hidden": ("ints", 1),
     "epochs": ("int", 1), "learning_rate": ("float", 0.0), "alpha": ("float", 0.0),
     "input_components": ("int", 1), "beta": ("float", 0.0), "patience": ("int", 1),
-    "validation_fraction": ("float", 0.0), "weight_decay": ("float", 0.0), "channels": ("ints", 1),
+    "validation_fraction": ("fraction", 0.0), "weight_decay": ("float", 0.0), "channels": ("ints", 1),
     "device": ("choice", ("cpu", "cuda", "auto")),
 }
 
@@ -127,6 +129,8 @@ def config_from_text(text: str, file: str = "<string>") -> ExperimentConfig:
             if n_train < 2:
                 problems.add(("split", "test_fraction"), f"leaves {n_train} training samples of {n}")
     models = _models(problems, data.get("models"), n_feat, n_train)
+    if any(m.get("kind") in CONV_KINDS for m in models):
+        _check_conv_features(problems, sets, shapes[1] if shapes else None)
     batch = _int(problems, ("batch_size",), data.get("batch_size", 256), 1)
     spectrum = _int(problems, ("spectrum_components",), data.get("spectrum_components", 128), 1)
     output = data.get("output")
@@ -354,11 +358,12 @@ def _models(problems: Problems, raw, n_feat, n_train) -> list[dict]:
             continue
         cls = model_class(kind)
         allowed = [p for p in inspect.signature(cls.__init__).parameters if p != "self"]
-        if kind == "vae":
+        if kind in TORCH_KINDS:
             from .vae import torch_available
 
             if not torch_available():
-                problems.add(path + ("kind",), "kind 'vae' needs PyTorch: pip install avatar[torch] (CPU build)")
+                problems.add(path + ("kind",), f"kind '{kind}' trains with PyTorch, which is not installed: "
+                             "pip install torch==2.13.0 (the CPU build)")
         check_keys(problems, path, m, ["name", "kind"] + allowed)
         entry = {"name": name, "kind": kind}
         if "n_components" not in m:
@@ -381,6 +386,22 @@ def _models(problems: Problems, raw, n_feat, n_train) -> list[dict]:
             entry[key] = _param(problems, path + (key,), key, value)
         out.append(entry)
     return out
+
+
+def _check_conv_features(problems, sets: dict, shape_of) -> None:
+    """Convolutional models read one square picture per avatar: a renders block of one view, or
+    textures without parts, at a size divisible by 16 (four stride-2 layers)."""
+    for path, blocks in sets.values():
+        if len(blocks) != 1 or blocks[0]["name"] not in ("renders", "textures") or blocks[0].get("parts"):
+            problems.add(path, "conv_ae and conv_vae need one picture per avatar: features: [{renders: {size: 64}}] "
+                         "(or textures, without parts)")
+            continue
+        b = blocks[0]
+        if b["size"] % 16:
+            problems.add(path, f"{b['name']} size {b['size']} must be divisible by 16 for conv models (e.g. 32, 64)")
+        if shape_of and b["name"] == "renders" and b["name"] in shape_of and shape_of["renders"][0] != 1:
+            problems.add(path, f"the dataset renders {shape_of['renders'][0]} views per avatar; conv models read "
+                         "one (a dataset with renders: {views: [camera]})")
 
 
 def _auto_components(problems, path, raw, kind):
@@ -422,6 +443,11 @@ def _param(problems, path, key, value):
         return x
     if t == "choice":
         return check_choice(problems, path, value, lo, key)
+    if t == "fraction":
+        x = check_number(problems, path, value)
+        if x is not None and not 0 <= x < 1:
+            problems.add(path, f"must be at least 0 and below 1, got {x:g}")
+        return x
     if not isinstance(value, list) or not value:  # ints
         problems.add(path, f"expected a list of layer sizes such as [512, 128], got {describe(value)}")
         return None
