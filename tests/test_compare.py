@@ -163,3 +163,29 @@ def test_measurements_are_compared_as_extra_factors(report):
         assert carried["r2"][arm] is None and carried["best_code"][arm] is None
     html = (out / "report.html").read_text()
     assert "Body measurements" in html and "constant" in html
+
+
+def test_a_picture_latent_is_compared_with_scene_sliders_as_nuisance(tmp_path):
+    """A conv autoencoder on 32 px camera renders: scene sliders are nuisance factors with their own
+    report section, and the traversals show the model's decoded pictures beside the slider strips."""
+    store = tmp_path / "scene.zarr"
+    text = yaml.safe_dump({"rig": "humanoid", "n": 64, "seed": 2, "sampler": "uniform",
+                           "vary": ["scene.camera_yaw", "body.weight"],
+                           "outputs": {"renders": {"views": ["camera"], "size": 32}}, "shard": 32})
+    dataset.generate(config_from_text(text, "<test>", store=str(store)), workers=1, progress=False)
+    exp = {"dataset": str(store), "features": [{"renders": {"size": 32}}], "output": str(tmp_path / "m.npz"),
+           "models": [{"name": "cae", "kind": "conv_ae", "n_components": 2, "epochs": 2, "channels": [8, 8, 8, 8],
+                       "hidden": [16], "random_state": 0}],
+           "split": {"test_fraction": 0.25, "seed": 0}}
+    path = tmp_path / "scene.yaml"
+    path.write_text(yaml.safe_dump(exp, sort_keys=False))
+    m = compare_experiment(experiment_from_text(path.read_text(), str(path)), tmp_path / "report",
+                           n_traversals=1, steps=3, size=64, max_train=48, max_test=16, log=lambda *_: None)
+    assert m["sliders"]["nuisance"] == ["scene.camera_yaw"]
+    html = (tmp_path / "report" / "report.html").read_text()
+    assert "Scene as a nuisance factor" in html
+    from PIL import Image
+
+    figures = sorted((tmp_path / "report" / "figures").glob("cae_*traversal*.png"))
+    assert figures, sorted(p.name for p in (tmp_path / "report" / "figures").iterdir())
+    assert Image.open(figures[0]).size[0] > 64 * 3        # three decoded 64 px pictures at least

@@ -413,6 +413,8 @@ def slider_traversal_images(rig, slider: str, steps: int = 7, views=("front",), 
     (default: their defaults). Returns ``(images (steps, n_views, H, W, 3), labels)``."""
     from avatar.rendering.pictures import traverse
 
+    if rig.sliders[rig.spec.index(slider)].scene:
+        views = ("camera",)          # a camera, light or background slider shows in the camera it sets
     render_kw.setdefault("frame", "fixed")
     imgs, _, labels = traverse(rig, slider, steps, base=base, views=views, size=size, **render_kw)
     return imgs, labels
