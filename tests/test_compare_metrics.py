@@ -388,3 +388,15 @@ def test_sliders_baseline_scores_a_draw_of_sliders_with_the_same_result():
     assert full["n_factors"] == F
     for key in ("mig", "dci_disentanglement", "dci_completeness", "matching_score", "visibility_mean"):
         assert drawn["summary"][key] == pytest.approx(full["summary"][key], abs=0.03), key
+
+
+def test_permuted_codes_baseline_uses_the_same_draw_and_stays_at_the_floor():
+    rng = np.random.default_rng(5)
+    F = 60
+    f_tr, f_te = rng.uniform(size=(600, F)), rng.uniform(size=(300, F))
+    z_tr, z_te = f_tr[:, :4] + 0.01 * rng.normal(size=(600, 4)), f_te[:, :4]
+    b = baselines(z_tr, f_tr, z_te, f_te, [f"s{j}" for j in range(F)], which=("sliders", "permuted_codes"),
+                  max_train=600)
+    assert b["permuted_codes"]["factor_names"] == b["sliders"]["factor_names"]
+    s = b["permuted_codes"]["summary"]
+    assert s["mig"] < 0.05 and s["visibility_mean"] < 0.05 and s["matching_score"] < 0.2

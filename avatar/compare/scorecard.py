@@ -233,7 +233,8 @@ def baselines(codes_train, factors_train, codes_test, factors_test, factor_names
       ``identity_factors`` sliders it is scored on a seeded draw of that many, as codes and as
       factors: the identity's scores do not depend on how many sliders there are, while its cost
       grows with F^2 (a classifier over F codes for each of F factors); ``factor_names`` of its
-      card says which.
+      card says which. ``permuted_codes`` is scored on the same draw: every score of shuffled
+      codes is noise around its floor, which 48 sliders estimate as well as all of them.
     - ``random_projection``: sliders standardised with the training mean/std, times a seeded
       Gaussian matrix (F, k) / sqrt(k): as much information as k random directions keep, no alignment.
     - ``permuted_codes``: the codes with their rows shuffled (seeded) against the sliders; the
@@ -263,8 +264,8 @@ def baselines(codes_train, factors_train, codes_test, factors_test, factor_names
                                          list(ident_names), seed=seed, **kwargs),
         "random_projection": lambda: compare_codes((ftr - mean) / std @ proj, ftr, (fte - mean) / std @ proj,
                                                    fte, factor_names, rp_names, seed=seed, **kwargs),
-        "permuted_codes": lambda: compare_codes(ctr[perm_tr], ftr, cte[perm_te], fte, factor_names, seed=seed,
-                                                **kwargs),
+        "permuted_codes": lambda: compare_codes(ctr[perm_tr], ftr[:, ident], cte[perm_te], fte[:, ident], ident_names,
+                                                seed=seed, **kwargs),
     }
     return {name: runs[name]() for name in BASELINES if name in which}
 
