@@ -262,6 +262,10 @@ def encode_split(exp, ds, batch: int = 256) -> dict[str, tuple[np.ndarray, np.nd
     from ..latent.experiment import encode_rows_by_model
 
     n = len(exp.train)
+    # whole shards at a time (each is one zarr chunk of one-avatar pieces), up to 256 MB of raw rows
+    names = {k for m in exp.models.values() for k in m.features_.names}
+    row_bytes = sum(int(np.prod(ds.group[k].shape[1:])) * ds.group[k].dtype.itemsize for k in names)
+    batch = max(batch, min(int(ds.attrs["shard"]), (256 << 20) // max(row_bytes, 1)))
     Z = encode_rows_by_model(exp.models, ds, np.concatenate([exp.train, exp.test]), batch)
     return {name: (z[:n], z[n:]) for name, z in Z.items()}
 
