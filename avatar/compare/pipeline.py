@@ -578,13 +578,14 @@ def _traversals(r: Report, name, res, model, fig_dir: Path, t: _Traversals, log)
         match = f"|Spearman| {rho:.2f}" if slider is not None else ""
         try:
             png = fig.traversal_comparison(t.rig, model, i, slider, steps=t.steps, size=t.size, match=match,
-                                           as_png=True, save=fig_dir / f"{name}_traversal_{i + 1}.png")
+                                           views=picture_views(model), as_png=True,
+                                           save=fig_dir / f"{name}_traversal_{i + 1}.png")
         except RenderBackendError as err:
             r.paragraph(f"No traversal pictures: {err}", tone="note")
             log(f"  traversals skipped: {err}")
             return
         r.figure(png, f"{res['code_names'][i]} and its best-matching slider {slider} ({match}).")
-    grid = traversal_grid(t.rig, model, res, slider_cache=t.slider_strips)
+    grid = traversal_grid(t.rig, model, res, slider_cache=t.slider_strips, view=picture_views(model)[0])
     buf = io.BytesIO()
     grid.save(buf, format="PNG", optimize=True)
     (fig_dir / f"{name}_traversals_all.png").write_bytes(buf.getvalue())
@@ -592,8 +593,20 @@ def _traversals(r: Report, name, res, model, fig_dir: Path, t: _Traversals, log)
                              "latent shows each row's two halves changing the avatar the same way.")
 
 
+def picture_views(model) -> tuple[str]:
+    """The view a model's traversals are drawn in: the face close-up for a latent of the head's
+    vertices only (a face region), else the full-body front."""
+    from avatar.latent.regions import GROUPS
+
+    ft = model.features_
+    if ft is not None and "vertices" in ft.regional and set(ft.block("vertices")["parts"]) <= \
+            set(GROUPS["whole_head"]) | {"whole_head", "ears", "eyes"}:
+        return ("face",)
+    return ("front",)
+
+
 def traversal_grid(rig, model, res: dict, steps: int = 5, size: int = 96, sd: float = 2.0,
-                   slider_cache: dict | None = None):
+                   slider_cache: dict | None = None, view: str = "front"):
     """Every component in one picture (a PIL image): one row per component.
 
     Each row shows the component from -sd to +sd (the others at their mean), then, after a
@@ -606,7 +619,7 @@ def traversal_grid(rig, model, res: dict, steps: int = 5, size: int = 96, sd: fl
     t = np.linspace(-sd, sd, steps)
     cells, labels = [], []
     for i, code in enumerate(res["code_names"]):
-        lat, _ = fig.latent_traversal_images(rig, model, i, steps, sd, ("front",), size)
+        lat, _ = fig.latent_traversal_images(rig, model, i, steps, sd, (view,), size)
         cells += list(lat[:, 0])
         labels += [f"{code} {x:+.1f}sd" if k == 0 else f"{x:+.1f} sd" for k, x in enumerate(t)]
         slider, rho = _best_slider(res, i)
@@ -616,10 +629,10 @@ def traversal_grid(rig, model, res: dict, steps: int = 5, size: int = 96, sd: fl
             labels += [""] * (steps + 1)
             continue
         px = lat.shape[-2]                     # a picture latent decodes at its own size
-        if (slider, px) not in cache:
-            imgs, vals = fig.slider_traversal_images(rig, slider, steps, ("front",), px)
-            cache[slider, px] = (list(imgs[:steps, 0]), [str(v) for v in vals[:steps]])
-        imgs, vals = cache[slider, px]
+        if (slider, px, view) not in cache:
+            imgs, vals = fig.slider_traversal_images(rig, slider, steps, (view,), px)
+            cache[slider, px, view] = (list(imgs[:steps, 0]), [str(v) for v in vals[:steps]])
+        imgs, vals = cache[slider, px, view]
         pad = steps - len(imgs)  # a bool or small categorical slider has fewer levels
         cells += [blank] + imgs + [blank] * pad
         labels += [f"~ {slider.split('.', 1)[-1]} {rho:.2f}"] + vals + [""] * pad
