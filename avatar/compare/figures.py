@@ -380,7 +380,7 @@ def latent_traversal_images(rig, model, component: int, steps: int = 7, sd: floa
     t = np.linspace(-sd, sd, steps)
     Z = np.repeat(mean[None], steps, axis=0)
     Z[:, component] = mean[component] + t * std[component]
-    ft = model.features_
+    ft = getattr(model, "features_", None)
     if ft is not None and "vertices" not in ft.names and "renders" in ft.names:
         # a latent of pictures (a conv VAE on renders): its decoded images are the traversal
         imgs = ft.inverse(model.inverse_transform(Z))["renders"]          # (steps, views, s, s, 3)

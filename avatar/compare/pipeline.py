@@ -598,7 +598,7 @@ def picture_views(model) -> tuple[str]:
     vertices only (a face region), else the full-body front."""
     from avatar.latent.regions import GROUPS
 
-    ft = model.features_
+    ft = getattr(model, "features_", None)
     if ft is not None and "vertices" in ft.regional and set(ft.block("vertices")["parts"]) <= \
             set(GROUPS["whole_head"]) | {"whole_head", "ears", "eyes"}:
         return ("face",)
