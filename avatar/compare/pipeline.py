@@ -202,14 +202,14 @@ def _model_entries(exp) -> dict:
 def _region_scores(exp, ds, results: dict, slider_names: list, log) -> dict:
     """{region: {"sliders", "models": {model: restricted summary}, "best", "worst"}} for an experiment
     with regions (adds ``region`` to each regional model's card); {} without regions."""
-    from .regions import region_sliders, restrict
+    from .regions import motion_energy, region_sliders, restrict
 
     info = exp.metadata.get("regions") or {}
     if not info:
         return {}
     entries = _model_entries(exp)
     rig = ds.load_rig()
-    out = {}
+    out, energy = {}, None
     for region, spec in info.items():
         members = [n for n in exp.models if (entries.get(n) or {}).get("region") == region]
         if not members:
@@ -220,7 +220,9 @@ def _region_scores(exp, ds, results: dict, slider_names: list, log) -> dict:
         if index is None and not globs:
             mine = list(slider_names)      # a texture-only region: its sliders cannot be told by motion
         else:
-            mine = region_sliders(rig, slider_names, index, globs)
+            if energy is None and not globs:      # the sliders' motion, once for every region
+                energy = motion_energy(rig, slider_names)
+            mine = region_sliders(slider_names, energy, index, globs)
         cols = [slider_names.index(n) for n in mine]
         entry = {"sliders": mine, "models": {},
                  "components_for_variance": (spec.get("intrinsic_dimensionality") or {}).get("components_for_variance")}

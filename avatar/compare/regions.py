@@ -18,15 +18,12 @@ from . import metrics as M
 
 SHARE = 0.5  # a slider belongs to a region when at least this share of its vertex motion falls inside it
 
-__all__ = ["SHARE", "motion_shares", "region_sliders", "restrict"]
+__all__ = ["SHARE", "motion_energy", "motion_shares", "region_sliders", "restrict"]
 
 
-def motion_shares(rig, names, index: np.ndarray) -> np.ndarray:
-    """(F,) share of each slider's squared vertex motion (from the default avatar, a quarter of its
-    range up and down) that falls on the vertices ``index``; NaN for a slider that moves nothing.
-
-    One batch of 2F avatars through the rig: rows 2j and 2j + 1 move slider j alone.
-    """
+def motion_energy(rig, names) -> np.ndarray:
+    """(F, V) each slider's squared vertex motion from the default avatar, a quarter of its range up
+    plus down: one batch of 2F avatars through the rig (rows 2j and 2j + 1 move slider j alone)."""
     base = rig.defaults().astype(np.float64)
     cols = [rig.spec.index(n) for n in names]
     S = np.repeat(base[None], 2 * len(cols), axis=0)
@@ -38,19 +35,24 @@ def motion_shares(rig, names, index: np.ndarray) -> np.ndarray:
         S[2 * i + 1, j] = max(base[j] - step, lo)
     V0 = rig.vertices(base[None], posed=False).astype(np.float64)           # (1, V, 3)
     D = rig.vertices(S, posed=False).astype(np.float64) - V0                 # (2F, V, 3)
-    energy = np.einsum("nvk,nvk->nv", D, D).reshape(len(cols), 2, -1).sum(axis=1)   # (F, V)
+    return np.einsum("nvk,nvk->nv", D, D).reshape(len(cols), 2, -1).sum(axis=1)
+
+
+def motion_shares(energy: np.ndarray, index: np.ndarray) -> np.ndarray:
+    """(F,) share of each slider's motion energy (F, V) on the vertices ``index``; NaN when it moves nothing."""
     total = energy.sum(axis=1)
     inside = energy[:, index].sum(axis=1)
     return np.where(total > 1e-18, inside / np.where(total > 0, total, 1.0), np.nan)
 
 
-def region_sliders(rig, names, index: np.ndarray, globs=None, share: float = SHARE) -> list[str]:
+def region_sliders(names, energy, index: np.ndarray, globs=None, share: float = SHARE) -> list[str]:
     """The sliders of ``names`` that belong to a region: matching one of ``globs`` when given, else
-    those with at least ``share`` of their motion on the region's vertices ``index``."""
+    those with at least ``share`` of their motion (``energy`` (F, V), :func:`motion_energy`) on the
+    region's vertices ``index``."""
     names = list(names)
     if globs:
         return [n for n in names if any(fnmatch.fnmatchcase(n, g) for g in globs)]
-    s = motion_shares(rig, names, index)
+    s = motion_shares(energy, index)
     return [n for n, v in zip(names, s) if np.isfinite(v) and v >= share]
 
 

@@ -270,13 +270,10 @@ def _factors(problems: Problems, raw) -> list[str]:
 
 
 def _layout(dataset: str):
-    """The store's template layout (faces, uv, uv_faces, parts, part_names), read once."""
-    from types import SimpleNamespace
-
+    """The store itself: a Dataset has the layout regions read (faces, uv, uv_faces, parts, part_names)."""
     from .. import dataset as dsmod
 
-    ds = dsmod.open(dataset, check=False)
-    return SimpleNamespace(faces=ds.faces, uv=ds.uv, uv_faces=ds.uv_faces, parts=ds.parts, part_names=ds.part_names)
+    return dsmod.open(dataset, check=False)
 
 
 def _dataset_shapes(problems: Problems, dataset: str, features: list[dict]):
