@@ -156,6 +156,23 @@ def test_explicitness_identity_high_permuted_chance():
     assert abs(bad["explicitness_test"] - 0.5) < 0.05
 
 
+def test_explicitness_auc_equals_sklearns_roc_auc_with_ties_and_missing_classes():
+    from sklearn.metrics import roc_auc_score
+    rng = np.random.default_rng(3)
+    for trial in range(40):
+        n, c = int(rng.integers(5, 200)), int(rng.integers(2, 21))
+        y, proba = rng.integers(0, c, size=n), rng.random((n, c))
+        if trial % 2:
+            proba = np.round(proba, 1)  # many ties: they count a half
+        classes = np.arange(c + 2)      # two classes no row has: left out, as sklearn cannot score them
+        proba = np.hstack([proba, rng.random((n, 2))])
+        onehot = y[:, None] == classes
+        keep = onehot.any(axis=0) & ~onehot.all(axis=0)
+        expected = roc_auc_score(onehot[:, keep], proba[:, keep], average="macro")
+        assert abs(M._macro_auc(y, proba, classes) - expected) < 1e-12
+    assert np.isnan(M._macro_auc(np.zeros(4, int), rng.random((4, 2)), np.arange(2)))
+
+
 def test_ica_scores_clearly_higher_mig_than_pca_on_a_linear_rig():
     from sklearn.decomposition import PCA, FastICA
     rng = np.random.default_rng(0)

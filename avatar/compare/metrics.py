@@ -304,13 +304,22 @@ def _explicitness_factor(x_train, y_train, x_test, y_test):
 
 
 def _macro_auc(y: np.ndarray, proba: np.ndarray, classes: np.ndarray) -> float:
-    """Mean one-vs-rest ROC-AUC over the classes present (with both outcomes) in y."""
-    from sklearn.metrics import roc_auc_score
+    """Mean one-vs-rest ROC-AUC over the classes present (with both outcomes) in y.
+
+    y : (n,) labels; proba : (n, C) scores of ``classes`` (C,). Each class's AUC is the
+    Mann-Whitney statistic from average ranks (ties count a half), which is exactly
+    sklearn's ``roc_auc_score(onehot, proba, average="macro")``: all classes in one
+    sort, without its per-class validation (which cost 2.5x the classifier's fit).
+    """
     onehot = y[:, None] == classes[None, :]
-    keep = onehot.any(axis=0) & ~onehot.all(axis=0)
+    n_pos = onehot.sum(axis=0)
+    keep = (n_pos > 0) & (n_pos < len(y))
     if not keep.any():
         return float("nan")
-    return float(roc_auc_score(onehot[:, keep], proba[:, keep], average="macro"))
+    ranks = scipy.stats.rankdata(proba[:, keep], axis=0)             # (n, C') average ranks
+    pos = n_pos[keep].astype(np.float64)
+    u = (ranks * onehot[:, keep]).sum(axis=0) - pos * (pos + 1) / 2.0
+    return float(np.mean(u / (pos * (len(y) - pos))))
 
 
 def explicitness_from_labels(x_train, y_train, x_test, y_test, n_jobs: int = 1) -> dict:
