@@ -22,7 +22,7 @@ import numpy as np
 from avatar.body import assets
 from .geometry import SurfaceIndex, kabsch, principal_frames, sample_surface, vertex_normals
 from .linear import local_basis
-from .solver import SIGMA, Problem, State, iterate, posterior_sd
+from .solver import SIGMA, Problem, State, across_knots, iterate, posterior_sd
 
 UNIDENTIFIABLE = 0.01   # posterior sd (at 0.1 mm noise) above this fraction of the range: not pinned down
 EXPLORE_MM = 0.02      # a fit worse than this (rms vertex error, mm) tries its macros' other pieces
@@ -252,7 +252,7 @@ def _fit_vertices(rig, target, posed, free, x0, rigid, max_iter) -> BodyFit:
         total += it
         err = np.linalg.norm(target - (lin.V @ state.R.T + state.t), axis=1) * 1e3
         break
-    return _result(rig, problem, state, lin, err, total, mask, pose)
+    return _result(rig, problem, state, lin, err, total, mask, pose, target=target)
 
 
 def _other_pieces(problem, state, lin, target, max_iter, use=None):
@@ -289,10 +289,13 @@ def _other_pieces(problem, state, lin, target, max_iter, use=None):
     return state, lin, total
 
 
-def _result(rig, problem, state, lin, err, iterations, mask, pose, surface=None, details=None) -> BodyFit:
+def _result(rig, problem, state, lin, err, iterations, mask, pose, surface=None, details=None, target=None,
+            use=None) -> BodyFit:
     from avatar.export import readable_values
 
     sd = posterior_sd(problem, state, lin)
+    if target is not None:
+        sd = across_knots(problem, state, sd, target, use)
     sd[mask & np.isnan(sd)] = np.inf     # free but moving nothing the fit sees
     S = state.S.copy()
     whole = np.array([s.kind == "integer" for s in rig.sliders])
@@ -353,7 +356,7 @@ def _fit_scan(rig, mesh, posed, free, x0, rigid, max_iter, seed) -> BodyFit:
     lin = problem.linearise(state, target, use, exact_rows=True)
     err = d[use] * 1e3
     return _result(rig, problem, state, lin, err, total, mask, pose, surface,
-                   {"used": float(use.mean())})
+                   {"used": float(use.mean())}, target=target, use=use)
 
 
 def _model(rig, state, pose):

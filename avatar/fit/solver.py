@@ -430,10 +430,11 @@ def iterate(problem: Problem, state: State, target: np.ndarray, use=None, max_it
     return state, lin, it, damping
 
 
-def posterior_sd(problem: Problem, state: State, lin: Linearised) -> np.ndarray:
+def posterior_sd(problem: Problem, state: State, lin: Linearised, down=()) -> np.ndarray:
     """(P,) each free slider's posterior sd as a fraction of its range (noise SIGMA per coordinate);
     NaN for sliders that are not free. A sided slider counts with one side's column: the side it is
-    on (at its default, or a macro inside a piece: the up side, or the only one)."""
+    on (at its default, or a macro inside a piece: the up side, or the only one; the macros of
+    ``down``, slider indices, at a knot: the piece below it)."""
     slider, sign, span, strength = lin.sided
     n, q = len(slider), len(problem.sides)
     x = state.S[slider]
@@ -445,6 +446,8 @@ def posterior_sd(problem: Problem, state: State, lin: Linearised) -> np.ndarray:
     # macro sides: the up side unless there is none
     partner_has = np.concatenate([has[q:].reshape(-1, 2)[:, ::-1].ravel()]) if n > q else np.zeros(0, bool)
     macro_side = np.where(sign[q:] > 0, has[q:], ~partner_has & has[q:])
+    low = np.isin(slider[q:], np.asarray(list(down), np.int64))
+    macro_side = np.where(low & has[q:] & partner_has, sign[q:] < 0, macro_side)
     active = np.concatenate([linear_side[:q], macro_side]) & has
     keep = np.concatenate([np.flatnonzero(active), n + np.arange(len(problem.fd) + problem.n_rigid)])
     Hk = lin.H[np.ix_(keep, keep)]
@@ -459,4 +462,33 @@ def posterior_sd(problem: Problem, state: State, lin: Linearised) -> np.ndarray:
     cols = slider[active]
     out[cols] = sd[:k] * span[active] / problem.span[cols]
     out[problem.fd] = sd[k:k + len(problem.fd)]
+    return out
+
+
+def across_knots(problem: Problem, state: State, sd: np.ndarray, target: np.ndarray, use=None,
+                 reach: float = 3.0) -> np.ndarray:
+    """(P,) ``sd`` with each macro near a knot of its ramps also judged on the piece across it.
+
+    The posterior is local: a macro's sd comes from the piece of MakeHuman's ramps it sits on. When
+    its confidence interval (``reach`` sds) takes in a knot, the value could as well lie on the next
+    piece, and there the slider may show far less (the breast macros on a male body: one piece moves
+    the mesh, the next barely; a fit then stops short of the knot with a small sd, 5% off the true
+    value). Such a macro's sd is the larger of the two pieces' sds: the other piece's comes from the
+    posterior at the knot itself, with that piece's column.
+    """
+    out = sd.copy()
+    for i, j in enumerate(problem.macros):
+        x, knots = state.S[j], problem.knots[i]
+        if not knots or not np.isfinite(sd[j]):
+            continue
+        k = min(knots, key=lambda k: abs(k - x))
+        if abs(k - x) > reach * sd[j] * problem.span[j]:
+            continue
+        S = state.S.copy()
+        S[j] = k
+        at = State(S, state.R, state.t)
+        lin = problem.linearise(at, target, use, exact_rows=use is not None)
+        other = posterior_sd(problem, at, lin, down=(j,) if x > k else ())
+        # at the knot: the piece above (x below it) or below (x above it), then the piece x is on
+        out[j] = max(sd[j], other[j])
     return out
