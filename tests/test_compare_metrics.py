@@ -417,3 +417,25 @@ def test_permuted_codes_baseline_uses_the_same_draw_and_stays_at_the_floor():
     assert b["permuted_codes"]["factor_names"] == b["sliders"]["factor_names"]
     s = b["permuted_codes"]["summary"]
     assert s["mig"] < 0.05 and s["visibility_mean"] < 0.05 and s["matching_score"] < 0.2
+
+
+def test_random_projection_baseline_projects_every_slider_and_is_scored_on_the_draw():
+    """Its codes mix all F sliders; scored on the sliders baseline's draw of 48, its per-slider means
+    (visibility, R^2) estimate those over every slider."""
+    rng = np.random.default_rng(6)
+    F = 60
+    f_tr, f_te = rng.uniform(size=(800, F)), rng.uniform(size=(400, F))
+    names = [f"s{j}" for j in range(F)]
+    z_tr, z_te = f_tr[:, :8], f_te[:, :8]
+    kw = dict(which=("sliders", "random_projection"), max_train=800)
+    drawn = baselines(z_tr, f_tr, z_te, f_te, names, **kw)
+    full = baselines(z_tr, f_tr, z_te, f_te, names, identity_factors=None, **kw)["random_projection"]
+    rp = drawn["random_projection"]
+    assert rp["factor_names"] == drawn["sliders"]["factor_names"] and rp["n_factors"] == 48
+    assert rp["n_codes"] == full["n_codes"] == 8
+    # the same codes: where the draw and all sliders share a factor, its per-slider R^2 is the same number
+    j = [names.index(n) for n in rp["factor_names"]]
+    np.testing.assert_allclose(rp["r2"]["codes_to_sliders"]["linear"],
+                               np.asarray(full["r2"]["codes_to_sliders"]["linear"])[j], atol=1e-12)
+    for key in ("visibility_mean", "r2_codes_to_sliders_linear", "mig"):
+        assert rp["summary"][key] == pytest.approx(full["summary"][key], abs=0.03), key
