@@ -196,15 +196,9 @@ def predict(classes: np.ndarray, coef: np.ndarray, intercept: np.ndarray, x: np.
     """(n, k) labels predicted by each code's SVM from that code's column of x (n, k)."""
     if len(classes) == 2:
         return classes[(x * coef[:, 0] + intercept[:, 0] > 0).astype(np.int64)]
-    # running argmax over classes (first maximum wins, as np.argmax): P passes over (n, k), cache-sized
-    best = x * coef[:, 0] + intercept[:, 0]
-    arg = np.zeros(x.shape, dtype=np.int64)
-    for c in range(1, coef.shape[1]):
-        dec = x * coef[:, c] + intercept[:, c]
-        better = dec > best
-        best = np.where(better, dec, best)
-        arg[better] = c
-    return classes[arg]
+    from avatar.compare._kernels import argmax_affine
+    return classes[argmax_affine(np.ascontiguousarray(x, dtype=np.float64), np.ascontiguousarray(coef),
+                                 np.ascontiguousarray(intercept))]
 
 
 def accuracy(x_train, labels_train, x_test, labels_test, C: float = 0.01) -> np.ndarray:
