@@ -30,8 +30,9 @@ class Problems:
     """The batched objective: codes ``xa`` (n, d) with a ones column, per-factor class indices ``y``
     (F, n) and class counts ``n_classes`` (F,) (a factor's columns past its count are unused)."""
 
-    def __init__(self, x: np.ndarray, y: np.ndarray, n_classes: np.ndarray, C: float = 1.0):
-        self.xa = np.hstack([x, np.ones((len(x), 1))])
+    def __init__(self, x: np.ndarray, y: np.ndarray, n_classes: np.ndarray, C: float = 1.0,
+                 dtype=np.float64):
+        self.xa = np.hstack([x, np.ones((len(x), 1))]).astype(dtype)   # the products' precision
         self.y = y
         self.n, self.d = self.xa.shape
         self.F, self.C_max = len(y), int(n_classes.max())
@@ -46,10 +47,11 @@ class Problems:
         """Objective (f,) and gradient (f, d, C) of the factors ``idx`` at weights W (f, d, C)."""
         from avatar.compare._kernels import softmax_loss
         f = len(idx)
-        Z = (self.xa @ W.transpose(1, 0, 2).reshape(self.d, f * self.C_max)).reshape(self.n, f, self.C_max)
+        Wt = W.transpose(1, 0, 2).reshape(self.d, f * self.C_max).astype(self.xa.dtype)
+        Z = (self.xa @ Wt).reshape(self.n, f, self.C_max)
         loss = softmax_loss(Z, self.y[idx], self.n_classes[idx]).mean(axis=0)   # Z is now p - onehot
         G = (self.xa.T @ Z.reshape(self.n, -1)).reshape(self.d, f, self.C_max).transpose(1, 0, 2)
-        G /= self.n
+        G = G.astype(np.float64) / self.n
         Wp = W * self.penalised[None, :, None]
         penalty = self.penalty[idx]
         G += penalty[:, None, None] * Wp
@@ -78,8 +80,12 @@ def fit_logistic(x: np.ndarray, labels: np.ndarray, C: float = 1.0, tol: float =
     if min(len(c) for c in classes) < 2:
         raise ValueError("every factor needs at least 2 classes in the training labels")
     y = np.stack([np.asarray(inv, np.int64).ravel() for _, inv in encoded])
-    prob = Problems(np.asarray(x, np.float64), y, np.array([len(c) for c in classes]), C)
-    W, iterations = _lbfgs(prob, tol, max_iter)
+    sizes = np.array([len(c) for c in classes])
+    # most of the way in float32 (half the arithmetic and memory), the rest in float64 from there:
+    # the stopping test is always the float64 gradient's
+    W, first = _lbfgs(Problems(np.asarray(x, np.float64), y, sizes, C, np.float32), tol, max_iter)
+    W, iterations = _lbfgs(Problems(np.asarray(x, np.float64), y, sizes, C), tol, max_iter, W)
+    iterations += first
     return W, classes, iterations
 
 
@@ -95,20 +101,22 @@ def predict_proba(W: np.ndarray, x: np.ndarray, n_classes: np.ndarray) -> np.nda
     return Z.transpose(1, 0, 2)
 
 
-def _lbfgs(prob: Problems, tol: float, max_iter: int) -> tuple[np.ndarray, np.ndarray]:
-    """L-BFGS with backtracking (Armijo) on every factor at once; a factor stops on its own test.
+def _lbfgs(prob: Problems, tol: float, max_iter: int, W0: np.ndarray | None = None):
+    """L-BFGS with backtracking (Armijo) on every factor at once, from W0 (F, d, C) or zeros; a
+    factor stops on its own test.
 
     Returns W (F, d, C) and each factor's iteration count (F,).
     """
     F, shape = prob.F, (prob.d, prob.C_max)
     D = prob.d * prob.C_max
-    W = np.zeros((F, D))
+    W = np.zeros((F, D)) if W0 is None else W0.reshape(F, D).copy()
     fval, G = prob.value_grad(W.reshape(F, *shape), np.arange(F))
     G = G.reshape(F, D)
     S_hist, Y_hist, rho = np.zeros((F, MEMORY, D)), np.zeros((F, MEMORY, D)), np.zeros((F, MEMORY))
     iterations = np.zeros(F, np.int64)
     active = np.abs(G).max(axis=1) > tol
     gamma = np.ones(F)
+    fresh = W0 is None
     for it in range(max_iter):
         idx = np.flatnonzero(active)
         if len(idx) == 0:
@@ -130,7 +138,7 @@ def _lbfgs(prob: Problems, tol: float, max_iter: int) -> tuple[np.ndarray, np.nd
         direction[reset] = -G[idx][reset]
         slope[reset] = -np.einsum("fd,fd->f", G[idx][reset], G[idx][reset])
         step = np.ones(len(idx))
-        if it == 0:
+        if it == 0 and fresh:
             step = np.minimum(1.0, 1.0 / np.abs(G[idx]).sum(axis=1))
         # 2. backtracking: halve the step of each factor that has not decreased enough
         new_f, new_G = np.empty(len(idx)), np.empty((len(idx), D))
