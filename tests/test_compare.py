@@ -189,3 +189,31 @@ def test_a_picture_latent_is_compared_with_scene_sliders_as_nuisance(tmp_path):
     figures = sorted((tmp_path / "report" / "figures").glob("cae_*traversal*.png"))
     assert figures, sorted(p.name for p in (tmp_path / "report" / "figures").iterdir())
     assert Image.open(figures[0]).size[0] > 64 * 3        # three decoded 64 px pictures at least
+
+
+def test_compare_reads_the_codes_the_fit_stored(report, experiment):
+    """The model file keeps each model's codes of its split; they are the codes a fresh read of the
+    store gives, and compare uses them only while the dataset is the one fitted on."""
+    import numpy as np
+
+    from avatar.compare.pipeline import encode_split
+    from avatar.latent.experiment import encode_rows_by_model, load_experiment
+
+    exp = load_experiment(metrics_model(report))
+    assert set(exp.split_codes) == set(exp.models)
+    rows = np.concatenate([exp.train, exp.test])
+    fresh = encode_rows_by_model(exp.models, exp.dataset, rows)
+    for name in exp.models:
+        np.testing.assert_allclose(exp.split_codes[name], fresh[name], rtol=1e-6, atol=1e-9)
+    stored = encode_split(exp, exp.dataset)
+    assert all(stored[n][0].base is exp.split_codes[n] or np.shares_memory(stored[n][0], exp.split_codes[n])
+               for n in exp.models)
+    exp.metadata["dataset"]["fingerprint"] = "another dataset"
+    reread = encode_split(exp, exp.dataset)
+    assert not np.shares_memory(reread["pca"][0], exp.split_codes["pca"])
+    np.testing.assert_allclose(reread["pca"][1], fresh["pca"][len(exp.train):], rtol=1e-12, atol=0)
+
+
+def metrics_model(report):
+    _, metrics, _ = report
+    return metrics["experiment"]["model_file"]

@@ -471,11 +471,12 @@ def run(cfg: ExperimentConfig, output=None, log=print) -> Path:
                          "finish the dataset (rerun avatar generate) before fitting")
     train, test = split_rows(len(ds), cfg.test_fraction, cfg.seed)
     sets = {r: v["features"] for r, v in cfg.regions.items()} or {"": cfg.features}
-    models, fts, per_model, per_region = {}, {}, {}, {}
+    models, fts, per_model, per_region, codes = {}, {}, {}, {}, {}
     for region, blocks in sets.items():
         if region:
             log(f"region {region}:")
-        ft, fitted, entries, spectrum = _fit_set(cfg, ds, blocks, train, test, region, log)
+        ft, fitted, entries, spectrum, set_codes = _fit_set(cfg, ds, blocks, train, test, region, log)
+        codes.update(set_codes)
         fts[region or "features"] = ft
         models.update(fitted)
         per_model.update(entries)
@@ -498,7 +499,7 @@ def run(cfg: ExperimentConfig, output=None, log=print) -> Path:
                                "models": [n for n, e in per_model.items() if e["region"] == r]}
                            for r, v in cfg.regions.items()}
     save_models(models, out, features=fts if cfg.regions else fts["features"],
-                split={"train": train, "test": test}, metadata=meta)
+                split={"train": train, "test": test}, metadata=meta, codes=codes)
     log(f"wrote {out} and {out.with_suffix('.yaml')}")
     return out
 
@@ -514,7 +515,8 @@ def _intrinsic(spectrum) -> dict:
 
 
 def _fit_set(cfg: ExperimentConfig, ds, blocks, train, test, region: str, log):
-    """Fit one feature set's models: (transform, {name: model}, {name: YAML entry}, spectrum or None)."""
+    """Fit one feature set's models: (transform, {name: model}, {name: YAML entry}, spectrum or None,
+    {name: codes (n_train + n_test, k)}: none when the features never sat in memory)."""
     from .evaluate import ReconstructionError, components_for
 
     t0 = time.perf_counter()
@@ -562,12 +564,20 @@ def _fit_set(cfg: ExperimentConfig, ds, blocks, train, test, region: str, log):
         fit_seconds[name] = time.perf_counter() - t
         log(f"fitted {name} ({m['kind']}, {params['n_components']} components) in {fit_seconds[name]:.1f} s")
         models[name] = model
+    # every model's codes of its split, kept in the model file so that compare need not read the
+    # store again: the training rows from the features in memory, the test rows as they stream by
+    codes = {name: [model.transform(X[i:i + cfg.batch_size]) for i in range(0, len(X), cfg.batch_size)]
+             for name, model in models.items()} if X is not None else {}
     del X
     errors = {name: ReconstructionError() for name in models}
     for _, B in iter_features(ds, ft, test, cfg.batch_size):
         truth = ft.prepared(B)
         for name, model in models.items():
-            errors[name].add(truth, ft.prepared(model.inverse_transform(model.transform(B))))
+            z = model.transform(B)
+            if name in codes:
+                codes[name].append(z)
+            errors[name].add(truth, ft.prepared(model.inverse_transform(z)))
+    codes = {name: np.concatenate(parts) for name, parts in codes.items()}
     entries = {}
     for name, model in models.items():
         res = errors[name].result()
@@ -581,7 +591,7 @@ def _fit_set(cfg: ExperimentConfig, ds, blocks, train, test, region: str, log):
         log(f"  {name}: " + ", ".join(_fmt(key, v) for key, v in res.items()))
     counts = components_for(spectrum) if spectrum is not None else {}
     log(f"components for 90/95/99 % variance: {counts.get('0.9')}, {counts.get('0.95')}, {counts.get('0.99')}")
-    return ft, models, entries, spectrum
+    return ft, models, entries, spectrum, codes
 
 
 def _basis_need(m: dict) -> int:
@@ -632,6 +642,7 @@ class Experiment:
         self.metadata = f.metadata
         self.train = f.split.get("train")
         self.test = f.split.get("test")
+        self.split_codes = f.codes      # {model: (n_train + n_test, k)} the fit's codes of its split
         info = self.metadata.get("dataset") or {}
         self.dataset_path = _find_dataset(info, self.path)
         self._ds = None

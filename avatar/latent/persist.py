@@ -6,7 +6,7 @@
 
 The ``.npz`` holds every learned array under ``<model>.<array>`` (the feature
 transform under ``features.<array>``, the data split under ``split.train`` /
-``split.test``) plus ``header``: UTF-8 JSON (as uint8) with the format
+``split.test``, each model's codes of those rows under ``codes.<model>``) plus ``header``: UTF-8 JSON (as uint8) with the format
 version, each model's kind and parameters, and the dtype, shape and sha256 of
 every array. Loading reads it with ``allow_pickle=False``, refuses anything
 that is not a zip archive (a pickle above all), unknown format versions,
@@ -31,6 +31,7 @@ from .models import LatentModel, model_class
 
 FORMAT = "avatar-latent/1"
 NAME_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_-]{0,63}$")
+RESERVED = ("features", "split", "header", "codes")
 
 __all__ = ["FORMAT", "LatentFileError", "save", "save_models", "load", "load_all", "load_file", "metadata_path"]
 
@@ -68,14 +69,17 @@ def save(model: LatentModel, path, name: str | None = None, metadata: dict | Non
 
 
 def save_models(models: dict[str, LatentModel], path, features=None,
-                split: dict[str, np.ndarray] | None = None, metadata: dict | None = None) -> Path:
+                split: dict[str, np.ndarray] | None = None, metadata: dict | None = None,
+                codes: dict[str, np.ndarray] | None = None) -> Path:
     """Write several fitted models and their feature transforms.
 
     ``features``: one :class:`FeatureTransform` all the models share (default: theirs), or
     {set name: FeatureTransform} when they use several (one per region of an experiment); each
     model is stored with the set that is its ``features_``. ``split``: {"train": rows, "test": rows};
-    ``metadata``: extra YAML data (per-model entries under ``models`` are merged by name). Both files
-    are written to temporaries and renamed.
+    ``metadata``: extra YAML data (per-model entries under ``models`` are merged by name). ``codes``:
+    {model: (n_train + n_test, k)} its codes of the split's training then test rows, as the fit
+    computed them (compare reads them instead of the store). Both files are written to temporaries
+    and renamed.
     """
     import yaml
 
@@ -92,8 +96,8 @@ def save_models(models: dict[str, LatentModel], path, features=None,
     arrays: dict[str, np.ndarray] = {}
     entries = []
     for name, m in models.items():
-        if not NAME_RE.match(name) or name in ("features", "split", "header"):
-            raise ValueError(f"bad model name {name!r}: letters, digits, _ and -, not features/split/header")
+        if not NAME_RE.match(name) or name in RESERVED:
+            raise ValueError(f"bad model name {name!r}: letters, digits, _ and -, not {'/'.join(RESERVED)}")
         params = {k: _plain(v) for k, v in m.get_params().items()}
         for key, a in m.learned().items():
             arrays[f"{name}.{key}"] = np.asarray(a)
@@ -106,6 +110,12 @@ def save_models(models: dict[str, LatentModel], path, features=None,
             arrays[prefix + key] = np.asarray(a)
     for key, rows in (split or {}).items():
         arrays[f"split.{key}"] = np.asarray(rows, np.int64)
+    n_split = sum(len(r) for r in (split or {}).values())
+    for name, z in (codes or {}).items():
+        z = np.asarray(z, np.float64)
+        if name not in models or z.shape != (n_split, models[name].n_components):
+            raise ValueError(f"codes of {name!r}: {z.shape} is not one row of {n_split} split rows per code")
+        arrays[f"codes.{name}"] = z
     for key, a in arrays.items():
         if a.dtype.hasobject or a.dtype.kind not in "biuf":
             raise ValueError(f"{key}: only numeric arrays can be stored, got dtype {a.dtype}")
@@ -115,6 +125,7 @@ def save_models(models: dict[str, LatentModel], path, features=None,
               "features": features.params() if features is not None else None,
               **({"feature_sets": {k: ft.params() for k, ft in sets.items()}} if features is None and sets else {}),
               "split": sorted((split or {}).keys()),
+              **({"codes": sorted(codes)} if codes else {}),
               "arrays": {k: {"dtype": a.dtype.str, "shape": list(a.shape), "sha256": _digest(a)}
                          for k, a in arrays.items()}}
     blob = np.frombuffer(json.dumps(header, sort_keys=True).encode(), np.uint8)
@@ -177,11 +188,13 @@ def _yaml_safe(x):
 # -- reading -----------------------------------------------------------------------
 class ModelFile:
     """A model file read and checked: ``header``, ``models`` {name: model}, ``features``, ``split``,
-    ``metadata`` (the YAML beside it, {} if absent)."""
+    ``codes`` {model: (n_train + n_test, k)} (those stored), ``metadata`` (the YAML beside it, {} if
+    absent)."""
 
-    def __init__(self, path, header, models, features, split, metadata):
+    def __init__(self, path, header, models, features, split, metadata, codes=None):
         self.path, self.header, self.models = Path(path), header, models
         self.features, self.split, self.metadata = features, split, metadata
+        self.codes = codes or {}
 
 
 def load(path, name: str | None = None) -> LatentModel:
@@ -250,6 +263,11 @@ def load_file(path) -> ModelFile:
             ft = sets[e["features"]]
         models[e["name"]] = _build(path, e, _prefixed(arrays, e["name"] + "."), ft)
     split = {k: arrays[f"split.{k}"] for k in header["split"]}
+    codes = {}
+    for name in header.get("codes") or ():
+        if name not in models or f"codes.{name}" not in arrays:
+            raise LatentFileError(f"{path}: damaged header (codes of an unknown model {name!r})")
+        codes[name] = arrays[f"codes.{name}"]
     meta = {}
     mp = metadata_path(path)
     if mp.is_file():
@@ -259,7 +277,7 @@ def load_file(path) -> ModelFile:
             meta, _, _ = parse_yaml_lenient(mp.read_text(), str(mp))
         except (ConfigError, OSError, UnicodeDecodeError):
             meta = {}
-    return ModelFile(path, header, models, features, split, meta if isinstance(meta, dict) else {})
+    return ModelFile(path, header, models, features, split, meta if isinstance(meta, dict) else {}, codes)
 
 
 def _prefixed(arrays: dict, prefix: str) -> dict:
