@@ -9,7 +9,7 @@
    the metric steps summed over every card (models and baselines), and the total.
    Aim (issue 17): at most 60 s on 2 cores.
 
-    python benchmarks/bench_compare.py [--n 10000] [--traversals 2] [--keep DIR]
+    python benchmarks/bench_compare.py [--n 10000] [--traversals 2] [--keep DIR] [--jobs N]
 """
 from __future__ import annotations
 
@@ -27,6 +27,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=10_000)
     ap.add_argument("--traversals", type=int, default=2)
     ap.add_argument("--keep", help="folder for the dataset, models and report (kept)")
+    ap.add_argument("--jobs", type=int, help="threads for the metrics (default: one per core, at most 4)")
     args = ap.parse_args()
 
     import avatar
@@ -57,7 +58,8 @@ def main() -> None:
             run(cfg, log=lambda *a: None)
             print(f"  fit (not part of the aim): {time.perf_counter() - t:.1f} s")
         t = time.perf_counter()
-        metrics = compare_experiment(cfg, root / "report", n_traversals=args.traversals, log=lambda *a: None)
+        metrics = compare_experiment(cfg, root / "report", n_traversals=args.traversals, n_jobs=args.jobs,
+                                     log=lambda *a: None)
         total = time.perf_counter() - t
         for name, seconds in metrics["timings"].items():
             print(f"  {name:<16} {seconds:7.1f} s")

@@ -260,10 +260,15 @@ def _measurements(exp, ds, codes, max_train, max_test, seed: int) -> dict:
 
 
 def encode_split(exp, ds, batch: int = 256) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """{model: (train codes, test codes)}, reading the store once for all the models."""
+    """{model: (train codes, test codes)}: the codes the fit stored in the model file, while the
+    dataset is still the one it fitted on (same fingerprint); otherwise (an older model file, or a
+    regenerated dataset) encoded from the store, read once for all the models."""
     from ..latent.experiment import encode_rows_by_model
 
     n = len(exp.train)
+    fitted_on = (exp.metadata.get("dataset") or {}).get("fingerprint")
+    if fitted_on and fitted_on == ds.attrs.get("fingerprint") and set(exp.models) <= set(exp.split_codes):
+        return {name: (exp.split_codes[name][:n], exp.split_codes[name][n:]) for name in exp.models}
     # whole shards at a time (each is one zarr chunk of one-avatar pieces), up to 256 MB of raw rows
     names = {k for m in exp.models.values() for k in m.features_.names}
     row_bytes = sum(int(np.prod(ds.group[k].shape[1:])) * ds.group[k].dtype.itemsize for k in names)
@@ -511,31 +516,42 @@ def _model_section(r: Report, name: str, res: dict, groups, fig_dir: Path, exp, 
     r.table(rows, ["code", "matched slider", "|Spearman|", "strongest slider (linear fit)", "purity",
                    "sliders mixed"], numeric=(2, 4, 5))
     imp = np.asarray(res["dci"]["importance"], np.float64)
+    spearman = np.asarray(res["spearman"], np.float64)
+    nmi = np.asarray(res["normalized_mutual_information"], np.float64)
+    cols = focus_columns(np.abs(spearman), imp, nmi)
+    shown = [sliders[j] for j in cols]
+    note = "" if len(cols) == len(sliders) else (
+        f" Shown: the {len(cols)} of {len(sliders)} sliders with the strongest link to some code (largest |Spearman|, "
+        "importance or mutual information), in rig order; metrics.json has every slider.")
     r.subsection("Importance: which codes predict which sliders",
                  "A disentangled latent shows one big square per row and per column; squares spread along a "
                  "row mean that code is entangled.")
-    r.figure(fig.hinton(imp, codes, sliders, title=f"{name}: DCI importance (codes x sliders)", as_png=True,
+    r.figure(fig.hinton(imp[:, cols], codes, shown, title=f"{name}: DCI importance (codes x sliders)", as_png=True,
                         save=fig_dir / f"{stem}dci_importance.png"),
              "Square area: how much a gradient-boosted (or forest) classifier relies on the code to predict the "
-             "slider.")
+             "slider." + note)
     r.subsection("Correlation and mutual information",
                  "Strong colour in one cell per row means a code follows one slider; several cells mean it mixes "
                  "them.")
-    r.figure(fig.heatmap(np.asarray(res["spearman"], np.float64), codes, sliders, diverging=True,
+    r.figure(fig.heatmap(spearman[:, cols], codes, shown, diverging=True,
                          title=f"{name}: Spearman correlation", colorbar_label="rank correlation", as_png=True,
-                         save=fig_dir / f"{stem}spearman.png"), "Rank correlation of each code with each slider.")
-    r.figure(fig.heatmap(np.asarray(res["normalized_mutual_information"], np.float64), codes, sliders,
+                         save=fig_dir / f"{stem}spearman.png"), "Rank correlation of each code with each slider." + note)
+    r.figure(fig.heatmap(nmi[:, cols], codes, shown,
                          vmin=0, title=f"{name}: normalised mutual information", colorbar_label="MI / H(slider)",
                          as_png=True, save=fig_dir / f"{stem}mutual_information.png"),
-             "Mutual information between each binned code and each slider, as a share of the slider's entropy.")
+             "Mutual information between each binned code and each slider, as a share of the slider's entropy." + note)
     vis = np.asarray(res["visibility"]["per_slider"], np.float64)
+    rows = extremes(vis)
     r.subsection("Which sliders the latent sees",
                  "For each slider, the share of its variation that can be read back from the codes; short bars "
                  "are sliders this latent does not see.")
-    r.figure(fig.bar_chart(vis, sliders, groups=groups, title=f"{name}: visibility per slider",
-                           xlabel="test R^2 (codes -> slider)", threshold=VISIBLE, threshold_label="seen",
-                           xlim=(0, 1), as_png=True, save=fig_dir / f"{stem}visibility.png"),
-             f"Sliders under {VISIBLE} are listed below.")
+    r.figure(fig.bar_chart(vis[rows], [sliders[j] for j in rows], groups=[groups[j] for j in rows],
+                           title=f"{name}: visibility per slider", xlabel="test R^2 (codes -> slider)",
+                           threshold=VISIBLE, threshold_label="seen", xlim=(0, 1), as_png=True,
+                           save=fig_dir / f"{stem}visibility.png"),
+             f"Sliders under {VISIBLE} are listed below." + ("" if len(rows) == len(vis) else
+             f" Shown: the {len(rows) // 2} most and the {len(rows) - len(rows) // 2} least visible of "
+             f"{len(vis)} sliders."))
     blind = _unseen(res)
     r.paragraph(("Not seen: " + ", ".join(blind)) if blind else "Every varied slider is seen.",
                 tone="note" if blind else None)
@@ -544,6 +560,32 @@ def _model_section(r: Report, name: str, res: dict, groups, fig_dir: Path, exp, 
              "Codes with low purity mix several sliders.")
     if strips is not None:
         _traversals(r, name, res, exp.model(name), fig_dir, strips, log)
+
+
+FOCUS = 60   # sliders a codes-by-sliders figure labels at most: beyond that the labels overlap
+
+
+def focus_columns(*matrices: np.ndarray, limit: int = FOCUS) -> np.ndarray:
+    """Columns (sorted) worth drawing of (k, F) matrices: all F when F <= limit, else the ``limit``
+    whose largest entry, as a share of its matrix's largest, is greatest in any of them."""
+    F = matrices[0].shape[1]
+    if F <= limit:
+        return np.arange(F)
+    score = np.zeros(F)
+    for m in matrices:
+        col = np.nanmax(np.where(np.isfinite(m), m, -np.inf), axis=0)
+        top = np.max(col[np.isfinite(col)], initial=0.0)
+        score = np.maximum(score, np.where(np.isfinite(col), col, 0.0) / (top if top > 0 else 1.0))
+    return np.sort(np.argsort(-score, kind="stable")[:limit])
+
+
+def extremes(values: np.ndarray, limit: int = FOCUS) -> np.ndarray:
+    """Indices of all values when there are at most ``limit``, else of the limit/2 largest and the
+    limit/2 smallest (NaN counts as smallest)."""
+    if len(values) <= limit:
+        return np.arange(len(values))
+    order = np.argsort(-np.nan_to_num(values, nan=-np.inf), kind="stable")
+    return np.concatenate([order[:limit // 2], order[len(order) - (limit - limit // 2):]])
 
 
 def _best_slider(res: dict, i: int) -> tuple[str | None, float]:
