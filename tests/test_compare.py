@@ -217,3 +217,26 @@ def test_compare_reads_the_codes_the_fit_stored(report, experiment):
 def metrics_model(report):
     _, metrics, _ = report
     return metrics["experiment"]["model_file"]
+
+
+def test_figures_of_many_sliders_focus_on_the_strongest():
+    import numpy as np
+
+    from avatar.compare.pipeline import extremes, focus_columns
+
+    rng = np.random.default_rng(0)
+    spearman = rng.uniform(0, 0.1, size=(8, 300))
+    strong = rng.choice(300, 40, replace=False)
+    spearman[rng.integers(0, 8, 40), strong] = 0.9                      # 40 sliders a code follows
+    importance = rng.uniform(0, 1e-3, size=(8, 300))
+    important = np.setdiff1d(rng.choice(300, 30, replace=False), strong)[:20]
+    importance[0, important] = 0.5                                      # 20 more the forests use
+    cols = focus_columns(spearman, importance, limit=60)
+    assert len(cols) == 60 and np.all(np.diff(cols) > 0)               # rig order kept
+    assert set(strong) | set(important) == set(cols)
+    assert np.array_equal(focus_columns(spearman[:, :50]), np.arange(50))
+    vis = rng.uniform(size=200)
+    vis[7] = np.nan
+    rows = extremes(vis, limit=60)
+    order = np.argsort(-np.nan_to_num(vis, nan=-np.inf))
+    assert list(rows[:30]) == list(order[:30]) and set(rows[30:]) == set(order[-30:]) and 7 in rows[30:]
