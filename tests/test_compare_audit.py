@@ -377,6 +377,12 @@ def test_latent_traversal_decodes_mean_plus_minus_sd(rig, monkeypatch):
     assert rendered["textures"] is False and rendered["frame"] == "fixed"
     with pytest.raises(ValueError, match="out of range"):
         F.latent_traversal_images(rig, m, 2)
+    seen.clear()
+    both, _ = F.latent_traversal_images(rig, m, [0, 1], steps=5, sd=2.0, size=24)   # one render call
+    assert both.shape == (2, 5, 1, 24, 24, 3) and rendered["n"] == 10 and len(seen) == 1
+    np.testing.assert_allclose(seen[0][:5, 0], [-2.0, -1.0, 0.0, 1.0, 2.0])
+    np.testing.assert_allclose(seen[0][5:, 1], [-1.0, -0.5, 0.0, 0.5, 1.0])
+    np.testing.assert_allclose(seen[0][:5, 1], 0.0)
 
 
 # --------------------------------------------------------------------------

@@ -357,45 +357,52 @@ def _pad_rows(rows: list) -> np.ndarray:
     return out
 
 
-def latent_traversal_images(rig, model, component: int, steps: int = 7, sd: float = 2.0, views=("front",),
+def latent_traversal_images(rig, model, component, steps: int = 7, sd: float = 2.0, views=("front",),
                             size: int = 160, base=None, textures: bool | None = None, **render_kw):
-    """Render one latent component from ``-sd`` to ``+sd`` standard deviations.
+    """Render one latent component (or several) from ``-sd`` to ``+sd`` standard deviations.
 
     Every other component stays at ``base`` (default: ``model.code_mean_``); the codes
     ``base + t * code_std_[component]`` are decoded with
     :func:`avatar.latent.decode_vertices` (and painted with
     :func:`avatar.latent.decode_textures` when the model models textures and
-    ``textures`` is not False) and rendered with :func:`avatar.render`.
-    Returns ``(images (steps, n_views, H, W, 3) uint8, labels)``.
+    ``textures`` is not False) and rendered with :func:`avatar.render`, all in one call.
+    Returns ``(images (steps, n_views, H, W, 3) uint8, labels)``; for a sequence of components,
+    images are ``(len(components), steps, n_views, H, W, 3)``.
     """
     import avatar
     import avatar.latent as L
 
     k = int(model.n_components)
-    if not 0 <= component < k:
+    several = np.ndim(component) == 1
+    comps = np.atleast_1d(np.asarray(component, np.int64))
+    if comps.size == 0 or comps.min() < 0 or comps.max() >= k:
         raise ValueError(f"component {component} out of range: the model has {k} components")
     mean = np.asarray(model.code_mean_ if base is None else base, np.float64)
     std = np.asarray(model.code_std_, np.float64)
     t = np.linspace(-sd, sd, steps)
-    Z = np.repeat(mean[None], steps, axis=0)
-    Z[:, component] = mean[component] + t * std[component]
+    Z = np.repeat(mean[None], len(comps) * steps, axis=0)            # (components x steps, k)
+    rows = np.arange(len(Z))
+    cols = np.repeat(comps, steps)
+    Z[rows, cols] = mean[cols] + np.tile(t, len(comps)) * std[cols]
+    labels = [f"{x:+.1f} sd" for x in t]
     ft = getattr(model, "features_", None)
     if ft is not None and "vertices" not in ft.names and "renders" in ft.names:
         # a latent of pictures (a conv VAE on renders): its decoded images are the traversal
-        imgs = ft.inverse(model.inverse_transform(Z))["renders"]          # (steps, views, s, s, 3)
-        return upscale(imgs, size), [f"{x:+.1f} sd" for x in t]
-    V = L.decode_vertices(model, Z)
-    tex = None
-    if textures is not False:
-        try:
-            tex = L.decode_textures(model, Z)
-        except ValueError:
-            if textures:
-                raise
-    render_kw.setdefault("frame", "fixed")  # one scale for every step, so sizes compare
-    imgs = avatar.render(rig, None, vertices=V, texture_maps=tex, views=views, size=size,
-                         textures=tex is not None, **render_kw)
-    return imgs, [f"{x:+.1f} sd" for x in t]
+        imgs = upscale(ft.inverse(model.inverse_transform(Z))["renders"], size)   # (n, views, s, s, 3)
+    else:
+        V = L.decode_vertices(model, Z)
+        tex = None
+        if textures is not False:
+            try:
+                tex = L.decode_textures(model, Z)
+            except ValueError:
+                if textures:
+                    raise
+        render_kw.setdefault("frame", "fixed")  # one scale for every step, so sizes compare
+        imgs = avatar.render(rig, None, vertices=V, texture_maps=tex, views=views, size=size,
+                             textures=tex is not None, **render_kw)
+    imgs = imgs.reshape(len(comps), steps, *imgs.shape[1:])
+    return (imgs if several else imgs[0]), labels
 
 
 def upscale(images: np.ndarray, size: int) -> np.ndarray:

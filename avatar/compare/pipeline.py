@@ -662,8 +662,9 @@ def traversal_grid(rig, model, res: dict, steps: int = 5, size: int = 96, sd: fl
     cache = {} if slider_cache is None else slider_cache
     t = np.linspace(-sd, sd, steps)
     cells, labels = [], []
+    strips, _ = fig.latent_traversal_images(rig, model, np.arange(len(res["code_names"])), steps, sd, (view,), size)
     for i, code in enumerate(res["code_names"]):
-        lat, _ = fig.latent_traversal_images(rig, model, i, steps, sd, (view,), size)
+        lat = strips[i]                        # (steps, 1, H, W, 3): every component rendered in one call
         cells += list(lat[:, 0])
         labels += [f"{code} {x:+.1f}sd" if k == 0 else f"{x:+.1f} sd" for k, x in enumerate(t)]
         slider, rho = _best_slider(res, i)
