@@ -14,14 +14,14 @@ are updated incrementally (exact, since integer weights make every count and squ
 from __future__ import annotations
 
 import numpy as np
-from numba import njit, prange
+from numba import njit
 
 FEATURE_THRESHOLD = np.float32(1e-7)   # sklearn/tree/_partitioner.pxd (a float32 constant)
 EPSILON = np.finfo(np.float64).eps     # sklearn/tree/_tree.pyx
 RAND_R_MAX = 2147483647                # sklearn/tree/_utils.pxd
 
 
-@njit(cache=True)
+@njit(nogil=True, cache=True)
 def _rand_int(state, low, high):
     """sklearn's ``rand_int``: ``low + our_rand_r(state) % (high - low)``, a 32-bit xorshift."""
     s = state[0]
@@ -34,7 +34,7 @@ def _rand_int(state, low, high):
     return low + (s % (RAND_R_MAX + 1)) % (high - low)
 
 
-@njit(cache=True)
+@njit(nogil=True, cache=True)
 def _split(XT, idx, w, y, start, end, total, wsum, n_known, features, constant, state, counts):
     """``node_split_best`` on the node holding ``idx[:, start:end]``.
 
@@ -98,7 +98,7 @@ def _split(XT, idx, w, y, start, end, total, wsum, n_known, features, constant, 
     return best_f, best_p, best_thr, best_il, best_ir, n_total
 
 
-@njit(cache=True)
+@njit(nogil=True, cache=True)
 def build_tree(XT, order, w, y, n_classes, max_depth, seed, feature, threshold, left, right, impurity,
                weighted, value):
     """Grow one tree depth first into the node arrays (``feature`` -1 marks a leaf); returns the
@@ -195,7 +195,7 @@ def build_tree(XT, order, w, y, n_classes, max_depth, seed, feature, threshold, 
     return n_nodes
 
 
-@njit(cache=True)
+@njit(nogil=True, cache=True)
 def _apply(X, feature, threshold, left, right):
     """(n,) the leaf each row of X (float32) lands in."""
     out = np.empty(X.shape[0], np.int64)
@@ -207,7 +207,7 @@ def _apply(X, feature, threshold, left, right):
     return out
 
 
-@njit(cache=True)
+@njit(nogil=True, cache=True)
 def _argmax_rows(P):
     out = np.empty(P.shape[0], np.int64)
     for i in range(P.shape[0]):
@@ -219,9 +219,10 @@ def _argmax_rows(P):
     return out
 
 
-@njit(parallel=True, cache=True)
+@njit(nogil=True, cache=True)
 def forests(X, X_test, orders, sizes, weights, seeds, Y, n_classes, max_depth):
-    """One forest per factor, all sharing the bootstraps and tree seeds (as clones of one forest do).
+    """One forest per factor, all sharing the bootstraps and tree seeds (as clones of one forest do);
+    releases the GIL, so chunks of factors can grow in threads.
 
     X, X_test : (n, k), (n_test, k) float32
     orders : (T, k, m) int64, tree t's rows with weight > 0 by each feature in ``[:, :sizes[t]]``
@@ -238,7 +239,7 @@ def forests(X, X_test, orders, sizes, weights, seeds, Y, n_classes, max_depth):
     imp_out = np.zeros((F, T, k))
     n_nodes = np.zeros((F, T), np.int64)
     pred, pred_test = np.empty((F, X.shape[0]), np.int64), np.empty((F, X_test.shape[0]), np.int64)
-    for j in prange(F):
+    for j in range(F):
         C = n_classes[j]
         P, P_test = np.zeros((X.shape[0], C)), np.zeros((X_test.shape[0], C))
         feature, left, right = (np.empty(max_nodes, np.int64), np.empty(max_nodes, np.int64),

@@ -5,8 +5,8 @@ max_features=None, max_samples=0.3, random_state=seed)`` to each factor's labels
 forest's ``feature_importances_``, and its predictions on the training and test rows, bit for
 bit (tested against sklearn). The forests of all factors share their bootstraps and tree seeds,
 as clones of one seeded forest do, so each tree's rows are sorted once for every factor; the
-trees themselves grow in a compiled kernel (:mod:`avatar.compare._forest_kernel`), factors in
-parallel threads.
+trees themselves grow in a compiled kernel (:mod:`avatar.compare._forest_kernel`), chunks of
+factors in parallel threads.
 
     from avatar.compare.forest import dci_forests
     out = dci_forests(x_train, labels_train, x_test, labels_test, seed=0)
@@ -55,8 +55,6 @@ def dci_forests(x_train, labels_train, x_test, labels_test, seed: int = 0, n_job
     the accuracies of each forest's predictions and sklearn's ``balanced_accuracy_score(adjusted=True)``
     on the test rows.
     """
-    import numba
-
     from avatar.compare import _forest_kernel as K
 
     X = np.ascontiguousarray(x_train, dtype=np.float32)   # sklearn's trees split float32 values
@@ -75,13 +73,19 @@ def dci_forests(x_train, labels_train, x_test, labels_test, seed: int = 0, n_job
     orders = np.zeros((len(lists), k, sizes.max()), np.int64)     # (T, k, m): padded to the largest
     for t, a in enumerate(lists):
         orders[t, :, :a.shape[1]] = a
-    before = numba.get_num_threads()
-    numba.set_num_threads(max(1, min(n_jobs, numba.config.NUMBA_NUM_THREADS)))
-    try:
-        raw, counts, pred, pred_test = K.forests(X, X_test, orders, sizes, weights, splitter, Y,
-                                                 np.array([len(c) for c in classes], np.int64), max_depth)
-    finally:
-        numba.set_num_threads(before)
+    n_classes = np.array([len(c) for c in classes], np.int64)
+
+    def grow(part):  # the kernel releases the GIL: factor chunks grow in parallel threads
+        return K.forests(X, X_test, orders, sizes, weights, splitter, Y[part], n_classes[part], max_depth)
+
+    parts = np.array_split(np.arange(F), max(1, min(n_jobs, F)))
+    if len(parts) == 1:
+        chunks = [grow(parts[0])]
+    else:
+        from concurrent.futures import ThreadPoolExecutor
+        with ThreadPoolExecutor(len(parts)) as pool:
+            chunks = list(pool.map(grow, parts))
+    raw, counts, pred, pred_test = (np.concatenate(a) for a in zip(*chunks))
     importance = _forest_importances(raw, counts)
     pred = [classes[j][pred[j]] for j in range(F)]
     pred_test = [classes[j][pred_test[j]] for j in range(F)]
