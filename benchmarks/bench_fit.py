@@ -46,7 +46,7 @@ def bench_same_topology(rig, n: int, seed: int, posed: bool) -> dict:
     S = rig.sample(n, seed=seed, pose=posed)
     V = rig.vertices(S, posed=posed)
     T = truth(rig, S)
-    errs, worst, names, flagged = [], [], [], []
+    errs, worst, names, flagged, its = [], [], [], [], []
     t0 = time.perf_counter()
     for i in range(n):
         fit = avatar.fit_body(V[i], rig, posed=posed)
@@ -55,11 +55,14 @@ def bench_same_topology(rig, n: int, seed: int, posed: bool) -> dict:
         worst.append(w)
         names.append(name)
         flagged.append(len(fit.unidentifiable))
+        its.append(fit.iterations)
         print(f"  {i + 1}/{n}: {fit.vertex_error_mm:.4f} mm, worst slider {100 * w:.3f}% ({name}), "
               f"{fit.iterations} iterations", flush=True)
     dt = time.perf_counter() - t0
     k = int(np.argmax(worst))
-    return {"fits_per_s": n / dt, "mean_vertex_error_mm": float(np.mean(errs)), "max_vertex_error_mm": float(np.max(errs)),
+    return {"fits_per_s": n / dt, "seconds_per_fit": dt / n, "iterations_median": float(np.median(its)),
+            "iterations_range": (int(np.min(its)), int(np.max(its))), "mean_vertex_error_mm": float(np.mean(errs)),
+            "max_vertex_error_mm": float(np.max(errs)),
             "worst_slider_pct": 100 * worst[k], "worst_slider": names[k], "over_2pct": int(np.sum(np.array(worst) > 0.02)),
             "unidentifiable_median": float(np.median(flagged))}
 
@@ -108,7 +111,9 @@ def main(argv=None) -> None:
         for label, n, posed in (("rest", args.n, False), ("posed", args.posed, True)):
             if n:
                 r = bench_same_topology(rig, n, args.seed, posed)
-                print(f"same topology, {label}, {n} avatars: {r['fits_per_s']:.2f} fits/s; mean vertex error "
+                a, b = r["iterations_range"]
+                print(f"same topology, {label}, {n} avatars: {r['fits_per_s']:.3f} fits/s ({r['seconds_per_fit']:.1f} s a "
+                      f"fit; median {r['iterations_median']:g} iterations, {a}-{b}); mean vertex error "
                       f"{r['mean_vertex_error_mm']:.4f} mm (worst avatar {r['max_vertex_error_mm']:.4f} mm); worst "
                       f"pinned-down slider {r['worst_slider_pct']:.3f}% of its range ({r['worst_slider']}), "
                       f"{r['over_2pct']} avatars over 2%; {r['unidentifiable_median']:.0f} sliders flagged (median)",

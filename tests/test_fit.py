@@ -60,6 +60,48 @@ def test_field_matrix_is_the_rigs_local_blend(rig):
     np.testing.assert_allclose(C @ (u[1] - u[0]), F[1] - F[0], atol=1e-5)
 
 
+def test_posed_jacobian_matches_finite_differences(rig):
+    """At a strong hip, knee and shoulder pose, the local sliders' posed Jacobian (their rest moves carried
+    into the pose, plus the bones' transforms moving with the bone ends: joint_terms) matches central
+    differences of rig.vertices(posed=True). The rest moves alone are far off: these sliders move the
+    joints, and the bones turn with them."""
+    from avatar.fit.linear import local_basis
+    from avatar.fit.solver import joint_terms, posed_fields
+
+    names = rig.slider_names
+    S = rig.defaults()
+    for name, value in (("pose.hip_flex_l", 60.0), ("pose.knee_l", 70.0), ("pose.hip_spread_r", 25.0),
+                        ("pose.shoulder_swing_r", 40.0), ("pose.spine_bend", 20.0)):
+        S[names.index(name)] = value
+    b = local_basis(rig)
+    sliders = ("legs.upperlegs_height", "torso.trans_forward", "legs.l_lowerleg_scale_vert", "hip.trans_up")
+    sides = [int(np.flatnonzero((b.side_slider == names.index(n)) & b.side_up)[0]) for n in sliders]
+    u = b.sides_of(S)
+    u[sides] = 0.4                                   # inside each side: central differences stay on it
+    S = b.values_of(u, S)
+    h, N = 0.02, assets.N_BODY
+    rows = []
+    for q in sides:
+        for sign in (1.0, -1.0):
+            v = u.copy()
+            v[q] += sign * h
+            rows.append(b.values_of(v, S))
+    P = rig.vertices(np.array(rows), posed=True)[:, :N].astype(np.float64)
+    fd = ((P[0::2] - P[1::2]) / (2 * h)).reshape(len(sides), -1)     # (4, 3N) per unit strength
+    c = b.mixing(rig, S)[:, sides]                                    # (K, 4)
+    jt = joint_terms(rig, S, b.ends)
+    rest = posed_fields(b.D, jt.Mv).T @ c                             # (3N, 4)
+    full = (rest + jt.W @ (jt.B @ c)).T
+
+    def off(J):  # relative error, the floor shift (a uniform y move) aside
+        d = (fd - J).reshape(len(sides), N, 3)
+        d = d - d.mean(axis=1, keepdims=True)
+        return np.linalg.norm(d.reshape(len(sides), -1), axis=1) / np.linalg.norm(fd, axis=1)
+
+    assert off(full).max() < 2e-3, off(full)
+    assert off(rest.T).min() > 0.05, off(rest.T)
+
+
 def test_box_qp_matches_bvls():
     from scipy.optimize import lsq_linear
 

@@ -115,6 +115,17 @@ def _problem(rig, mask: np.ndarray, posed: bool, rigid: bool, prior: np.ndarray)
         for k, j in enumerate(group):
             on = basis.side_slider == j
             keep[on & ~(basis.side_up if k == 0 else ~basis.side_up if k == 1 else np.zeros_like(on))] = False
+    if posed and duplicate_groups(rig, mask):
+        # posed, the bones follow the joint cubes, and some twins move those differently on one side
+        # (MakeHuman's head-trans-down and neck-height-decr: 6.5 mm apart at full strength): there the
+        # posed body tells them apart, so that side is fitted for each
+        ends = basis.mixing(rig, prior).T @ basis.ends                 # (Q, 6J) each side's end moves
+        for group in duplicate_groups(rig, mask):
+            for up in (True, False):
+                twins = np.flatnonzero(np.isin(basis.side_slider, group) & (basis.side_up == up))
+                held = twins[keep[twins]]
+                for q in twins[~keep[twins]]:
+                    keep[q] = all(np.abs(ends[q] - ends[p]).max() > 1e-9 for p in held)
     sides = np.flatnonzero(keep)
     nonlinear = np.flatnonzero(mask & np.array([bool(s.macro or s.pose) for s in rig.sliders]))
     return Problem(rig, basis, sides, nonlinear, posed, rigid, prior)

@@ -53,9 +53,10 @@ class LocalBasis:
     duplicates : tuple of tuples of int
         Groups of sliders with identical fields on every side (MakeHuman ships a few modifiers twice,
         under two names): the data sees only their sum.
-    heads : (K, 3 J) float64
-        Each field's move of the skeleton's rest bone heads (the regressor on the blended joint
-        cubes and vertices): what posing needs beyond the vertices' own moves.
+    ends : (K, 6 J) float64
+        Each field's move of the skeleton's rest bone ends, heads and tails interleaved as in
+        ``rig.rest_ends`` (the regressor on the blended joint cubes and vertices): what posing needs
+        beyond the vertices' own moves (the heads carry the limbs, and head and tail turn the bone).
     """
 
     D: "scipy.sparse.csr_matrix"
@@ -66,8 +67,13 @@ class LocalBasis:
     side_span: np.ndarray
     side_default: np.ndarray
     duplicates: tuple = ()
-    heads: np.ndarray | None = None
+    ends: np.ndarray | None = None
 
+    @property
+    def heads(self) -> np.ndarray:
+        """(K, 3 J) float64: each field's move of the rest bone heads (the even rows of ``ends``)."""
+        K = self.ends.shape[0]
+        return self.ends.reshape(K, -1, 2, 3)[:, :, 0].reshape(K, -1)
 
     @property
     def n_sides(self) -> int:
@@ -116,18 +122,18 @@ def local_basis(rig) -> LocalBasis:
     return basis
 
 
-def heads_matrix(rig) -> np.ndarray:
-    """(K, 3 J) float64: each field's move of the rest bone heads (``rig.rest_ends(S)[:, 0::2]``)."""
-    index, weight = rig._end_index[0::2], rig._end_weight[0::2].astype(np.float64)   # (J, w)
+def ends_matrix(rig) -> np.ndarray:
+    """(K, 6 J) float64: each field's move of the rest bone ends (``rig.rest_ends(S)``, heads in the even
+    rows, tails in the odd ones, flattened)."""
+    index, weight = rig._end_index, rig._end_weight.astype(np.float64)   # (2J, w)
     rows = np.unique(index)
     D = field_matrix(rig, rows)                                   # (K, 3 len(rows))
     pos = np.searchsorted(rows, index)
-    J = len(index)
-    out = np.zeros((D.shape[0], J, 3))
+    out = np.zeros((D.shape[0], len(index), 3))
     Dd = D.toarray().reshape(D.shape[0], len(rows), 3)
     for k in range(index.shape[1]):
         out += Dd[:, pos[:, k]] * weight[None, :, k, None]
-    return out.reshape(D.shape[0], 3 * J)
+    return out.reshape(D.shape[0], -1)
 
 
 def field_matrix(rig, rows=None) -> "scipy.sparse.csr_matrix":
@@ -192,7 +198,7 @@ def _build(rig) -> LocalBasis:
     C = LocalBasis(D, G, lin, side_slider, side_up, np.array(side_span, np.float64),
                    dflt[side_slider]).mixing(rig, dflt)
     return LocalBasis(D, G, lin, side_slider, side_up, np.array(side_span, np.float64), dflt[side_slider],
-                      _duplicates(C.T @ G @ C, side_slider, side_up), heads_matrix(rig))
+                      _duplicates(C.T @ G @ C, side_slider, side_up), ends_matrix(rig))
 
 
 def _duplicates(H: np.ndarray, side_slider: np.ndarray, side_up: np.ndarray) -> tuple:
