@@ -14,7 +14,7 @@ import pytest
 from avatar.compare import metrics as M
 from avatar.compare import ridge
 from avatar.compare.forest import balanced_accuracy, dci_forests
-from avatar.compare.logistic import fit_logistic, predict_proba
+from avatar.compare.logistic import Problems, fit_logistic, predict_proba
 
 
 def _codes_and_labels(n, seed):
@@ -83,6 +83,9 @@ def test_batched_logistic_reaches_sklearns_optimum():
     sizes = np.array([len(c) for c in classes])
     P = predict_proba(W, x_te, sizes)
     assert np.allclose(P.sum(axis=2), 1.0) and (iterations < 500).all()
+    labels = np.stack([np.searchsorted(c, y[:, j]) for j, c in enumerate(classes)])
+    _, G = Problems(x, labels, sizes).value_grad(W, np.arange(len(sizes)))
+    assert np.abs(G).max() <= 1e-4                             # sklearn's stopping test, in float64
     for j in range(y.shape[1]):
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -90,12 +93,15 @@ def test_batched_logistic_reaches_sklearns_optimum():
         np.testing.assert_array_equal(classes[j], ref.classes_)
         idx = np.searchsorted(classes[j], y[:, j])
         theirs = _objective(ref.coef_.T, ref.intercept_, x, idx)
-        for weights, gap in ((W, 1e-6), (W_tight, 1e-11)):    # at the optimum, to the tolerance
+        # at the optimum, to the tolerance: stopped at a largest gradient entry of 1e-4, as sklearn's
+        # default, the objective is within 1e-5 of it (sklearn's own default fit: up to 5.4e-6 here)
+        for weights, gap in ((W, 1e-5), (W_tight, 1e-11)):
             w = weights[j][:, :sizes[j]]
             if sizes[j] == 2:                                  # as sklearn's one binary logit
                 w = w[:, 1:] - w[:, :1]
             assert _objective(w[:-1], w[-1], x, idx) <= theirs + gap
-        assert np.abs(P[j][:, :sizes[j]] - ref.predict_proba(x_te)).max() < 2e-3
+        # as close as sklearn's default fit comes to its converged one (up to 2.7e-3 here)
+        assert np.abs(P[j][:, :sizes[j]] - ref.predict_proba(x_te)).max() < 3e-3
         assert (P[j][:, sizes[j]:] == 0).all()
 
 
