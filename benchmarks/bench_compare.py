@@ -63,6 +63,9 @@ def main() -> None:
         total = time.perf_counter() - t
         for name, seconds in metrics["timings"].items():
             print(f"  {name:<16} {seconds:7.1f} s")
+        tasks = metrics["task_seconds"]
+        print(f"  tasks ({sum(t['cpu'] for t in tasks.values()):.1f} CPU s in all): " + ", ".join(
+            f"{k} {t['wall']:.1f}" for k, t in sorted(tasks.items(), key=lambda kv: -kv[1]["wall"])))
         steps: dict = {}
         cards = list(metrics["models"].values()) + list(metrics["baselines"].values())
         for card in cards:

@@ -149,7 +149,7 @@ def test_each_region_gets_its_own_latent(regional, template):
         curve = np.cumsum(exp.metadata["regions"][region]["intrinsic_dimensionality"]["explained_variance_ratio"])
         k = max(int(np.argmax(curve >= 0.95)) + 1, 2)
         assert exp.models[f"{region}-pca"].n_components == k
-    from avatar.compare.pipeline import picture_views
+    from avatar.compare.pictures import picture_views
 
     assert picture_views(exp.models["face-pca"]) == ("face",) and picture_views(exp.models["body-pca"]) == ("front",)
     # the face latent decodes to a whole avatar: the body stays at the mean

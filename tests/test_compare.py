@@ -222,7 +222,7 @@ def metrics_model(report):
 def test_figures_of_many_sliders_focus_on_the_strongest():
     import numpy as np
 
-    from avatar.compare.pipeline import extremes, focus_columns
+    from avatar.compare.pictures import extremes, focus_columns
 
     rng = np.random.default_rng(0)
     spearman = rng.uniform(0, 0.1, size=(8, 300))
@@ -240,3 +240,30 @@ def test_figures_of_many_sliders_focus_on_the_strongest():
     rows = extremes(vis, limit=60)
     order = np.argsort(-np.nan_to_num(vis, nan=-np.inf))
     assert list(rows[:30]) == list(order[:30]) and set(rows[30:]) == set(order[-30:]) and 7 in rows[30:]
+
+
+def test_worker_processes_give_the_same_report(experiment, report, tmp_path):
+    """Scorecards and pictures on two worker processes: the same numbers, figures and report as in
+    one process (each worker runs one thread of every library)."""
+    out, metrics, _ = report
+    cfg = experiment_from_text(experiment.read_text(), str(experiment))
+    two = compare_experiment(cfg, tmp_path, n_traversals=1, steps=3, size=48, n_jobs=2, log=lambda *_: None)
+    assert metrics["settings"]["workers"] == 1 and two["settings"]["workers"] == 2
+
+    def numbers(m):
+        m = json.loads(json.dumps(m))
+        for key in ("timings", "task_seconds", "settings"):
+            m.pop(key)
+        for card in list(m["models"].values()) + list(m["baselines"].values()):
+            card.pop("timings")
+            card["estimators"].pop("n_jobs", None)
+        m["experiment"].pop("config", None)
+        return m
+
+    assert numbers(two) == numbers(metrics)
+    assert set(two["task_seconds"]) >= {"metrics_pca", "metrics_ica", "plots_pca", "traversals_ica",
+                                        "baseline_sliders", "measurements"}
+    figures = sorted(p.name for p in (out / "figures").iterdir())
+    assert figures == sorted(p.name for p in (tmp_path / "figures").iterdir())
+    for name in figures:   # the same pictures, byte for byte
+        assert (tmp_path / "figures" / name).read_bytes() == (out / "figures" / name).read_bytes(), name

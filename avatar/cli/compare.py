@@ -48,6 +48,9 @@ def register_compare(sub, add) -> None:
                          "appears in one overview picture per model; 0: no traversal pictures)")
     sp.add_argument("--size", type=int, default=128, help="pixels of each traversal picture")
     sp.add_argument("--seed", type=int, default=0)
+    sp.add_argument("--workers", type=int, default=None,
+                    help="processes for the scorecards and pictures (default: one per core, at most 4, from "
+                         "2,000 avatars up; 1: all in this process); the numbers do not depend on it")
     sp.add_argument("--no-fit", action="store_true", help="fail instead of fitting a missing model file")
 
 
@@ -56,14 +59,16 @@ def cmd_compare(args) -> int:
     from avatar.latent.experiment import load_config
 
     for flag, value, lo in (("--max-train", args.max_train, 10), ("--max-test", args.max_test, 10),
-                            ("--traversals", args.traversals, 0), ("--size", args.size, 32), ("--seed", args.seed, 0)):
+                            ("--traversals", args.traversals, 0), ("--size", args.size, 32), ("--seed", args.seed, 0),
+                            ("--workers", 1 if args.workers is None else args.workers, 1)):
         if value < lo:
             raise usage(f"{flag} must be >= {lo}, got {value}")
     cfg = load_config(args.config)  # ConfigError -> exit 2, nothing written
     out = check_output_dir(args.output)
     try:
         compare_experiment(cfg, out, fit=not args.no_fit, dci_model=args.dci, max_train=args.max_train,
-                           max_test=args.max_test, n_traversals=args.traversals, size=args.size, seed=args.seed)
+                           max_test=args.max_test, n_traversals=args.traversals, size=args.size, seed=args.seed,
+                           n_jobs=args.workers)
     except ValueError as err:  # e.g. mismatched codes and sliders, a dataset with too few samples
         raise usage(str(err)) from None
     return 0

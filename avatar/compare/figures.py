@@ -11,7 +11,7 @@ legible: label fonts shrink with the cell size, never below 5 pt.
     F.explained_variance(np.cumsum(ratio), save="ev.png")        # marks 90 / 95 / 99 %
     F.bar_chart(values, names, groups=groups, xlabel="mm")
     F.image_strip(images, labels, "component 1")                  # images (n, H, W, 3) uint8
-    F.traversal_comparison(rig, model, 0, "body.weight")         # latent strip above slider strip
+    F.traversal_comparison(rig, model, 0, "body.weight")         # latent strip above slider strip (PIL)
 """
 from __future__ import annotations
 
@@ -438,11 +438,14 @@ def latent_traversal(rig, model, component: int, steps: int = 7, sd: float = 2.0
 def traversal_comparison(rig, model, component: int, slider: str | None, steps: int = 7, sd: float = 2.0,
                          views=("front",), size: int = 160, title: str | None = None, match: str = "",
                          save=None, as_png: bool = False, **kw):
-    """A latent component's strip with its best-matching slider's own strip below it.
+    """A latent component's strip with its best-matching slider's own strip below it: a PIL image
+    (drawn with PIL, not matplotlib: a tenth of the time), or its PNG bytes with ``as_png``.
 
     slider : the matched slider's name, or None for the latent strip alone.
     match : text for the title, e.g. "|r| = 0.93".
     """
+    from avatar.rendering.pictures import contact_sheet
+
     lat, lat_labels = latent_traversal_images(rig, model, component, steps, sd, views, size, **kw)
     rows, labels, names = [lat[:, 0]], [lat_labels], [f"component {component + 1}"]
     if slider is not None:  # a bool / categorical slider shows all its levels; rows are padded to match
@@ -454,7 +457,19 @@ def traversal_comparison(rig, model, component: int, slider: str | None, steps: 
         title = f"component {component + 1} (-{sd:g} to +{sd:g} sd)"
         if slider is not None:
             title += f" and its best match {slider}" + (f" ({match})" if match else "")
-    return image_strip(rows, labels, title, row_labels=names, save=save, as_png=as_png)
+    grid = _pad_rows(rows)
+    cells = [str(row[j]) if j < len(row) else "" for row in labels for j in range(grid.shape[1])]
+    sheet = contact_sheet(grid.reshape(-1, *grid.shape[2:]), cells, cols=grid.shape[1], title=title,
+                          row_labels=names)
+    if save is None and not as_png:
+        return sheet
+    buf = io.BytesIO()
+    sheet.save(buf, format="PNG")
+    if save is not None:
+        from avatar.export import atomic_write
+
+        atomic_write(Path(save), lambda f: f.write(buf.getvalue()))
+    return buf.getvalue() if as_png else sheet
 
 
 EFFECT_CMAP = matplotlib.colors.LinearSegmentedColormap.from_list(

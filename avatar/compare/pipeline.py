@@ -14,18 +14,19 @@ The steps, each a function of arrays from the one before:
 """
 from __future__ import annotations
 
-import io
 import json
 import os
 import time
-from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 
 import numpy as np
 
 from . import figures as fig
+from .pictures import loaded, model_plots, model_traversals
 from .report import Report
-from .scorecard import baselines, compare_codes, to_json
+from .scorecard import BASELINES, baselines, compare_codes, to_json
+from .tasks import run_tasks
 
 HEADLINE = (  # (key in summary, label, what it says)
     ("mig", "MIG", "gap in information between the best and second-best code for each slider"),
@@ -58,11 +59,14 @@ def compare_experiment(config, out_dir, *, fit: bool = True, dci_model: str = "f
     n_traversals : components drawn large per model (7 steps), each beside its best-matching
         slider; every component also appears in one overview picture per model (0: none).
     renders : False skips the traversal pictures (no OpenGL needed).
-    n_jobs : threads for the per-slider classifier fits (default: one per core, at most 4).
+    n_jobs : worker processes for the scorecards and pictures (:mod:`avatar.compare.tasks`;
+        default: one per core, at most 4, from ``PARALLEL_AVATARS`` avatars up; 1: everything
+        in this process, the scorecards' classifier fits on threads). The numbers do not
+        depend on it.
 
     Returns the metrics dict written to metrics.json.
     """
-    from ..latent.experiment import ExperimentConfig, load_config, load_experiment, run
+    from ..latent.experiment import ExperimentConfig, load_config, run
 
     cfg = config if isinstance(config, ExperimentConfig) else load_config(config)
     out = Path(out_dir)
@@ -81,7 +85,7 @@ def compare_experiment(config, out_dir, *, fit: bool = True, dci_model: str = "f
             raise FileNotFoundError(f"{model_file}: no model file; run `avatar fit {cfg.source}` first")
         log(f"{model_file} does not exist yet: fitting the experiment first")
         run(cfg, log=log)
-    exp = load_experiment(model_file)
+    exp, rig = loaded(model_file)   # kept for this process's tasks (with one process: all of them)
     lap("fit_or_load")
 
     # 2. factors: the sliders this dataset varies
@@ -95,36 +99,54 @@ def compare_experiment(config, out_dir, *, fit: bool = True, dci_model: str = "f
         f"{len(exp.train):,} train / {len(exp.test):,} test rows")
     slider_names = list(names)
     if "measurements" in (exp.metadata.get("factors") or ()):
-        extra, M_train, M_test = _measurement_columns(exp, ds)
+        extra, M_train, M_test = _measurement_columns(exp, ds, rig())
         names += extra
         F_train, F_test = np.hstack([F_train, M_train]), np.hstack([F_test, M_test])
         log(f"  factors: {len(slider_names)} sliders and {len(extra)} body measurements")
         lap("measurement_factors")
     groups = [n.split(".", 1)[0] for n in names]
 
-    # 3-4. codes and metrics
-    n_jobs = n_jobs or min(os.cpu_count() or 1, 4)
-    kw = dict(seed=seed, max_train=max_train, max_test=max_test, dci_model=dci_model, n_jobs=n_jobs,
+    # 3-5. codes; then every scorecard, and each model's pictures once its card is in, on workers
+    workers = n_jobs or (min(os.cpu_count() or 1, 4) if len(ds) >= PARALLEL_AVATARS else 1)
+    threads = 1 if workers > 1 else min(os.cpu_count() or 1, 4)
+    kw = dict(seed=seed, max_train=max_train, max_test=max_test, dci_model=dci_model, n_jobs=threads,
               max_train_nonlinear=NONLINEAR_ROWS)
     codes = encode_split(exp, ds)
     lap("encode")
-    results = {}
-    for name in exp.models:
-        Z_train, Z_test = codes[name]
-        code_names = [f"{name}.{i + 1}" for i in range(Z_train.shape[1])]
-        results[name] = compare_codes(Z_train, F_train, Z_test, F_test, names, code_names, **kw)
-        lap(f"metrics_{name}")
-        log(f"  {name}: " + ", ".join(f"{label} {results[name]['summary'][key]:.3f}"
-                                      for key, label, _ in HEADLINE[:3]))
-    regions = _region_scores(exp, ds, results, slider_names, log)
-    lap("regions")
-    nuisance, invariance = _pose_invariance(exp, ds, varied, names_all, seed, log)
-    lap("pose_invariance")
     first = next(iter(exp.models))
-    base = baselines(codes[first][0], F_train, codes[first][1], F_test, names, **kw)
-    lap("baselines")
-    measured = _measurements(exp, ds, codes, max_train, max_test, seed)
-    lap("measurements")
+    tasks = {("metrics", name): (partial(compare_codes, **kw),
+                                 (Z_train, F_train, Z_test, F_test, names, [f"{name}.{i + 1}" for i in range(Z_train.shape[1])]))
+             for name, (Z_train, Z_test) in codes.items()}
+    tasks |= {("baseline", b): (partial(baselines, which=(b,), **kw), (codes[first][0], F_train, codes[first][1],
+                                                                      F_test, names)) for b in BASELINES}
+    fig_dir = out / "figures"
+    n_strips = n_traversals if renders else 0
+
+    def pictures(key, card):
+        if key[0] != "metrics":
+            return {}
+        log(f"  {key[1]}: " + ", ".join(f"{label} {card['summary'][k]:.3f}" for k, label, _ in HEADLINE[:3]))
+        more = {("plots", key[1]): (model_plots, (key[1], card, groups, fig_dir, VISIBLE))}
+        if n_strips > 0:
+            more["traversals", key[1]] = (partial(model_traversals, n=n_strips, steps=steps, size=size),
+                                          (str(model_file), key[1], card, fig_dir))
+        return more
+
+    nuisance, pose_cols, shape_cols = _nuisance(ds, varied, names_all)
+    if pose_cols and shape_cols:
+        tasks["pose_invariance",] = (_pose_task, (str(model_file), pose_cols, shape_cols, seed))
+    tasks["measurements",] = (_measurement_task, (str(model_file), codes, max_train, max_test, seed))
+    task_seconds: dict = {}
+    done = run_tasks(tasks, workers, then=pictures, seconds=task_seconds)
+    lap(f"scorecards_and_pictures ({workers} workers)" if workers > 1 else "scorecards_and_pictures")
+    invariance = done.get(("pose_invariance",))
+    if invariance:
+        log(f"  pose as a nuisance: " + ", ".join(f"{n} {v['invariant_codes']} pose-blind / {v['pose_codes']} "
+                                                  "pose codes" for n, v in invariance["models"].items()))
+    results = {name: done["metrics", name] for name in exp.models}
+    base = {b: done["baseline", b][b] for b in BASELINES}
+    regions = _region_scores(exp, ds, results, slider_names, rig, log)
+    lap("regions")
 
     metrics = {
         "experiment": {"name": cfg.name, "config": str(cfg.source), "model_file": str(model_file),
@@ -134,7 +156,7 @@ def compare_experiment(config, out_dir, *, fit: bool = True, dci_model: str = "f
                     "nuisance": nuisance, "measurements": names[len(slider_names):]},
         "regions": regions,
         "pose_invariance": invariance,
-        "measurements": measured,
+        "measurements": done["measurements",],
         "intrinsic_dimensionality": exp.metadata.get("intrinsic_dimensionality", {}),
         "reconstruction": _reconstruction(exp.metadata.get("models") or []),
         "models": results,
@@ -142,16 +164,16 @@ def compare_experiment(config, out_dir, *, fit: bool = True, dci_model: str = "f
         "baseline_codes": f"random projection and permuted codes have the dimension of '{first}'",
         "settings": {"dci_model": dci_model, "max_train": max_train, "max_test": max_test, "seed": seed,
                      "max_train_nonlinear": NONLINEAR_ROWS,
-                     "visible_threshold": VISIBLE, "n_jobs": n_jobs},
+                     "visible_threshold": VISIBLE, "n_jobs": threads, "workers": workers},
     }
-
     metrics = to_json(metrics)
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
 
-    # 5-6. pictures and report
-    report = _report(cfg, exp, metrics, groups, out / "figures", n_traversals if renders else 0, steps, size, log)
-    lap("figures")
+    # 6. the report
+    report = _report(cfg, exp, metrics, done, fig_dir, log)
+    lap("report")
     metrics["timings"] = timings
+    metrics["task_seconds"] = {"_".join(key): {"wall": w, "cpu": c} for key, (w, c) in task_seconds.items()}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
     report.write(out / "report.html")
     log(summary_text(metrics))
@@ -159,35 +181,43 @@ def compare_experiment(config, out_dir, *, fit: bool = True, dci_model: str = "f
     return metrics
 
 
+PARALLEL_AVATARS = 2000  # from this many avatars up, a compare runs on worker processes by default
+
+
 ANCHORS = 128  # test avatars the pose-invariance figure regenerates (three times each)
 
 
-def _pose_invariance(exp, ds, varied, names_all, seed: int, log):
-    """(nuisance slider names, pose-invariance figures or None) when the dataset varies pose and shape."""
+def _nuisance(ds, varied, names_all) -> tuple[list, list, list]:
+    """(nuisance slider names, varied pose columns, varied shape columns): pose and scene (camera,
+    light, background) sliders are nuisance factors of a study of the person."""
+    is_pose = {s.name: bool(s.pose) for s in ds.rig.sliders}
+    is_scene = {s.name: bool(getattr(s, "scene", None)) for s in ds.rig.sliders}
+    pose_cols = [int(j) for j in varied if is_pose.get(names_all[j])]
+    shape_cols = [int(j) for j in varied if not is_pose.get(names_all[j]) and not is_scene.get(names_all[j])]
+    nuisance = [names_all[j] for j in varied if is_pose.get(names_all[j]) or is_scene.get(names_all[j])]
+    return nuisance, pose_cols, shape_cols
+
+
+def _pose_task(model_file: str, pose_cols: list, shape_cols: list, seed: int) -> dict:
+    """The pose-invariance figures (:mod:`avatar.compare.invariance`) of ``ANCHORS`` test avatars."""
     from .invariance import pose_invariance
 
-    spec = ds.rig
-    is_pose = {s.name: bool(s.pose) for s in spec.sliders}
-    is_scene = {s.name: bool(getattr(s, "scene", None)) for s in spec.sliders}
-    pose_cols = [j for j in varied if is_pose.get(names_all[j])]
-    shape_cols = [j for j in varied if not is_pose.get(names_all[j]) and not is_scene.get(names_all[j])]
-    # pose and scene (camera, light, background) are nuisance factors of a study of the person
-    nuisance = [names_all[j] for j in varied if is_pose.get(names_all[j]) or is_scene.get(names_all[j])]
-    if not pose_cols or not shape_cols:
-        return nuisance, None
+    exp, rig = loaded(model_file)
+    ds = exp.dataset
     rows = np.sort(exp.test[np.random.default_rng(seed).permutation(len(exp.test))[:ANCHORS]])
     S = np.asarray(ds.sliders[rows], np.float64)
-    result = pose_invariance(exp.models, ds.load_rig(), ds.config["outputs"], S, pose_cols, shape_cols, seed)
-    log(f"  pose as a nuisance: " + ", ".join(f"{n} {v['invariant_codes']} pose-blind / {v['pose_codes']} pose codes"
-                                              for n, v in result["models"].items()))
-    return nuisance, result
+    return pose_invariance(exp.models, rig(), ds.config["outputs"], S, pose_cols, shape_cols, seed)
 
 
-def _measurement_columns(exp, ds):
+def _measurement_task(model_file: str, codes: dict, max_train, max_test, seed: int) -> dict:
+    exp, rig = loaded(model_file)
+    return _measurements(exp, exp.dataset, codes, max_train, max_test, seed, rig())
+
+
+def _measurement_columns(exp, ds, rig):
     """(names "measure.<m>", (n_train, M), (n_test, M)): the body measurements that vary, as factors."""
     from .measurements import CONSTANT, measurement_factors
 
-    rig = ds.load_rig()
     m_names, M_train = measurement_factors(ds, exp.train, rig)
     _, M_test = measurement_factors(ds, exp.test, rig)
     keep = M_train.std(axis=0) > CONSTANT
@@ -199,7 +229,7 @@ def _model_entries(exp) -> dict:
     return entries if isinstance(entries, dict) else {e.get("name"): e for e in entries if isinstance(e, dict)}
 
 
-def _region_scores(exp, ds, results: dict, slider_names: list, log) -> dict:
+def _region_scores(exp, ds, results: dict, slider_names: list, rig, log) -> dict:
     """{region: {"sliders", "models": {model: restricted summary}, "best", "worst"}} for an experiment
     with regions (adds ``region`` to each regional model's card); {} without regions."""
     from .regions import motion_energy, region_sliders, restrict
@@ -208,7 +238,6 @@ def _region_scores(exp, ds, results: dict, slider_names: list, log) -> dict:
     if not info:
         return {}
     entries = _model_entries(exp)
-    rig = ds.load_rig()
     out, energy = {}, None
     for region, spec in info.items():
         members = [n for n in exp.models if (entries.get(n) or {}).get("region") == region]
@@ -221,7 +250,7 @@ def _region_scores(exp, ds, results: dict, slider_names: list, log) -> dict:
             mine = list(slider_names)      # a texture-only region: its sliders cannot be told by motion
         else:
             if energy is None and not globs:      # the sliders' motion, once for every region
-                energy = motion_energy(rig, slider_names)
+                energy = motion_energy(rig(), slider_names)
             mine = region_sliders(slider_names, energy, index, globs)
         cols = [slider_names.index(n) for n in mine]
         entry = {"sliders": mine, "models": {},
@@ -242,8 +271,9 @@ def _region_scores(exp, ds, results: dict, slider_names: list, log) -> dict:
 MEASURED_ROWS = 1000  # train and test rows each whose body measurements are compared with the codes
 
 
-def _measurements(exp, ds, codes, max_train, max_test, seed: int) -> dict:
-    """Body measurements as extra factors (:mod:`avatar.compare.measurements`), for a sample of rows."""
+def _measurements(exp, ds, codes, max_train, max_test, seed: int, rig) -> dict:
+    """Body measurements as extra factors (:mod:`avatar.compare.measurements`), for a sample of rows
+    (``rig``: the dataset's rig)."""
     from .measurements import carried_by, measurement_factors
 
     rng = np.random.default_rng(seed)
@@ -251,7 +281,6 @@ def _measurements(exp, ds, codes, max_train, max_test, seed: int) -> dict:
     for part, rows, cap in (("train", exp.train, max_train), ("test", exp.test, max_test)):
         k = min(len(rows), MEASURED_ROWS, cap or len(rows))
         pick[part] = np.sort(rng.permutation(len(rows))[:k])
-    rig = ds.load_rig()
     names, M_train = measurement_factors(ds, exp.train[pick["train"]], rig)
     _, M_test = measurement_factors(ds, exp.test[pick["test"]], rig)
     sub = {m: (z[pick["train"]], t[pick["test"]]) for m, (z, t) in codes.items()}
@@ -345,7 +374,8 @@ GLOSSARY = (
 )
 
 
-def _report(cfg, exp, metrics, groups, fig_dir: Path, n_traversals, steps, size, log) -> Report:
+def _report(cfg, exp, metrics, pictures: dict, fig_dir: Path, log) -> Report:
+    """The report; ``pictures`` holds each model's plots and traversals, {("plots", model): ...}."""
     r = Report(f"How the learned latent lines up with the sliders: {cfg.name}",
                subtitle=f"{metrics['experiment']['n_avatars']:,} avatars from {metrics['experiment']['dataset']}; "
                         f"models {', '.join(exp.models)}", intro=INTRO)
@@ -354,9 +384,8 @@ def _report(cfg, exp, metrics, groups, fig_dir: Path, n_traversals, steps, size,
     _summary_section(r, metrics)
     _region_section(r, metrics)
     _dimension_section(r, exp, metrics, fig_dir)
-    strips = _Traversals(exp.dataset.load_rig(), n_traversals, steps, size) if n_traversals > 0 else None
     for name, res in metrics["models"].items():
-        _model_section(r, name, res, groups, fig_dir, exp, strips, log)
+        _model_section(r, name, res, pictures["plots", name], pictures.get(("traversals", name)), log)
     _nuisance_section(r, metrics)
     from .measurements import measurement_section
 
@@ -493,15 +522,14 @@ def _dimension_section(r: Report, exp, metrics: dict, fig_dir: Path) -> None:
             for k, v in counts.items()) + f" (for {n_sliders} sliders).")
 
 
-def _model_section(r: Report, name: str, res: dict, groups, fig_dir: Path, exp, strips, log) -> None:
+def _model_section(r: Report, name: str, res: dict, plots: dict, strips: dict | None, log) -> None:
     s = res["summary"]
     r.section(f"Model: {name}",
               f"{name} has {res['n_codes']} codes; here is which sliders each of them follows.")
     r.metric_cards([(label, _fmt(s[key]), what) for key, label, what in HEADLINE[:4]]
                    + [("matching", _fmt(s["matching_score"]), "mean |Spearman| of the best one-to-one pairing"),
                       ("visibility", _fmt(s["visibility_mean"]), "mean share of a slider the codes recover")])
-    codes, sliders = res["code_names"], res["factor_names"]
-    stem = f"{name}_"
+    codes = res["code_names"]
     r.subsection("Which slider each code follows",
                  "Each code paired one-to-one with the slider it tracks most closely (Hungarian matching on "
                  "|Spearman|); then the slider that dominates a linear fit of the code on all sliders, its "
@@ -515,183 +543,33 @@ def _model_section(r: Report, name: str, res: dict, groups, fig_dir: Path, exp, 
                      res["purity"]["top_slider"][i], _num(purity[i]), _num(mixed[i])])
     r.table(rows, ["code", "matched slider", "|Spearman|", "strongest slider (linear fit)", "purity",
                    "sliders mixed"], numeric=(2, 4, 5))
-    imp = np.asarray(res["dci"]["importance"], np.float64)
-    spearman = np.asarray(res["spearman"], np.float64)
-    nmi = np.asarray(res["normalized_mutual_information"], np.float64)
-    cols = focus_columns(np.abs(spearman), imp, nmi)
-    shown = [sliders[j] for j in cols]
-    note = "" if len(cols) == len(sliders) else (
-        f" Shown: the {len(cols)} of {len(sliders)} sliders with the strongest link to some code (largest |Spearman|, "
-        "importance or mutual information), in rig order; metrics.json has every slider.")
     r.subsection("Importance: which codes predict which sliders",
                  "A disentangled latent shows one big square per row and per column; squares spread along a "
                  "row mean that code is entangled.")
-    r.figure(fig.hinton(imp[:, cols], codes, shown, title=f"{name}: DCI importance (codes x sliders)", as_png=True,
-                        save=fig_dir / f"{stem}dci_importance.png"),
-             "Square area: how much a gradient-boosted (or forest) classifier relies on the code to predict the "
-             "slider." + note)
+    r.figure(*plots["dci_importance"])
     r.subsection("Correlation and mutual information",
                  "Strong colour in one cell per row means a code follows one slider; several cells mean it mixes "
                  "them.")
-    r.figure(fig.heatmap(spearman[:, cols], codes, shown, diverging=True,
-                         title=f"{name}: Spearman correlation", colorbar_label="rank correlation", as_png=True,
-                         save=fig_dir / f"{stem}spearman.png"), "Rank correlation of each code with each slider." + note)
-    r.figure(fig.heatmap(nmi[:, cols], codes, shown,
-                         vmin=0, title=f"{name}: normalised mutual information", colorbar_label="MI / H(slider)",
-                         as_png=True, save=fig_dir / f"{stem}mutual_information.png"),
-             "Mutual information between each binned code and each slider, as a share of the slider's entropy." + note)
-    vis = np.asarray(res["visibility"]["per_slider"], np.float64)
-    rows = extremes(vis)
+    r.figure(*plots["spearman"])
+    r.figure(*plots["mutual_information"])
     r.subsection("Which sliders the latent sees",
                  "For each slider, the share of its variation that can be read back from the codes; short bars "
                  "are sliders this latent does not see.")
-    r.figure(fig.bar_chart(vis[rows], [sliders[j] for j in rows], groups=[groups[j] for j in rows],
-                           title=f"{name}: visibility per slider", xlabel="test R^2 (codes -> slider)",
-                           threshold=VISIBLE, threshold_label="seen", xlim=(0, 1), as_png=True,
-                           save=fig_dir / f"{stem}visibility.png"),
-             f"Sliders under {VISIBLE} are listed below." + ("" if len(rows) == len(vis) else
-             f" Shown: the {len(rows) // 2} most and the {len(rows) - len(rows) // 2} least visible of "
-             f"{len(vis)} sliders."))
+    r.figure(*plots["visibility"])
     blind = _unseen(res)
     r.paragraph(("Not seen: " + ", ".join(blind)) if blind else "Every varied slider is seen.",
                 tone="note" if blind else None)
-    r.figure(fig.bar_chart(purity, codes, title=f"{name}: purity per code", xlabel="purity (1 = one slider)",
-                           sort=False, xlim=(0, 1), as_png=True, save=fig_dir / f"{stem}purity.png"),
-             "Codes with low purity mix several sliders.")
-    if strips is not None:
-        _traversals(r, name, res, exp.model(name), fig_dir, strips, log)
-
-
-FOCUS = 60   # sliders a codes-by-sliders figure labels at most: beyond that the labels overlap
-
-
-def focus_columns(*matrices: np.ndarray, limit: int = FOCUS) -> np.ndarray:
-    """Columns (sorted) worth drawing of (k, F) matrices: all F when F <= limit, else the ``limit``
-    whose largest entry, as a share of its matrix's largest, is greatest in any of them."""
-    F = matrices[0].shape[1]
-    if F <= limit:
-        return np.arange(F)
-    score = np.zeros(F)
-    for m in matrices:
-        col = np.nanmax(np.where(np.isfinite(m), m, -np.inf), axis=0)
-        top = np.max(col[np.isfinite(col)], initial=0.0)
-        score = np.maximum(score, np.where(np.isfinite(col), col, 0.0) / (top if top > 0 else 1.0))
-    return np.sort(np.argsort(-score, kind="stable")[:limit])
-
-
-def extremes(values: np.ndarray, limit: int = FOCUS) -> np.ndarray:
-    """Indices of all values when there are at most ``limit``, else of the limit/2 largest and the
-    limit/2 smallest (NaN counts as smallest)."""
-    if len(values) <= limit:
-        return np.arange(len(values))
-    order = np.argsort(-np.nan_to_num(values, nan=-np.inf), kind="stable")
-    return np.concatenate([order[:limit // 2], order[len(order) - (limit - limit // 2):]])
-
-
-def _best_slider(res: dict, i: int) -> tuple[str | None, float]:
-    """(the slider code i correlates with most, its |Spearman|), or (None, nan) if none is defined."""
-    row = np.abs(np.asarray(res["spearman"][i], np.float64))
-    # measurement factors (measure.*) have no slider to traverse: pictures pair codes with sliders
-    row[[j for j, n in enumerate(res["factor_names"]) if n.startswith("measure.")]] = np.nan
-    if not np.isfinite(row).any():
-        return None, float("nan")
-    j = int(np.nanargmax(row))
-    return res["factor_names"][j], float(row[j])
-
-
-@dataclass
-class _Traversals:
-    """What every model's traversal pictures share: the rig, the settings, and the slider strips
-    (which do not depend on the model, so each is rendered once per report)."""
-
-    rig: object
-    n: int          # components drawn large
-    steps: int
-    size: int
-    slider_strips: dict = field(default_factory=dict)
-
-
-def _traversals(r: Report, name, res, model, fig_dir: Path, t: _Traversals, log) -> None:
-    from avatar.rendering.core import RenderBackendError
-
+    r.figure(*plots["purity"])
+    if strips is None:
+        return
     r.subsection("Latent traversals",
                  "Each learned axis swept from -2 to +2 standard deviations (top row), above the slider it "
                  "matches best swept over its range (bottom row).")
-    for i in _traversal_order(model, res, t.n):
-        slider, rho = _best_slider(res, i)
-        match = f"|Spearman| {rho:.2f}" if slider is not None else ""
-        try:
-            png = fig.traversal_comparison(t.rig, model, i, slider, steps=t.steps, size=t.size, match=match,
-                                           views=picture_views(model), as_png=True,
-                                           save=fig_dir / f"{name}_traversal_{i + 1}.png")
-        except RenderBackendError as err:
-            r.paragraph(f"No traversal pictures: {err}", tone="note")
-            log(f"  traversals skipped: {err}")
-            return
-        r.figure(png, f"{res['code_names'][i]} and its best-matching slider {slider} ({match}).")
-    grid = traversal_grid(t.rig, model, res, slider_cache=t.slider_strips, view=picture_views(model)[0])
-    buf = io.BytesIO()
-    grid.save(buf, format="PNG", optimize=True)
-    (fig_dir / f"{name}_traversals_all.png").write_bytes(buf.getvalue())
-    r.figure(buf.getvalue(), f"Every {name} component, each beside the slider it follows most. A disentangled "
-                             "latent shows each row's two halves changing the avatar the same way.")
-
-
-def picture_views(model) -> tuple[str]:
-    """The view a model's traversals are drawn in: the face close-up for a latent of the head's
-    vertices only (a face region), else the full-body front."""
-    from avatar.latent.regions import GROUPS
-
-    ft = getattr(model, "features_", None)
-    if ft is not None and "vertices" in ft.regional and set(ft.block("vertices")["parts"]) <= \
-            set(GROUPS["whole_head"]) | {"whole_head", "ears", "eyes"}:
-        return ("face",)
-    return ("front",)
-
-
-def traversal_grid(rig, model, res: dict, steps: int = 5, size: int = 96, sd: float = 2.0,
-                   slider_cache: dict | None = None, view: str = "front"):
-    """Every component in one picture (a PIL image): one row per component.
-
-    Each row shows the component from -sd to +sd (the others at their mean), then, after a
-    cell naming it, the slider it correlates with most swept over its range. Slider strips
-    are cached in ``slider_cache`` (shared across models: they do not depend on the model).
-    """
-    from avatar.rendering.pictures import contact_sheet
-
-    cache = {} if slider_cache is None else slider_cache
-    t = np.linspace(-sd, sd, steps)
-    cells, labels = [], []
-    strips, _ = fig.latent_traversal_images(rig, model, np.arange(len(res["code_names"])), steps, sd, (view,), size)
-    for i, code in enumerate(res["code_names"]):
-        lat = strips[i]                        # (steps, 1, H, W, 3): every component rendered in one call
-        cells += list(lat[:, 0])
-        labels += [f"{code} {x:+.1f}sd" if k == 0 else f"{x:+.1f} sd" for k, x in enumerate(t)]
-        slider, rho = _best_slider(res, i)
-        blank = np.full_like(lat[0, 0], 255)
-        if slider is None:
-            cells += [blank] * (steps + 1)
-            labels += [""] * (steps + 1)
-            continue
-        px = lat.shape[-2]                     # a picture latent decodes at its own size
-        if (slider, px, view) not in cache:
-            imgs, vals = fig.slider_traversal_images(rig, slider, steps, (view,), px)
-            cache[slider, px, view] = (list(imgs[:steps, 0]), [str(v) for v in vals[:steps]])
-        imgs, vals = cache[slider, px, view]
-        pad = steps - len(imgs)  # a bool or small categorical slider has fewer levels
-        cells += [blank] + imgs + [blank] * pad
-        labels += [f"~ {slider.split('.', 1)[-1]} {rho:.2f}"] + vals + [""] * pad
-    return contact_sheet(np.stack(cells), labels, cols=2 * steps + 1,
-                         title="each component (left, -2 to +2 sd) and the slider it follows most (right, |Spearman|)")
-
-
-def _traversal_order(model, res, n: int) -> list[int]:
-    """The components to draw: by explained variance when the model has it, else by code spread."""
-    k = res["n_codes"]
-    ev = getattr(model, "explained_variance_", None)
-    if ev is not None and len(ev) == k:
-        return [int(i) for i in np.argsort(-np.asarray(ev))[:n]]
-    return list(range(min(n, k)))
+    if strips.get("error"):
+        r.paragraph(f"No traversal pictures: {strips['error']}", tone="note")
+        log(f"  traversals skipped: {strips['error']}")
+    for png, caption in strips["pictures"]:
+        r.figure(png, caption)
 
 
 def _num(x):

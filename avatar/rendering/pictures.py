@@ -38,10 +38,11 @@ def _draw_centred(draw, box, text, font, fill=(40, 40, 44)):
 
 
 def contact_sheet(images: np.ndarray, labels: Sequence[str], cols: int | None = None,
-                  background=(255, 255, 255), title: str | None = None):
+                  background=(255, 255, 255), title: str | None = None, row_labels: Sequence[str] | None = None):
     """A grid of images (k, H, W, 3), each with its label below: a PIL image.
 
-    ``cols`` defaults to a near-square grid. With ``title``, a title row on top.
+    ``cols`` defaults to a near-square grid. With ``title``, a title row on top; with
+    ``row_labels`` (one per row), a left margin naming each row.
     """
     from PIL import Image, ImageDraw
 
@@ -51,16 +52,24 @@ def contact_sheet(images: np.ndarray, labels: Sequence[str], cols: int | None = 
         raise ValueError(f"{k} images but {len(labels)} labels")
     cols = max(1, min(k, cols or math.ceil(math.sqrt(k * h / w))))
     rows = math.ceil(k / cols)
+    if row_labels is not None and len(row_labels) != rows:
+        raise ValueError(f"{rows} rows but {len(row_labels)} row labels")
     lab = _label_height(h)
     top = lab + 4 if title else 0
-    sheet = Image.new("RGB", (cols * w, top + rows * (h + lab)), _rgb(background))
-    draw = ImageDraw.Draw(sheet)
     font = _font(int(lab * 0.72))
+    left = 0
+    if row_labels is not None:
+        measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
+        left = 8 + max(measure.textbbox((0, 0), str(t), font=font)[2] for t in row_labels)
+    sheet = Image.new("RGB", (left + cols * w, top + rows * (h + lab)), _rgb(background))
+    draw = ImageDraw.Draw(sheet)
     if title:
-        _draw_centred(draw, (0, 0, cols * w, top), title, _font(int(lab * 0.8)), fill=(20, 20, 24))
+        _draw_centred(draw, (0, 0, left + cols * w, top), title, _font(int(lab * 0.8)), fill=(20, 20, 24))
+    for r, text in enumerate(row_labels or ()):
+        _draw_centred(draw, (0, top + r * (h + lab), left, top + r * (h + lab) + h), str(text), font)
     for i in range(k):
         r, c = divmod(i, cols)
-        x, y = c * w, top + r * (h + lab)
+        x, y = left + c * w, top + r * (h + lab)
         sheet.paste(Image.fromarray(images[i]), (x, y))
         _draw_centred(draw, (x, y + h, x + w, y + h + lab), str(labels[i]), font)
     return sheet
