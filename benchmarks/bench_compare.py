@@ -9,7 +9,10 @@
    the metric steps summed over every card (models and baselines), and the total.
    Aim (issue 17): at most 60 s on 2 cores.
 
-    python benchmarks/bench_compare.py [--n 10000] [--traversals 2] [--keep DIR] [--jobs N]
+   The scorecards and pictures run on worker processes (one per core, at most 4); the
+   tasks' own seconds are printed too, longest first.
+
+    python benchmarks/bench_compare.py [--n 10000] [--traversals 2] [--keep DIR] [--workers N]
 """
 from __future__ import annotations
 
@@ -27,7 +30,7 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=10_000)
     ap.add_argument("--traversals", type=int, default=2)
     ap.add_argument("--keep", help="folder for the dataset, models and report (kept)")
-    ap.add_argument("--jobs", type=int, help="threads for the metrics (default: one per core, at most 4)")
+    ap.add_argument("--workers", type=int, help="worker processes (default: one per core, at most 4; 1: one process)")
     args = ap.parse_args()
 
     import avatar
@@ -58,7 +61,7 @@ def main() -> None:
             run(cfg, log=lambda *a: None)
             print(f"  fit (not part of the aim): {time.perf_counter() - t:.1f} s")
         t = time.perf_counter()
-        metrics = compare_experiment(cfg, root / "report", n_traversals=args.traversals, n_jobs=args.jobs,
+        metrics = compare_experiment(cfg, root / "report", n_traversals=args.traversals, n_jobs=args.workers,
                                      log=lambda *a: None)
         total = time.perf_counter() - t
         for name, seconds in metrics["timings"].items():

@@ -49,8 +49,9 @@ def register_compare(sub, add) -> None:
     sp.add_argument("--size", type=int, default=128, help="pixels of each traversal picture")
     sp.add_argument("--seed", type=int, default=0)
     sp.add_argument("--workers", type=int, default=None,
-                    help="processes for the scorecards and pictures (default: one per core, at most 4, from "
-                         "2,000 avatars up; 1: all in this process); the numbers do not depend on it")
+                    help="processes for the scorecards and pictures (default: one per core, at most 4, when "
+                         "training rows x sliders reach 50,000; 1: all in this process); the numbers do "
+                         "not depend on it")
     sp.add_argument("--no-fit", action="store_true", help="fail instead of fitting a missing model file")
 
 

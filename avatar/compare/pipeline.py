@@ -60,9 +60,9 @@ def compare_experiment(config, out_dir, *, fit: bool = True, dci_model: str = "f
         slider; every component also appears in one overview picture per model (0: none).
     renders : False skips the traversal pictures (no OpenGL needed).
     n_jobs : worker processes for the scorecards and pictures (:mod:`avatar.compare.tasks`;
-        default: one per core, at most 4, from ``PARALLEL_AVATARS`` avatars up; 1: everything
-        in this process, the scorecards' classifier fits on threads). The numbers do not
-        depend on it.
+        default: one per core, at most 4, once training rows x factors reach ``PARALLEL_WORK``;
+        1: everything in this process, the scorecards' classifier fits on threads). The
+        numbers do not depend on it.
 
     Returns the metrics dict written to metrics.json.
     """
@@ -107,7 +107,8 @@ def compare_experiment(config, out_dir, *, fit: bool = True, dci_model: str = "f
     groups = [n.split(".", 1)[0] for n in names]
 
     # 3-5. codes; then every scorecard, and each model's pictures once its card is in, on workers
-    workers = n_jobs or (min(os.cpu_count() or 1, 4) if len(ds) >= PARALLEL_AVATARS else 1)
+    rows = min(len(exp.train), max_train or len(exp.train))
+    workers = n_jobs or (min(os.cpu_count() or 1, 4) if rows * len(names) >= PARALLEL_WORK else 1)
     threads = 1 if workers > 1 else min(os.cpu_count() or 1, 4)
     kw = dict(seed=seed, max_train=max_train, max_test=max_test, dci_model=dci_model, n_jobs=threads,
               max_train_nonlinear=NONLINEAR_ROWS)
@@ -181,7 +182,8 @@ def compare_experiment(config, out_dir, *, fit: bool = True, dci_model: str = "f
     return metrics
 
 
-PARALLEL_AVATARS = 2000  # from this many avatars up, a compare runs on worker processes by default
+PARALLEL_WORK = 50_000   # training rows x factors from which a compare runs on worker processes by default
+                         # (below, the workers' start, about 5 s each, outweighs what they share)
 
 
 ANCHORS = 128  # test avatars the pose-invariance figure regenerates (three times each)
