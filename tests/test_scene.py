@@ -23,8 +23,8 @@ from avatar.spec.sliders import load_rig_spec
 ROOT = Path(__file__).resolve().parent.parent
 KNIGHT = ROOT / "configs" / "avatars" / "knight.yaml"
 HEROINE = ROOT / "configs" / "avatars" / "heroine.yaml"
-ROLES = ("camera_yaw", "camera_pitch", "camera_distance", "framing", "light_azimuth", "light_elevation",
-         "light_intensity", "background_hue", "background_saturation", "background_value")
+ROLES = ("camera_yaw", "camera_pitch", "camera_distance", "framing", "camera_scale", "light_azimuth", "light_elevation",
+         "light_intensity", "light_fill", "background_hue", "background_saturation", "background_value")
 
 
 def with_scene(rig, x, **values):
@@ -49,9 +49,9 @@ def test_the_humanoid_declares_every_scene_role_once(rig):
 
 def test_scene_sliders_leave_vertices_and_textures_untouched(rig):
     S = rig.sample(3, seed=4)
-    moved = with_scene(rig, S, camera_yaw=55, camera_pitch=-20, camera_distance=1.7, framing=2, light_azimuth=-80,
-                       light_elevation=30, light_intensity=60, background_hue=10, background_saturation=70,
-                       background_value=30)
+    moved = with_scene(rig, S, camera_yaw=55, camera_pitch=-20, camera_distance=1.7, framing=2, camera_scale=1,
+                       light_azimuth=-80, light_elevation=30, light_intensity=60, light_fill=0, background_hue=10,
+                       background_saturation=70, background_value=30)
     assert np.array_equal(rig.vertices(S), rig.vertices(moved))
     assert np.array_equal(rig.textures(S, 64), rig.textures(moved, 64))
 
@@ -195,9 +195,10 @@ def silhouette(img: np.ndarray) -> np.ndarray:
 def test_scene_sliders_change_the_renders_as_named(rig, rendering):
     x = rig.preset(KNIGHT)
     S = np.stack([x, with_scene(rig, x, camera_yaw=60), with_scene(rig, x, background_value=40),
-                  with_scene(rig, x, light_azimuth=-70), with_scene(rig, x, light_intensity=50)])
+                  with_scene(rig, x, light_azimuth=-70), with_scene(rig, x, light_intensity=50),
+                  with_scene(rig, x, light_fill=0), with_scene(rig, x, light_fill=0, light_azimuth=-70)])
     img = rendering.render(rig, S, views=("camera", "front"), size=64)
-    base, yaw, dark, lit, dim = img[:, 0]
+    base, yaw, dark, lit, dim, key, key_turned = img[:, 0]
     # multisampling blends the outline with the background: "inside" are the pixels that come out the
     # same on black and on white (no background in them), "outside" those away from the silhouette
     from scipy.ndimage import binary_dilation
@@ -217,6 +218,11 @@ def test_scene_sliders_change_the_renders_as_named(rig, rendering):
     assert np.abs(lit[inside].astype(int) - base[inside]).mean() > 3
     assert np.array_equal(lit[outside], base[outside])
     assert dim[inside].astype(int).sum() < 0.8 * base[inside].astype(int).sum()   # half the light: darker
+    # the key light alone (no fill, no rim): darker, and its azimuth moves more of the shading than the rig's
+    assert key[inside].astype(int).sum() < 0.9 * base[inside].astype(int).sum()
+    assert np.array_equal(key[outside], base[outside])
+    turned = np.abs(key_turned[inside].astype(int) - key[inside]).mean()
+    assert turned > 1.5 * np.abs(lit[inside].astype(int) - base[inside]).mean(), turned
 
 
 def test_camera_framing_and_distance_keep_the_avatar_in_frame(rig, rendering):
@@ -237,6 +243,26 @@ def test_camera_framing_and_distance_keep_the_avatar_in_frame(rig, rendering):
     assert abs(h[1] - h[0] / 2) <= 1.5, h
     face = rendering.render(rig, with_scene(rig, x, framing=2), views=("camera", "face"), size=64)[0]
     assert np.array_equal(face[0], face[1])   # the face framing is the face view
+
+
+def test_a_fixed_camera_scale_shows_stature_and_the_fitted_one_hides_it(rig, rendering):
+    """camera_scale: fixed frames the camera view as frame="fixed" does (a fixed world size), so a tall and a
+    short avatar differ in size; at fit (the default) each fills the frame alike."""
+    x = rig.defaults()
+    height = rig.slider_names.index("body.height")
+    short, tall = x.copy(), x.copy()
+    short[height], tall[height] = 0.0, 100.0
+    S = np.stack([short, tall])
+    fixed = with_scene(rig, S, camera_scale=1)
+    for framing in (0, 2):   # full body, face
+        a = rendering.render(rig, with_scene(rig, fixed, framing=framing), views=("camera",), size=64)[:, 0]
+        b = rendering.render(rig, with_scene(rig, S, framing=framing), views=("camera",), size=64, frame="fixed")[:, 0]
+        assert np.array_equal(a, b), framing
+    h = lambda imgs: [np.ptp(np.flatnonzero(silhouette(im).any(axis=1))) + 1 for im in imgs]  # noqa: E731
+    fit = h(rendering.render(rig, S, views=("camera",), size=64)[:, 0])
+    at_scale = h(rendering.render(rig, fixed, views=("camera",), size=64)[:, 0])
+    assert abs(fit[1] - fit[0]) <= 1, fit
+    assert at_scale[1] - at_scale[0] >= 6, at_scale
 
 
 def test_a_scene_traversal_shows_the_camera_view(rig, rendering):

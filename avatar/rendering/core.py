@@ -25,7 +25,8 @@ so avatars of any height are centred and fill the frame alike;
 images; ``frame="orbit"`` fits a yaw-independent cylinder (turntables).
 
 Scene sliders (:mod:`avatar.spec.scene`) set, per avatar, the ``camera`` view
-(yaw, pitch, distance, framing) and the lights and background of every view
+(yaw, pitch, distance, framing, scale: ``fixed`` frames it as ``frame="fixed"``)
+and the lights and background of every view
 (:mod:`avatar.rendering.scene`); at their defaults the images are the same bytes
 as before they existed.
 """
@@ -72,7 +73,9 @@ class View:
     the figure's left (+x); ``pitch``: degrees above the horizon; ``target``:
     ``"body"`` frames the whole avatar, ``"head"`` the head parts, ``"bust"`` the head, neck
     and upper chest; ``"scene"`` (the ``camera`` view) takes all of these from each avatar's scene
-    sliders. ``distance``: the camera's distance as a multiple (>= 1) of the fitted one."""
+    sliders. ``distance``: the camera's distance as a multiple (>= 1) of the fitted one. ``frame``:
+    this view's framing mode ("auto", "fixed", "orbit" as :func:`render`'s ``frame``); None (default)
+    takes the render's."""
 
     name: str
     yaw: float = 0.0
@@ -80,6 +83,7 @@ class View:
     target: str = "body"
     margin: float = 0.08           # fraction of the half-frame left free on each side
     distance: float = 1.0
+    frame: str | None = None
 
 
 VIEWS = {
@@ -668,7 +672,7 @@ def _stream(rig, blocks, views, width, height, perspective, frame, world_height,
             body = v.T.astype(np.float64)
             head = np.ascontiguousarray(body[:, geo.head])
             bust = _bust_points(body, geo) if any(x.target == "bust" for x in shown) else None
-            shots = [_frame(view, body, head, perspective=perspective, frame=frame, aspect=aspect,
+            shots = [_frame(view, body, head, perspective=perspective, frame=view.frame or frame, aspect=aspect,
                             tan_half=tan_half, world_height=world_height, bust=bust) for view in shown]
             lods = [geo.lod(2 * shot.mag / height) if use_lod else None for shot in shots]
             out = np.empty((len(views), height, width, 3), np.uint8)
@@ -738,12 +742,13 @@ def _primitive(geo: _Geometry, v, normals, lod, material, textured: bool):
 
 
 def _set_scene(scene, light_nodes, sc, i: int) -> None:
-    """Avatar i's background and light intensities (its scene sliders) on the shared scene."""
+    """Avatar i's background and light intensities (its scene sliders: intensity, fill) on the shared scene."""
     scene.bg_color = np.array([*(int(c) for c in sc.background[i]), 255]) / 255.0
-    factor = float(sc.intensity[i])
+    factor, fill = float(sc.intensity[i]), float(sc.fill[i])
     scene.ambient_light = np.full(3, AMBIENT * factor)
-    for node, (_, _, _, intensity) in zip(light_nodes, LIGHTS):
-        node.light.intensity = intensity * factor
+    for node, (name, _, _, intensity) in zip(light_nodes, LIGHTS):
+        # the fill share dims every light but the key (x * 1.0 is x: the default keeps its bytes)
+        node.light.intensity = intensity * factor if name == "key" else intensity * factor * fill
 
 
 def _shoot(renderer, scene, camera, cam_node, light_nodes, shot: _Shot, perspective: bool, aspect: float,

@@ -7,8 +7,9 @@ renderer then only reads row i for avatar i. A rig without scene sliders, or
 they were, the background :data:`avatar.rendering.core.BACKGROUND`.
 
 At the humanoid rig's defaults every value is exactly the old one (identity
-light rotations, intensity factor 1.0, background (236, 238, 241)), so
-renders are byte-identical to those made before scene sliders existed.
+light rotations, intensity and fill factors 1.0, background (236, 238, 241)), so
+renders are byte-identical to those made before scene sliders existed (the
+fill factor 1.0 multiplies the fill and rim intensities exactly).
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from typing import NamedTuple
 
 import numpy as np
 
-from avatar.spec.scene import FRAMINGS
+from avatar.spec.scene import FRAMINGS, SCALES
 
 # hue (degrees), saturation and value (%) that round to BACKGROUND, (236, 238, 241)
 BACKGROUND_HSV = (216.0, 2.0, 94.5)
@@ -31,8 +32,10 @@ class SceneBlock(NamedTuple):
     pitch: np.ndarray        # (n,) float64 degrees
     distance: np.ndarray     # (n,) float64 multiple of the fitted camera distance (>= 1)
     framing: np.ndarray      # (n,) int64 index into FRAMINGS
+    scale: np.ndarray        # (n,) int64 index into SCALES: the camera view fitted (0) or at a fixed scale (1)
     light: np.ndarray        # (n, 3, 3) float64 rotation of the light rig in camera axes
     intensity: np.ndarray    # (n,) float64 factor on every light
+    fill: np.ndarray         # (n,) float64 factor on the fill and rim lights (not the key, not the ambient)
     background: np.ndarray   # (n, 3) int64 display RGB 0-255
 
 
@@ -43,14 +46,20 @@ def _column(spec, S, role: str, default: float) -> np.ndarray:
     return np.full(n, float(default)) if j is None else np.asarray(S[:, j], np.float64)
 
 
-def _framings(spec, S) -> np.ndarray:
-    """(n,) int64 index into FRAMINGS of each avatar's framing (the rig's categories may be fewer)."""
-    j = spec.scene_roles.get("framing") if spec is not None else None
+def _categories(spec, S, role: str, names: tuple) -> np.ndarray:
+    """(n,) int64 index into ``names`` of each avatar's category of the categorical ``role`` (FRAMINGS,
+    SCALES; the rig's categories may be fewer or in another order); 0 when the rig has no such slider."""
+    j = spec.scene_roles.get(role) if spec is not None else None
     if j is None:
         return np.zeros(len(S), np.int64)
     cats = spec.sliders[j].categories
-    lookup = np.array([FRAMINGS.index(c) for c in cats], np.int64)
+    lookup = np.array([names.index(c) for c in cats], np.int64)
     return lookup[np.asarray(S[:, j]).astype(np.int64)]
+
+
+def _framings(spec, S) -> np.ndarray:
+    """(n,) int64 index into FRAMINGS of each avatar's framing."""
+    return _categories(spec, S, "framing", FRAMINGS)
 
 
 def light_rotations(azimuth: np.ndarray, elevation: np.ndarray) -> np.ndarray:
@@ -100,8 +109,10 @@ def scene_block(spec, S, n: int, background=None) -> SceneBlock:
         bg = np.tile(np.asarray(BACKGROUND if background is None else background, np.int64), (n, 1))
     return SceneBlock(yaw=col("camera_yaw", 0.0), pitch=col("camera_pitch", 0.0),
                       distance=col("camera_distance", 1.0), framing=_framings(spec, S),
+                      scale=_categories(spec, S, "camera_scale", SCALES),
                       light=light_rotations(col("light_azimuth", 0.0), col("light_elevation", 0.0)),
-                      intensity=col("light_intensity", 100.0) / 100.0, background=bg)
+                      intensity=col("light_intensity", 100.0) / 100.0, fill=col("light_fill", 100.0) / 100.0,
+                      background=bg)
 
 
 def camera_view(block: SceneBlock, i: int):
@@ -109,8 +120,9 @@ def camera_view(block: SceneBlock, i: int):
     from avatar.rendering.core import View
 
     target, margin = FRAMING_TARGETS[FRAMINGS[int(block.framing[i])]]
+    frame = "fixed" if SCALES[int(block.scale[i])] == "fixed" else None   # None: the render's (auto)
     return View("camera", yaw=float(block.yaw[i]), pitch=float(block.pitch[i]), target=target, margin=margin,
-                distance=float(block.distance[i]))
+                distance=float(block.distance[i]), frame=frame)
 
 
 __all__ = ["BACKGROUND_HSV", "FRAMING_TARGETS", "SceneBlock", "camera_view", "hsv_to_rgb", "light_rotations", "scene_block"]

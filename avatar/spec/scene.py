@@ -19,9 +19,15 @@ them. Each role is set by at most one slider of a rig.
 Roles (:data:`ROLES`): ``camera_yaw``, ``camera_pitch`` (degrees),
 ``camera_distance`` (a multiple, at least 1, of the distance that fits the
 framing), ``framing`` (categorical: ``full_body``, ``bust``, ``face``),
+``camera_scale`` (categorical: ``fit``, the framed part fitted to each avatar
+so that it fills the picture whatever its size, or ``fixed``, a fixed world
+size as ``render(frame="fixed")`` gives it: 2.2 m of body, 0.75 m of bust,
+0.36 m of head, so stature and head size show),
 ``light_azimuth``, ``light_elevation`` (degrees by which the three-point
 light rig turns around the camera's vertical and horizontal axes),
-``light_intensity`` (% of every light), ``background_hue`` (degrees),
+``light_intensity`` (% of every light), ``light_fill`` (% of the fill and rim
+lights, the key light and the ambient untouched: 0 is the key light alone, a
+hard one-sided light), ``background_hue`` (degrees),
 ``background_saturation`` and ``background_value`` (%, HSV).
 """
 from __future__ import annotations
@@ -31,6 +37,7 @@ from typing import NamedTuple
 from avatar.spec.config import Problems, check_choice, describe, did_you_mean, format_number
 
 FRAMINGS = ("full_body", "bust", "face")
+SCALES = ("fit", "fixed")
 
 
 class Role(NamedTuple):
@@ -49,13 +56,19 @@ ROLES = {
     "camera_distance": Role("continuous", "none", 1.0, 10.0,
                             "camera distance as a multiple of the fitted one (below 1 it would crop the avatar)"),
     "framing": Role("categorical", None, None, None, "what the camera view frames"),
+    "camera_scale": Role("categorical", None, None, None, "the camera view fitted to the avatar or at a fixed scale"),
     "light_azimuth": Role("continuous", "deg", -180.0, 180.0, "light rig turn around the camera's vertical"),
     "light_elevation": Role("continuous", "deg", -90.0, 90.0, "light rig tilt around the camera's horizontal"),
     "light_intensity": Role("continuous", "%", 0.0, 1000.0, "brightness of every light"),
+    "light_fill": Role("continuous", "%", 0.0, 1000.0, "brightness of the fill and rim lights"),
     "background_hue": Role("continuous", "deg", 0.0, 360.0, "background hue"),
     "background_saturation": Role("continuous", "%", 0.0, 100.0, "background saturation"),
     "background_value": Role("continuous", "%", 0.0, 100.0, "background value (brightness)"),
 }
+
+
+# the categories a categorical role's slider may have (a subset, in any order)
+CATEGORIES = {"framing": FRAMINGS, "camera_scale": SCALES}
 
 
 def parse_scene(problems: Problems, path: tuple, raw: object, kind: str, unit: str, lo, hi, cats) -> str | None:
@@ -77,10 +90,11 @@ def parse_scene(problems: Problems, path: tuple, raw: object, kind: str, unit: s
     if kind != want.kind:
         problems.add(path, f"a {role} slider must be {want.kind}, not {kind}")
     elif want.kind == "categorical":
+        allowed = CATEGORIES[role]
         for c in cats or ():
-            if c not in FRAMINGS:
-                problems.add(path, f"framing category '{c}' is not one of {', '.join(FRAMINGS)}"
-                             f"{did_you_mean(c, FRAMINGS)}")
+            if c not in allowed:
+                problems.add(path, f"{role} category '{c}' is not one of {', '.join(allowed)}"
+                             f"{did_you_mean(c, allowed)}")
     else:
         if unit != want.unit:
             written = '"%"' if want.unit == "%" else want.unit  # as YAML needs it
