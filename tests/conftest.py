@@ -69,3 +69,15 @@ def extreme_vertices(rig, extremes):
     """(lo, hi) vertices (P, V, 3) float32 for the rows of :func:`extremes`."""
     lo, hi = extremes
     return rig.vertices(lo), rig.vertices(hi)
+
+
+@pytest.fixture(scope="session")
+def rendering():
+    """avatar.rendering.core with a working OpenGL backend; the test is skipped without one."""
+    from avatar.rendering import core
+
+    try:
+        core.choose_backend()
+    except core.RenderBackendError as err:
+        pytest.skip(f"no OpenGL backend: {err}")
+    return core

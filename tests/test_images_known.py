@@ -22,16 +22,10 @@ SIZE = 32       # the 64 px renders box-filtered to 32 px, as a renders feature 
 
 
 @pytest.fixture(scope="module")
-def known():
+def known(rendering):
     """(factor names, factors (N, 3), centred pixels (N, 32 * 32 * 3) float32, seconds spent rendering)."""
     from threadpoolctl import threadpool_limits
 
-    from avatar.rendering import core
-
-    try:
-        core.choose_backend()
-    except core.RenderBackendError as err:
-        pytest.skip(f"no OpenGL backend: {err}")
     config = dataset.load_config(CONFIG)
     rig = avatar.load_rig()   # config.rig is "humanoid", the default
     S = dataset.sample(config, 0, N)

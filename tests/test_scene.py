@@ -149,16 +149,6 @@ def found_line(lines, text) -> int:
 
 
 # -- renders ----------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def rendering():
-    from avatar.rendering import core
-
-    try:
-        core.choose_backend()
-    except core.RenderBackendError as err:
-        pytest.skip(f"no OpenGL backend: {err}")
-    return core
-
 
 # sha256 of these renders by the code before scene sliders existed (commit 62aa1fa), on Mesa 22.3.6's llvmpipe
 BEFORE = {"views64": "1489cdb75871dfbac4391c313ed34f79a517e2ea6a474011ac6b9baefc413473",
