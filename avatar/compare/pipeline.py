@@ -11,6 +11,10 @@ The steps, each a function of arrays from the one before:
    and purity bars, latent traversals beside their best-matching sliders;
 6. ``report.html`` (one self-contained file), ``metrics.json``, ``figures/*.png`` and a
    terminal summary.
+
+Steps 4 and 5 are independent pieces (a scorecard per model and per baseline, the pose and
+measurement checks, each model's plots and traversals: :mod:`avatar.compare.pictures`), run as
+tasks on worker processes (:mod:`avatar.compare.tasks`); the report is put together from them.
 """
 from __future__ import annotations
 
