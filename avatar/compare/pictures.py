@@ -134,6 +134,11 @@ def loaded(model_file, exp=None, rig: Lazy | None = None):
     return _LOADED[key]
 
 
+def forget() -> None:
+    """Drop this process's kept experiment and rig (a compare does at its end: a rig is large)."""
+    _LOADED.clear()
+
+
 def _model_and_rig(model_file: str, name: str):
     exp, rig = loaded(model_file)
     return exp.model(name), rig()

@@ -27,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from . import figures as fig
-from .pictures import loaded, model_plots, model_traversals
+from .pictures import forget, loaded, model_plots, model_traversals
 from .report import Report
 from .scorecard import BASELINES, baselines, compare_codes, to_json
 from .tasks import run_tasks
@@ -176,6 +176,7 @@ def compare_experiment(config, out_dir, *, fit: bool = True, dci_model: str = "f
 
     # 6. the report
     report = _report(cfg, exp, metrics, done, fig_dir, log)
+    forget()
     lap("report")
     metrics["timings"] = timings
     metrics["task_seconds"] = {"_".join(key): {"wall": w, "cpu": c} for key, (w, c) in task_seconds.items()}
