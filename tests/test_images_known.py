@@ -3,6 +3,7 @@ MakeHuman's gender macro on a face close-up, nothing else varied) a conv VAE wit
 code of its own with |Spearman| > 0.8; PCA of the same pixels is reported beside it (docs/images.md)."""
 from __future__ import annotations
 
+import os
 import time
 from pathlib import Path
 
@@ -69,6 +70,8 @@ def test_the_dataset_varies_three_factors_and_nothing_else():
 # over the runs of docs/images.md), the gender does not (0.30-0.38; one run of 0.95 on an earlier draw of the
 # same design): its head size and the yaw's head shape share codes. Runs (and prints the figures) all the same,
 # so that an XPASS shows when a change makes the known answer hold; then drop the mark.
+@pytest.mark.skipif(not os.environ.get("AVATAR_KNOWN_ANSWER"),
+                    reason="opt-in (AVATAR_KNOWN_ANSWER=1): 90 s for an expected failure would crowd CI's 20 minutes")
 @pytest.mark.xfail(reason="issue 18's known answer is not met: the gender shares codes with the yaw "
                           "(docs/limitations.md)", strict=False)
 def test_a_3_code_conv_vae_gives_each_factor_its_own_code(known, one_torch_thread):
