@@ -34,8 +34,11 @@ MARK_COLOURS = {0.9: "#55a868", 0.95: "#dd8452", 0.99: "#c44e52"}
 # output
 # --------------------------------------------------------------------------
 def to_png(fig, dpi: int = DPI, close: bool = True) -> bytes:
-    """PNG bytes of a figure (closed afterwards unless ``close=False``)."""
+    """PNG bytes of a matplotlib figure (closed afterwards unless ``close=False``) or of a PIL image."""
     buf = io.BytesIO()
+    if not hasattr(fig, "savefig"):     # a PIL image (the traversal sheets)
+        fig.save(buf, format="PNG")
+        return buf.getvalue()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight", facecolor="white")
     if close:
         plt.close(fig)
@@ -43,7 +46,7 @@ def to_png(fig, dpi: int = DPI, close: bool = True) -> bytes:
 
 
 def _finish(fig, save=None, as_png: bool = False):
-    """Write ``save`` (PNG) if given; return the figure, or its PNG bytes with ``as_png``."""
+    """Write ``save`` (PNG) if given; return the figure (matplotlib or PIL), or its PNG bytes with ``as_png``."""
     if save is not None or as_png:
         data = to_png(fig, close=as_png)
         if save is not None:
@@ -461,15 +464,7 @@ def traversal_comparison(rig, model, component: int, slider: str | None, steps: 
     cells = [str(row[j]) if j < len(row) else "" for row in labels for j in range(grid.shape[1])]
     sheet = contact_sheet(grid.reshape(-1, *grid.shape[2:]), cells, cols=grid.shape[1], title=title,
                           row_labels=names)
-    if save is None and not as_png:
-        return sheet
-    buf = io.BytesIO()
-    sheet.save(buf, format="PNG")
-    if save is not None:
-        from avatar.export import atomic_write
-
-        atomic_write(Path(save), lambda f: f.write(buf.getvalue()))
-    return buf.getvalue() if as_png else sheet
+    return _finish(sheet, save, as_png)
 
 
 EFFECT_CMAP = matplotlib.colors.LinearSegmentedColormap.from_list(

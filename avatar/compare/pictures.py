@@ -12,10 +12,11 @@ the report's text is put together from the results.
 """
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
 import numpy as np
+
+from avatar.export import atomic_write
 
 from . import figures as fig
 
@@ -94,11 +95,9 @@ def model_traversals(model_file: str, name: str, res: dict, fig_dir: Path, n: in
             out.append((png, f"{res['code_names'][i]} and its best-matching slider {slider} ({match})."))
     except RenderBackendError as err:
         return {"pictures": [], "error": str(err)}
-    grid = traversal_grid(rig, model, res, view=views[0])
-    buf = io.BytesIO()
-    grid.save(buf, format="PNG", optimize=True)
-    (fig_dir / f"{name}_traversals_all.png").write_bytes(buf.getvalue())
-    out.append((buf.getvalue(), f"Every {name} component, each beside the slider it follows most. A disentangled "
+    grid = fig.to_png(traversal_grid(rig, model, res, view=views[0]))
+    atomic_write(fig_dir / f"{name}_traversals_all.png", lambda f: f.write(grid))
+    out.append((grid, f"Every {name} component, each beside the slider it follows most. A disentangled "
                                 "latent shows each row's two halves changing the avatar the same way."))
     return {"pictures": out}
 
