@@ -69,6 +69,11 @@ def main() -> None:
         tasks = metrics["task_seconds"]
         print(f"  tasks ({sum(t['cpu'] for t in tasks.values()):.1f} CPU s in all): " + ", ".join(
             f"{k} {t['wall']:.1f}" for k, t in sorted(tasks.items(), key=lambda kv: -kv[1]["wall"])))
+        first, last = min(t["start"] for t in tasks.values()), max(t["end"] for t in tasks.values())
+        busy = sum(t["end"] - t["start"] for t in tasks.values())
+        print(f"  timeline: first task starts at {first:.1f} s, last ends at {last:.1f} s; workers idle "
+              f"{metrics['settings']['workers'] * last - busy:.1f} worker-s of {metrics['settings']['workers'] * last:.1f}: "
+              + ", ".join(f"{k} {t['start']:.0f}-{t['end']:.0f}" for k, t in sorted(tasks.items(), key=lambda kv: kv[1]["start"])))
         steps: dict = {}
         cards = list(metrics["models"].values()) + list(metrics["baselines"].values())
         for card in cards:

@@ -173,6 +173,25 @@ def test_explicitness_auc_equals_sklearns_roc_auc_with_ties_and_missing_classes(
     assert np.isnan(M._macro_auc(np.zeros(4, int), rng.random((4, 2)), np.arange(2)))
 
 
+def test_every_factors_auc_at_once_equals_each_factors():
+    """The batched AUC (one sort of every column) is _macro_auc factor by factor, exactly: with ties
+    (average ranks), classes the scored rows lack, padded columns and a factor with one class present."""
+    rng = np.random.default_rng(4)
+    n, F, C = 150, 12, 9
+    sizes = rng.integers(2, C + 1, size=F)
+    classes = [np.sort(rng.choice(30, size=k, replace=False)) for k in sizes]
+    y = np.stack([rng.choice(c[:max(1, len(c) - 1)], size=n) for c in classes], axis=1)   # a class left out
+    y[:, 5] = classes[5][0]                                        # one class only: no AUC (nan)
+    P = rng.random((F, n, C))
+    P[3] = np.round(P[3], 1)                                       # ties in one factor
+    P *= np.arange(C)[None, None, :] < sizes[:, None, None]        # unused columns 0, as predict_proba leaves them
+    expected = np.array([M._macro_auc(y[:, j], P[j][:, :sizes[j]], classes[j]) for j in range(F)])
+    got = M._macro_aucs(y, P, classes)
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(expected))
+    assert np.isnan(got[5])
+    np.testing.assert_allclose(got[~np.isnan(got)], expected[~np.isnan(expected)], rtol=0, atol=1e-15)
+
+
 def test_ica_scores_clearly_higher_mig_than_pca_on_a_linear_rig():
     from sklearn.decomposition import PCA, FastICA
     rng = np.random.default_rng(0)

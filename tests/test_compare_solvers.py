@@ -135,3 +135,27 @@ def test_loo_ridge_is_ridgecv_and_reuses_its_decomposition():
     cached = next(iter(ridge._CACHE.values()))
     assert ridge.decomposition(X.copy()) is cached            # same bytes: the kept decomposition
     assert ridge.decomposition(X + 1e-9) is not cached
+
+
+def test_worker_processes_share_a_decomposition_through_the_compare_folder(tmp_path):
+    """With a shared folder the first process writes its decomposition there and the next reads the
+    same numbers back (memory-mapped) instead of making it again."""
+    from avatar.compare import tasks
+
+    X = np.random.default_rng(5).normal(size=(300, 40))
+    tasks.share_in(tmp_path)
+    try:
+        ridge._CACHE.clear()
+        made = ridge.decomposition(X)
+        (folder,) = tmp_path.iterdir()                          # one decomposition, renamed into place whole
+        assert sorted(p.name for p in folder.iterdir()) == ["U.npy", "V.npy", "mean.npy", "s.npy"]
+        ridge._CACHE.clear()                                    # another process: nothing in memory
+        read = ridge.decomposition(X)
+        assert isinstance(read[2], np.memmap)
+        for a, b in zip(made, read):
+            np.testing.assert_array_equal(a, b)
+        ridge._CACHE.clear()
+        assert ridge.decomposition(X[:, :8])[2].shape == (8, 8) and len(list(tmp_path.iterdir())) == 1   # small: not shared
+    finally:
+        tasks.share_in(None)
+        ridge._CACHE.clear()

@@ -134,8 +134,62 @@ def loaded(model_file, exp=None, rig: Lazy | None = None):
 
 
 def forget() -> None:
-    """Drop this process's kept experiment and rig (a compare does at its end: a rig is large)."""
+    """Drop this process's kept experiment, rig and slider strips (a compare does at its end: a rig is large)."""
     _LOADED.clear()
+    _STRIPS.clear()
+
+
+class Strips:
+    """Slider strips by (slider, steps, size, view): (images (steps, H, W, 3) uint8, labels), kept in
+    this process and, while a compare shares a folder (:func:`avatar.compare.tasks.shared_folder`),
+    written there for its other workers: the models of an experiment often follow the same sliders."""
+
+    def __init__(self):
+        self.memory: dict = {}
+        self.rig = None
+
+    def _file(self, key) -> Path | None:
+        from .tasks import shared_folder
+
+        folder = shared_folder()
+        return None if folder is None else folder / ("strip-" + "-".join(str(k) for k in key) + ".npz")
+
+    def __contains__(self, key) -> bool:
+        if key not in self.memory and (f := self._file(key)) is not None and f.exists():
+            with np.load(f, allow_pickle=False) as z:
+                self.memory[key] = (z["images"], [str(x) for x in z["labels"]])
+        return key in self.memory
+
+    def __getitem__(self, key):
+        return self.memory[key]
+
+    def __setitem__(self, key, value) -> None:
+        self.memory[key] = value
+        if (f := self._file(key)) is not None:
+            from .tasks import write_shared
+
+            images, labels = value
+
+            def write(tmp: Path):
+                with open(tmp, "wb") as fh:
+                    np.savez(fh, images=np.asarray(images), labels=np.asarray(labels, dtype=str))
+
+            write_shared(f, write)
+
+    def clear(self) -> None:
+        self.memory.clear()
+        self.rig = None
+
+
+_STRIPS = Strips()
+
+
+def strips(rig) -> Strips:
+    """This process's slider strips of ``rig`` (see :class:`Strips`; another rig starts them afresh)."""
+    if _STRIPS.rig is not rig:
+        _STRIPS.clear()
+        _STRIPS.rig = rig
+    return _STRIPS
 
 
 def _model_and_rig(model_file: str, name: str):
@@ -195,16 +249,17 @@ def traversal_grid(rig, model, res: dict, steps: int = 5, size: int = 96, sd: fl
 
     Each row shows the component from -sd to +sd (the others at their mean), then, after a
     cell naming it, the slider it correlates with most swept over its range. Slider strips
-    are cached in ``slider_cache`` (they do not depend on the model).
+    do not depend on the model: they are kept in ``slider_cache`` (default: :func:`strips`, this
+    process's, shared with the compare's other workers).
     """
     from avatar.rendering.pictures import contact_sheet
 
-    cache = {} if slider_cache is None else slider_cache
+    cache = strips(rig) if slider_cache is None else slider_cache
     t = np.linspace(-sd, sd, steps)
     cells, labels = [], []
-    strips, _ = fig.latent_traversal_images(rig, model, np.arange(len(res["code_names"])), steps, sd, (view,), size)
+    latent, _ = fig.latent_traversal_images(rig, model, np.arange(len(res["code_names"])), steps, sd, (view,), size)
     for i, code in enumerate(res["code_names"]):
-        lat = strips[i]                        # (steps, 1, H, W, 3): every component rendered in one call
+        lat = latent[i]                        # (steps, 1, H, W, 3): every component rendered in one call
         cells += list(lat[:, 0])
         labels += [f"{code} {x:+.1f}sd" if k == 0 else f"{x:+.1f} sd" for k, x in enumerate(t)]
         slider, rho = best_slider(res, i)
@@ -214,10 +269,12 @@ def traversal_grid(rig, model, res: dict, steps: int = 5, size: int = 96, sd: fl
             labels += [""] * (steps + 1)
             continue
         px = lat.shape[-2]                     # a picture latent decodes at its own size
-        if (slider, px, view) not in cache:
+        key = (slider, steps, px, view)
+        if key not in cache:
             imgs, vals = fig.slider_traversal_images(rig, slider, steps, (view,), px)
-            cache[slider, px, view] = (list(imgs[:steps, 0]), [str(v) for v in vals[:steps]])
-        imgs, vals = cache[slider, px, view]
+            cache[key] = (imgs[:steps, 0], [str(v) for v in vals[:steps]])
+        imgs, vals = cache[key]
+        imgs = list(imgs)
         pad = steps - len(imgs)  # a bool or small categorical slider has fewer levels
         cells += [blank] + imgs + [blank] * pad
         labels += [f"~ {slider.split('.', 1)[-1]} {rho:.2f}"] + vals + [""] * pad

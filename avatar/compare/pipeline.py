@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import tempfile
 import time
 from functools import partial
 from pathlib import Path
@@ -30,7 +31,7 @@ from . import figures as fig
 from .pictures import forget, loaded, model_plots, model_traversals
 from .report import Report
 from .scorecard import BASELINES, baselines, compare_codes, to_json
-from .tasks import run_tasks
+from .tasks import run_tasks, share_in, worker_pool
 
 HEADLINE = (  # (key in summary, label, what it says)
     ("mig", "MIG", "gap in information between the best and second-best code for each slider"),
@@ -142,7 +143,9 @@ def compare_experiment(config, out_dir, *, fit: bool = True, dci_model: str = "f
         tasks["pose_invariance",] = (_pose_task, (str(model_file), pose_cols, shape_cols, seed))
     tasks["measurements",] = (_measurement_task, (str(model_file), codes, max_train, max_test, seed))
     task_seconds: dict = {}
-    done = run_tasks(tasks, workers, then=pictures, seconds=task_seconds)
+    with tempfile.TemporaryDirectory(prefix="avatar-compare-") as shared, \
+            worker_pool(workers, initializer=partial(share_in, shared)) as pool:   # what workers share: tasks.share_in
+        done = run_tasks(tasks, pool, then=pictures, seconds=task_seconds)
     lap(f"scorecards_and_pictures ({workers} workers)" if workers > 1 else "scorecards_and_pictures")
     invariance = done.get(("pose_invariance",))
     if invariance:
@@ -179,7 +182,8 @@ def compare_experiment(config, out_dir, *, fit: bool = True, dci_model: str = "f
     forget()
     lap("report")
     metrics["timings"] = timings
-    metrics["task_seconds"] = {"_".join(key): {"wall": w, "cpu": c} for key, (w, c) in task_seconds.items()}
+    metrics["task_seconds"] = {"_".join(key): {"wall": w, "cpu": c, "start": a, "end": b}
+                               for key, (w, c, a, b) in task_seconds.items()}
     (out / "metrics.json").write_text(json.dumps(metrics, indent=1))
     report.write(out / "report.html")
     log(summary_text(metrics))

@@ -7,7 +7,8 @@ scorecard kept the second of two cores busy less than a tenth of the time, while
 side by side keep both busy. Each worker runs one thread of BLAS, OpenMP and numba, so the
 results are the same bytes as in one process.
 
-    results = run_tasks({"a": (fn, args), ...}, workers=2, then=lambda key, result: {...})
+    with worker_pool(2) as pool:
+        results = run_tasks({"a": (fn, args), ...}, pool, then=lambda key, result: {...})
 """
 from __future__ import annotations
 
@@ -16,62 +17,101 @@ import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from contextlib import contextmanager
 from multiprocessing import get_context
+from pathlib import Path
 from typing import Callable
 
 ONE_THREAD = ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "NUMBA_NUM_THREADS")
 Tasks = dict  # {key: (function, args tuple)}; functions are module-level, arguments picklable
+_SHARED: list = [None]   # the folder this process's tasks share results through, or None
 
 
-def run_tasks(tasks: Tasks, workers: int = 1, then: Callable[[object, object], Tasks] | None = None,
-              meanwhile: Callable[[], None] | None = None, seconds: dict | None = None) -> dict:
-    """Run ``tasks`` and return {key: result}.
+def share_in(folder) -> None:
+    """Let this process's tasks share what several of them make (a decomposition, a slider's
+    strip) through ``folder``, a folder that lives as long as the compare (None: stop sharing).
+    A compare's worker processes call it as they start."""
+    _SHARED[0] = None if folder is None else Path(folder)
+
+
+def shared_folder() -> Path | None:
+    """The folder of :func:`share_in`, or None (one process: tasks share through memory)."""
+    return _SHARED[0]
+
+
+def write_shared(path: Path, write: Callable[[Path], None]) -> None:
+    """Make ``path`` (a file or a folder) by ``write(temporary path)``, then rename it into place, so
+    that a reader sees all of it or nothing; when another process got there first, keep theirs
+    (processes that make the same thing make the same bytes)."""
+    import shutil
+
+    tmp = path.with_name(f"{path.name}.{os.getpid()}.tmp")
+    write(tmp)
+    try:
+        os.rename(tmp, path)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True) if tmp.is_dir() else tmp.unlink(missing_ok=True)
+
+
+@contextmanager
+def worker_pool(workers: int, initializer: Callable[[], None] | None = None):
+    """``workers`` spawned worker processes (spawned, so OpenGL and thread pools start clean), one
+    thread of BLAS, OpenMP and numba each; None for one worker (every task then runs here).
+
+    initializer : called in each worker as it starts (picklable).
+    """
+    if workers <= 1:
+        yield None
+        return
+    with _one_thread_env(), ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
+                                                  initializer=initializer) as pool:
+        yield pool
+
+
+def run_tasks(tasks: Tasks, pool: ProcessPoolExecutor | None = None,
+              then: Callable[[object, object], Tasks] | None = None, seconds: dict | None = None) -> dict:
+    """Run ``tasks`` on ``pool`` (:func:`worker_pool`; None: here, in queue order) and return
+    {key: result}. A task's exception is raised here, the other tasks cancelled.
 
     then : called in this process with (key, result) as each task ends; the tasks it returns
         join the queue (pictures of a model once its scorecard is in).
-    meanwhile : work for this process while the workers run (called once, after the first tasks
-        are queued).
-    workers : processes (spawned, so OpenGL and thread pools start clean); 1 runs every task
-        here, in queue order. A task's exception is raised here, the other tasks cancelled.
-    seconds : filled with {key: (wall, CPU) seconds} of each task where it ran.
+    seconds : filled with {key: (wall, CPU, start, end)} of each task where it ran: its wall and
+        CPU seconds, and when it started and ended, in seconds from this call's start (the
+        timeline shows the workers' idle time).
     """
     then = then or (lambda key, result: {})
     seconds = {} if seconds is None else seconds
     results: dict = {}
+    t0 = time.time()   # wall clock: comparable across processes
 
     def finish(key, timed):
-        results[key], seconds[key] = timed
+        results[key], (wall, cpu, start, end) = timed
+        seconds[key] = (wall, cpu, round(start - t0, 3), round(end - t0, 3))
         return then(key, results[key])
 
-    if workers <= 1:
+    if pool is None:
         queue = list(tasks.items())
-        if meanwhile:
-            meanwhile()
         while queue:
             key, (fn, args) = queue.pop(0)
             queue += list(finish(key, _timed(fn, *args)).items())
         return results
-    with _one_thread_env(), ProcessPoolExecutor(workers, mp_context=get_context("spawn")) as pool:
-        pending = {pool.submit(_timed, fn, *args): key for key, (fn, args) in tasks.items()}
-        try:
-            if meanwhile:
-                meanwhile()
-            while pending:
-                done, _ = wait(pending, return_when=FIRST_COMPLETED)
-                for future in done:
-                    more = finish(pending.pop(future), future.result())
-                    pending |= {pool.submit(_timed, fn, *args): k for k, (fn, args) in more.items()}
-        except BaseException:
-            for future in pending:
-                future.cancel()
-            raise
+    pending = {pool.submit(_timed, fn, *args): key for key, (fn, args) in tasks.items()}
+    try:
+        while pending:
+            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+            for future in done:
+                more = finish(pending.pop(future), future.result())
+                pending |= {pool.submit(_timed, fn, *args): k for k, (fn, args) in more.items()}
+    except BaseException:
+        for future in pending:
+            future.cancel()
+        raise
     return results
 
 
 def _timed(fn, *args):
-    """(fn(*args), (wall, CPU) seconds it took)."""
-    wall, cpu = time.perf_counter(), time.process_time()
+    """(fn(*args), (wall, CPU seconds it took, wall-clock start, end))."""
+    start, wall, cpu = time.time(), time.perf_counter(), time.process_time()
     result = fn(*args)
-    return result, (round(time.perf_counter() - wall, 3), round(time.process_time() - cpu, 3))
+    return result, (round(time.perf_counter() - wall, 3), round(time.process_time() - cpu, 3), start, time.time())
 
 
 @contextmanager
