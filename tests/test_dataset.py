@@ -166,6 +166,38 @@ def test_correlated_sampling_reproduces_the_requested_correlation(rig, sampler):
     assert abs(spearmanr(S[:, col("body.weight")], S[:, col("head.scale_horiz")]).statistic) < 0.05
 
 
+def test_a_datasets_priors_replace_the_rigs_distributions(rig):
+    """`priors:` draws a varied slider from the dataset's own distribution (the rest keep the rig's),
+    and every mistake in it is reported with its line and key."""
+    vary = ["body.age", "body.gender", "nose.width1"]
+    S = dataset.sample(config(n=4000, vary=vary, correlate=None, priors={"body.age": {"kind": "uniform", "low": 1,
+                                                                               "high": 25}}))
+    plain = dataset.sample(config(n=4000, vary=vary, correlate=None))
+    age, gender = rig.slider_names.index("body.age"), rig.slider_names.index("body.gender")
+    assert 1 <= S[:, age].min() < 1.1 and 24.9 < S[:, age].max() <= 25       # uniform over 1 to 25 years
+    assert abs(np.mean(S[:, age] < 13) - 0.5) < 0.03
+    assert plain[:, age].max() > 60                                          # the rig's own prior reaches elders
+    np.testing.assert_array_equal(S[:, gender], plain[:, gender])          # the same stream for the others
+    bad = cfg_text("x.zarr", vary=vary, correlate=None, priors={
+        "body.aeg": {"kind": "uniform"}, "body.weight": {"kind": "uniform"},
+        "body.age": {"kind": "normal", "mean": 30}, "nose.width1": {"kind": "uniform", "low": -150, "high": 0}})
+    with pytest.raises(avatar.ConfigError) as err:
+        config_from_text(bad, "d.yaml")
+    text = str(err.value)
+    assert "priors.body.aeg: unknown slider 'body.aeg'; did you mean 'body.age'?" in text
+    assert "priors.body.weight: 'body.weight' is not varied: priors are for the sliders `vary` names" in text
+    assert "priors.body.age: missing required key 'std'" in text
+    assert "priors.nose.width1: need min <= low < high <= max" in text
+    with pytest.raises(avatar.ConfigError, match=r"priors: priors replace distributions the 'prior' sampler"):
+        config(sampler="sobol", vary=vary, correlate=None, priors={"body.age": {"kind": "uniform"}})
+    # the fingerprint changes with the priors, and a config without them keeps the one it had
+    assert "priors" not in config(vary=vary, correlate=None).resolved()
+    with_priors = config(vary=vary, correlate=None, priors={"body.age": {"kind": "uniform", "low": 1, "high": 25}})
+    assert with_priors.fingerprint("v") != config(vary=vary, correlate=None).fingerprint("v")
+    again = dataset.DatasetConfig.from_resolved(with_priors.resolved(), with_priors.rig_text)
+    assert again.priors == with_priors.priors and again.fingerprint("v") == with_priors.fingerprint("v")
+
+
 # -- generation -----------------------------------------------------------------------
 def test_two_workers_write_the_same_bytes_as_one(tmp_path, reference):
     store = tmp_path / "two.zarr"

@@ -158,3 +158,18 @@ def test_all_factors_and_the_docs_torch_snippet(store, tmp_path):
         f"assert labels.shape == ({N}, {S.shape[1]}) and 0 <= float(images.min()) and float(images.max()) <= 1\n"
         "assert dataset.factor_names[0] == 'body.gender'\n")
     run_without_avatar(code)
+
+
+def test_a_factor_drawn_from_the_datasets_own_prior_is_binned_over_that_range():
+    """`priors:` in the dataset config set where a factor was drawn from: the export's low, high and
+    bins follow it, not the rig's distribution (body.age: normal over 1-90 in the rig, 1-25 here)."""
+    from avatar.dataset.export import factor_records
+
+    record = {"name": "body.age", "kind": "continuous", "unit": "years", "label": "Age", "min": 1.0, "max": 90.0,
+              "distribution": {"kind": "normal", "mean": 38.0, "std": 22.0}}
+    attrs = {"slider_names": ["body.age"], "sliders": [record],
+             "config": {"sampler": "prior", "varied": ["body.age"]}}
+    assert (factor_records(attrs)[0]["low"], factor_records(attrs)[0]["high"]) == (1.0, 90.0)
+    attrs["config"]["priors"] = {"body.age": {"kind": "uniform", "low": 1.0, "high": 25.0}}
+    (rec,) = factor_records(attrs, bins=4)
+    assert (rec["low"], rec["high"]) == (1.0, 25.0) and rec["edges"] == [1.0, 7.0, 13.0, 19.0, 25.0]

@@ -335,6 +335,34 @@ def test_conv_models_through_render_features(tmp_path, one_torch_thread):
         L.ConvVAE(2, epochs=1, device="cpu").fit(np.zeros((10, 3 * 32 * 31)))
 
 
+def test_code_dependence_is_the_gaussian_total_correlation():
+    from avatar.latent.conv import code_dependence
+
+    rng = np.random.default_rng(0)
+    a, b = rng.normal(size=(2, 200_000))
+    assert abs(code_dependence(np.c_[a, b])) < 1e-4                      # independent codes: 0
+    r = 0.6                                                              # two codes correlated r: -log(1 - r^2) / 2
+    assert abs(code_dependence(np.c_[a, r * a + np.sqrt(1 - r * r) * b]) + 0.5 * np.log(1 - r * r)) < 5e-3
+    assert code_dependence(np.c_[a, np.zeros_like(a), b]) == code_dependence(np.c_[a, b])   # a dead code is ignored
+    assert code_dependence(np.c_[a, 2 * a]) == float("inf")
+
+
+def test_conv_restarts_keep_the_most_independent_codes(one_torch_thread):
+    """n_init trains seeds random_state, random_state + 1, ...: the kept net is restart best_restart_'s,
+    the one of least code dependence, bit for bit the net a single fit from that seed gives."""
+    from avatar.latent.conv import code_dependence
+
+    _, imgs = _discs(60, 32, 2)
+    X = imgs.reshape(60, -1) - imgs.reshape(60, -1).mean(0)
+    m = L.ConvVAE(3, epochs=2, random_state=5, device="cpu", n_init=3).fit(X)
+    assert m.restart_dependence_.shape == (3,) and m.best_restart_ == int(np.argmin(m.restart_dependence_))
+    alone = L.ConvVAE(3, epochs=2, random_state=5 + m.best_restart_, device="cpu").fit(X)
+    assert all(np.array_equal(p, q) for p, q in zip(m.params_, alone.params_))
+    assert abs(code_dependence(alone.transform(X)) - m.restart_dependence_.min()) < 1e-6
+    with pytest.raises(ValueError, match="n_init must be at least 1"):
+        L.ConvVAE(3, epochs=1, n_init=0, device="cpu").fit(X)
+
+
 def test_conv_same_seed_same_weights_and_loads_without_torch(tmp_path, one_torch_thread):
     _, imgs = _discs(60, 32, 2)
     X = imgs.reshape(60, -1) - imgs.reshape(60, -1).mean(0)

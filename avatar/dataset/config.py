@@ -38,8 +38,8 @@ from avatar.spec.config import (ConfigError, Problems, check_choice, check_keys,
 
 SAMPLERS = ("uniform", "prior", "sobol", "latin_hypercube", "grid", "traversal")
 RANDOM_SAMPLERS = ("uniform", "prior", "sobol", "latin_hypercube")
-_KEYS = ("name", "description", "rig", "n", "seed", "sampler", "vary", "base", "correlate", "levels", "steps",
-         "condition", "outputs", "store", "shard")
+_KEYS = ("name", "description", "rig", "n", "seed", "sampler", "vary", "base", "priors", "correlate", "levels",
+         "steps", "condition", "outputs", "store", "shard")
 _OUTPUTS = ("vertices", "textures", "renders", "measurements")
 _OUTPUT_KEYS = {"vertices": ("dtype",), "textures": ("size",), "renders": ("views", "size"), "measurements": ()}
 VERTEX_DTYPES = ("float32", "float16", "float64")
@@ -60,6 +60,7 @@ class DatasetConfig:
     varied: list[str]             # the sliders they match, in rig order
     base: dict[str, object]       # readable values of the sliders the base sets
     correlate: dict[str, dict[str, float]] = field(default_factory=dict)
+    priors: dict[str, dict] = field(default_factory=dict)  # prior sampler: slider -> distribution for this dataset
     levels: dict[str, int] = field(default_factory=dict)  # grid: levels per varied slider
     steps: int | None = None
     condition: dict = field(default_factory=dict)  # measurement targets per row (avatar.dataset.condition)
@@ -80,6 +81,7 @@ class DatasetConfig:
             "varied": list(self.varied), "base": dict(self.base), "correlate": self.correlate,
             "levels": dict(self.levels), "steps": self.steps, "outputs": self.outputs, "shard": self.shard,
             **({"condition": self.condition} if self.condition else {}),  # absent: older stores keep their fingerprints
+            **({"priors": self.priors} if self.priors else {}),
         }
 
     def fingerprint(self, version: str) -> str:
@@ -101,7 +103,8 @@ class DatasetConfig:
                    sampler=data["sampler"], vary=list(data["vary"]), varied=list(data["varied"]),
                    base=dict(data["base"]), correlate={a: dict(b) for a, b in data["correlate"].items()},
                    levels={k: int(v) for k, v in data["levels"].items()}, steps=data["steps"],
-                   outputs=data["outputs"], shard=int(data["shard"]), condition=data.get("condition", {}), **extra)
+                   outputs=data["outputs"], shard=int(data["shard"]), condition=data.get("condition", {}),
+                   priors={k: dict(v) for k, v in data.get("priors", {}).items()}, **extra)
 
 
 # -- loading --------------------------------------------------------------------
@@ -263,6 +266,8 @@ def _from_data(data: dict, problems: Problems, text: str, base_dir: Path, store_
         else:
             problems.add(("base",), f"expected a preset file or a mapping slider -> value, got {describe(raw)}")
 
+    priors = _priors(problems, data, spec, sampler, varied_list)
+
     # correlate -------------------------------------------------------------
     correlate: dict[str, dict[str, float]] = {}
     raw = data.get("correlate") or {}
@@ -351,9 +356,41 @@ def _from_data(data: dict, problems: Problems, text: str, base_dir: Path, store_
 
     problems.raise_if_any()
     return DatasetConfig(rig=rig_name, rig_text=rig_text, n=n, seed=seed, sampler=sampler, vary=vary,
-                         varied=varied_list, base=base, correlate=correlate, levels=levels, steps=steps,
+                         varied=varied_list, base=base, correlate=correlate, priors=priors, levels=levels, steps=steps,
                          condition=condition, outputs=outputs, store=str(store), shard=shard, name=str(data.get("name", "")).strip(),
                          description=str(data.get("description", "")).strip(), source=problems.file, text=text)
+
+
+def _priors(problems: Problems, data: dict, spec, sampler, varied: list) -> dict[str, dict]:
+    """``priors:``: {slider: distribution} replacing the rig's own for this dataset (the ``prior``
+    sampler, varied sliders only), written as the rig YAML's ``distribution:``."""
+    from avatar.spec.sliders import _parse_distribution
+
+    raw = data.get("priors")
+    if raw is None or spec is None:
+        return {}
+    if not isinstance(raw, dict) or not raw:
+        problems.add(("priors",), f"expected a mapping slider -> distribution, e.g. {{body.age: {{kind: uniform, "
+                     f"low: 1, high: 25}}}}, got {describe(raw)}")
+        return {}
+    if sampler != "prior":
+        problems.add(("priors",), f"priors replace distributions the 'prior' sampler draws from; sampler "
+                     f"'{sampler}' draws none (use sampler: prior)")
+        return {}
+    out = {}
+    for name, dist in raw.items():
+        path = ("priors", name)
+        if not isinstance(name, str) or name not in spec.slider_names:
+            problems.add(path, f"unknown slider '{name}'{did_you_mean(str(name), spec.slider_names)}")
+            continue
+        if name not in varied:
+            problems.add(path, f"'{name}' is not varied: priors are for the sliders `vary` names")
+            continue
+        s = spec.sliders[spec.index(name)]
+        d = _parse_distribution(problems, path, dist, s.kind, s.min, s.max, s.default, s.categories)
+        if d is not None:
+            out[name] = d
+    return out
 
 
 def _corr_slider(problems: Problems, path: tuple, name: object, spec, varied: set) -> bool:

@@ -64,7 +64,8 @@ def factor_records(attrs: dict, which: str = "varied", bins: int = 16) -> list[d
     out = []
     for name in chosen:
         r = records[name]
-        lo, hi = sampled_range(r, attrs["config"]["sampler"]) if name in attrs["config"]["varied"] else (
+        drawn = {**r, "distribution": attrs["config"].get("priors", {}).get(name, r.get("distribution"))}
+        lo, hi = sampled_range(drawn, attrs["config"]["sampler"]) if name in attrs["config"]["varied"] else (
             float(r["min"]), float(r["max"]))
         rec = {"name": name, "column": names.index(name), "kind": r["kind"], "unit": r["unit"], "label": r["label"],
                "min": float(r["min"]), "max": float(r["max"]), "low": lo, "high": hi,

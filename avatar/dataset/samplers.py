@@ -7,7 +7,8 @@ never on how the rows are split into shards or workers:
 - ``uniform``   each varied slider uniform over its whole range [min, max]
                 (integers: each whole number equally likely; bools and
                 categories: each value equally likely);
-- ``prior``     each varied slider from its own distribution in the rig YAML
+- ``prior``     each varied slider from its own distribution in the rig YAML, or from the
+                one the config's ``priors:`` gives it
                 (``prior`` varying every slider equals ``rig.sample(n, seed, pose=True)``);
 - ``sobol``     a scrambled Sobol sequence (``scipy.stats.qmc.Sobol``, seeded),
                 row i is point i; mapped onto [min, max] like ``uniform``;
@@ -35,6 +36,7 @@ rank correlation.
 from __future__ import annotations
 
 import warnings
+from dataclasses import replace
 from functools import lru_cache
 
 import numpy as np
@@ -161,6 +163,9 @@ class Sampler:
         self.base = spec.to_vector(config.base)
         self.varied = [names.index(v) for v in config.varied]
         self.cols = {v: j for j, v in enumerate(config.varied)}  # slider -> column among varied
+        # the dataset's own priors (``priors:``) in place of the rig's distributions
+        self.priors = {names.index(v): replace(spec.sliders[names.index(v)], distribution=d)
+                       for v, d in getattr(config, "priors", {}).items()}
         self.copula = None
         if config.correlate:
             cnames, R = correlation_matrix(config.correlate, config.varied)
@@ -206,7 +211,7 @@ class Sampler:
             # a row's values must not depend on the batch it is drawn in
             u[:, cols] = np.clip(ndtr((z[:, None, :] * L[None, :, :]).sum(axis=2)), 0.0, 1.0 - _TINY)
         for c, j in enumerate(self.varied):
-            s = self.spec.sliders[j]
+            s = self.priors.get(j, self.spec.sliders[j])
             out[:, j] = _inverse_cdf(s, u[:, c]) if kind == "prior" else box_value(s, u[:, c])
         return out
 

@@ -168,7 +168,7 @@ def card(config, rig, version: str) -> dict:
             if s.kind == "categorical":
                 r = {"categories": list(s.categories)}
             if config.sampler == "prior":
-                r["distribution"] = s.distribution
+                r["distribution"] = config.priors.get(s.name, s.distribution)
             ranges[s.name] = r
     sizes = {k: list(v[0]) + [v[1]] for k, v in shapes(resolved, rig.n_vertices, len(rig.sliders)).items()}
     return {

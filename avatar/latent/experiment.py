@@ -50,7 +50,7 @@ _PARAM_TYPES = {
     "epochs": ("int", 1), "learning_rate": ("float", 0.0), "alpha": ("float", 0.0),
     "input_components": ("int", 1), "beta": ("float", 0.0), "patience": ("int", 1),
     "validation_fraction": ("fraction", 0.0), "weight_decay": ("float", 0.0), "channels": ("ints", 1),
-    "device": ("choice", ("cpu", "cuda", "auto")),
+    "device": ("choice", ("cpu", "cuda", "auto")), "n_init": ("int", 1),
 }
 
 __all__ = ["ExperimentConfig", "load_config", "config_from_text", "run", "load_experiment", "Experiment",
