@@ -159,3 +159,32 @@ def test_worker_processes_share_a_decomposition_through_the_compare_folder(tmp_p
     finally:
         tasks.share_in(None)
         ridge._CACHE.clear()
+
+
+def _order(log: list, key):
+    log.append(key)
+    return key
+
+
+def test_tasks_run_by_rank_then_arrival_and_later_tasks_can_overtake():
+    """run_tasks hands out tasks lowest rank first, equal ranks in queue order; a task a finished one
+    queues (then) overtakes waiting ones of higher rank. With worker processes every result comes back
+    and the timeline covers every task."""
+    from functools import partial
+
+    from avatar.compare import tasks
+
+    log: list = []
+    rank = {"big": 0, "small": 2, "follow": 1}
+    todo = {(k, i): (partial(_order, log), ((k, i),)) for k, i in [("small", 0), ("big", 0), ("small", 1), ("big", 1)]}
+    then = lambda key, result: {("follow", key[1]): (partial(_order, log), (("follow", key[1]),))} \
+        if key[0] == "big" else {}
+    seconds: dict = {}
+    out = tasks.run_tasks(todo, None, then=then, seconds=seconds, priority=lambda key: rank[key[0]])
+    assert log == [("big", 0), ("big", 1), ("follow", 0), ("follow", 1), ("small", 0), ("small", 1)]
+    assert out == {k: k for k in log} and set(seconds) == set(log)
+    with tasks.worker_pool(2) as pool:
+        seconds = {}
+        out = tasks.run_tasks({("x", i): (abs, (-i,)) for i in range(5)}, pool, seconds=seconds)
+    assert out == {("x", i): i for i in range(5)}
+    assert all(0 <= s[2] <= s[3] for s in seconds.values())

@@ -145,7 +145,7 @@ def compare_experiment(config, out_dir, *, fit: bool = True, dci_model: str = "f
     task_seconds: dict = {}
     with tempfile.TemporaryDirectory(prefix="avatar-compare-") as shared, \
             worker_pool(workers, initializer=partial(share_in, shared)) as pool:   # what workers share: tasks.share_in
-        done = run_tasks(tasks, pool, then=pictures, seconds=task_seconds)
+        done = run_tasks(tasks, pool, then=pictures, seconds=task_seconds, priority=_rank)
     lap(f"scorecards_and_pictures ({workers} workers)" if workers > 1 else "scorecards_and_pictures")
     invariance = done.get(("pose_invariance",))
     if invariance:
@@ -207,6 +207,15 @@ def _nuisance(ds, varied, names_all) -> tuple[list, list, list]:
     shape_cols = [int(j) for j in varied if not is_pose.get(names_all[j]) and not is_scene.get(names_all[j])]
     nuisance = [names_all[j] for j in varied if is_pose.get(names_all[j]) or is_scene.get(names_all[j])]
     return nuisance, pose_cols, shape_cols
+
+
+# the order tasks go to the workers (lower first): the long ones (scorecards, renders) before the
+# shorter checks, and the baselines and plots last, where small tasks fill the workers' last gaps
+RANKS = {"metrics": 0, "traversals": 0, "pose_invariance": 1, "measurements": 1, "baseline": 2, "plots": 2}
+
+
+def _rank(key: tuple) -> int:
+    return RANKS[key[0]]
 
 
 def _pose_task(model_file: str, pose_cols: list, shape_cols: list, seed: int) -> dict:

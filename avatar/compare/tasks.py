@@ -12,6 +12,8 @@ results are the same bytes as in one process.
 """
 from __future__ import annotations
 
+import heapq
+import itertools
 import os
 import time
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
@@ -63,45 +65,59 @@ def worker_pool(workers: int, initializer: Callable[[], None] | None = None):
         return
     with _one_thread_env(), ProcessPoolExecutor(workers, mp_context=get_context("spawn"),
                                                   initializer=initializer) as pool:
+        pool.n_workers = workers   # run_tasks keeps this many tasks in flight
         yield pool
 
 
 def run_tasks(tasks: Tasks, pool: ProcessPoolExecutor | None = None,
-              then: Callable[[object, object], Tasks] | None = None, seconds: dict | None = None) -> dict:
-    """Run ``tasks`` on ``pool`` (:func:`worker_pool`; None: here, in queue order) and return
-    {key: result}. A task's exception is raised here, the other tasks cancelled.
+              then: Callable[[object, object], Tasks] | None = None, seconds: dict | None = None,
+              priority: Callable[[object], float] | None = None) -> dict:
+    """Run ``tasks`` on ``pool`` (:func:`worker_pool`; None: here) and return {key: result}. A task's
+    exception is raised here, the other tasks cancelled.
 
     then : called in this process with (key, result) as each task ends; the tasks it returns
         join the queue (pictures of a model once its scorecard is in).
+    priority : a task's rank (lower first; default 0); equal ranks go in the order they were
+        queued. A task goes to a worker only when one is free, so a task queued later with a lower
+        rank still overtakes: long tasks first and short ones last pack the workers best.
     seconds : filled with {key: (wall, CPU, start, end)} of each task where it ran: its wall and
         CPU seconds, and when it started and ended, in seconds from this call's start (the
         timeline shows the workers' idle time).
     """
     then = then or (lambda key, result: {})
+    rank = priority or (lambda key: 0)
     seconds = {} if seconds is None else seconds
     results: dict = {}
     t0 = time.time()   # wall clock: comparable across processes
+    queue: list = []
+    order = itertools.count()
+
+    def add(more: Tasks):
+        for key, (fn, args) in more.items():
+            heapq.heappush(queue, (rank(key), next(order), key, fn, args))
 
     def finish(key, timed):
         results[key], (wall, cpu, start, end) = timed
         seconds[key] = (wall, cpu, round(start - t0, 3), round(end - t0, 3))
-        return then(key, results[key])
+        add(then(key, results[key]))
 
+    add(tasks)
     if pool is None:
-        queue = list(tasks.items())
         while queue:
-            key, (fn, args) = queue.pop(0)
-            queue += list(finish(key, _timed(fn, *args)).items())
+            _, _, key, fn, args = heapq.heappop(queue)
+            finish(key, _timed(fn, *args))
         return results
-    pending = {pool.submit(_timed, fn, *args): key for key, (fn, args) in tasks.items()}
+    running: dict = {}
     try:
-        while pending:
-            done, _ = wait(pending, return_when=FIRST_COMPLETED)
+        while queue or running:
+            while queue and len(running) < pool.n_workers:
+                _, _, key, fn, args = heapq.heappop(queue)
+                running[pool.submit(_timed, fn, *args)] = key
+            done, _ = wait(running, return_when=FIRST_COMPLETED)
             for future in done:
-                more = finish(pending.pop(future), future.result())
-                pending |= {pool.submit(_timed, fn, *args): k for k, (fn, args) in more.items()}
+                finish(running.pop(future), future.result())
     except BaseException:
-        for future in pending:
+        for future in running:
             future.cancel()
         raise
     return results
