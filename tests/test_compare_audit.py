@@ -378,11 +378,23 @@ def test_latent_traversal_decodes_mean_plus_minus_sd(rig, monkeypatch):
     with pytest.raises(ValueError, match="out of range"):
         F.latent_traversal_images(rig, m, 2)
     seen.clear()
+    top = int(np.argmax(np.abs(rig.template.vertices[:, 1])))
+
+    def code_render(rig_, S, vertices=None, **kw):   # each picture tells the code 0 it was decoded from
+        rendered.update(kw, n=len(vertices), S=S)
+        z0 = (vertices[:, top, 1] / rig.template.vertices[top, 1] - 1.0) / 0.1
+        return np.broadcast_to(np.round(100 + 20 * z0).astype(np.uint8)[:, None, None, None, None],
+                               (len(vertices), len(kw["views"]), 24, 24, 3)).copy()
+
+    monkeypatch.setattr(avatar, "render", code_render)
     both, _ = F.latent_traversal_images(rig, m, [0, 1], steps=5, sd=2.0, size=24)   # one render call
-    assert both.shape == (2, 5, 1, 24, 24, 3) and rendered["n"] == 10 and len(seen) == 1
-    np.testing.assert_allclose(seen[0][:5, 0], [-2.0, -1.0, 0.0, 1.0, 2.0])
-    np.testing.assert_allclose(seen[0][5:, 1], [-1.0, -0.5, 0.0, 0.5, 1.0])
-    np.testing.assert_allclose(seen[0][:5, 1], 0.0)
+    # 10 codes, but both components' middle step is the mean: 9 distinct codes decoded and drawn once each
+    assert both.shape == (2, 5, 1, 24, 24, 3) and rendered["n"] == 9 and len(seen) == 1
+    expected = np.zeros((10, 2))
+    expected[:5, 0] = [-2.0, -1.0, 0.0, 1.0, 2.0]
+    expected[5:, 1] = [-1.0, -0.5, 0.0, 0.5, 1.0]
+    np.testing.assert_allclose(seen[0], np.unique(expected, axis=0))
+    np.testing.assert_array_equal(both[:, :, 0, 0, 0, 0], np.round(100 + 20 * expected[:, 0]).reshape(2, 5))
 
 
 # --------------------------------------------------------------------------
