@@ -408,8 +408,9 @@ def latent_traversal_images(rig, model, component, steps: int = 7, sd: float = 2
     :func:`avatar.latent.decode_vertices` (and painted with
     :func:`avatar.latent.decode_textures` when the model models textures and
     ``textures`` is not False) and rendered with :func:`avatar.render`, all in one call, each
-    distinct code once (the components share their middle step). Returns ``(images (steps, n_views, H, W, 3) uint8, labels)``; for a sequence of components,
-    images are ``(len(components), steps, n_views, H, W, 3)``.
+    distinct code once (the components share their middle step). Returns ``(images (steps,
+    n_views, H, W, 3) uint8, labels)``; for a sequence of components, images are
+    ``(len(components), steps, n_views, H, W, 3)``.
     """
     import avatar
     import avatar.latent as L

@@ -164,8 +164,8 @@ class Sampler:
         self.varied = [names.index(v) for v in config.varied]
         self.cols = {v: j for j, v in enumerate(config.varied)}  # slider -> column among varied
         # the dataset's own priors (``priors:``) in place of the rig's distributions
-        self.priors = {names.index(v): replace(spec.sliders[names.index(v)], distribution=d)
-                       for v, d in getattr(config, "priors", {}).items()}
+        self.priors = {j: replace(spec.sliders[j], distribution=d)
+                       for j, d in ((names.index(v), d) for v, d in config.priors.items())}
         self.copula = None
         if config.correlate:
             cnames, R = correlation_matrix(config.correlate, config.varied)

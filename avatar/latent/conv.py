@@ -293,7 +293,7 @@ class _ConvModel(LatentModel):
         k = self.n_components
         if int(self.n_init) < 1:
             raise ValueError(f"n_init must be at least 1, got {self.n_init!r}")
-        runs = []
+        dependence, best = [], None
         for i in range(int(self.n_init)):     # restart i from seed random_state + i (None: unseeded)
             seed = None if self.random_state is None else int(self.random_state) + i
             net, hist = nets.train(lambda: _net_class()(side, channels, hidden, k, self.variational), self._loss(),
@@ -306,9 +306,11 @@ class _ConvModel(LatentModel):
                 Z = torch.cat([net.encode(torch.as_tensor(np.asarray(X[j:j + 512], np.float32),
                                                           device=hist.device))[0].cpu()
                                for j in range(0, len(X), 512)]).double().numpy()
-            runs.append((code_dependence(Z), i, net, hist, Z))
-        self.restart_dependence_ = np.array([r[0] for r in runs])
-        _, self.best_restart_, net, hist, Z = min(runs, key=lambda r: (r[0], r[1]))
+            dependence.append(code_dependence(Z))
+            if best is None or dependence[-1] < dependence[best[0]]:   # ties keep the earlier restart
+                best = (i, net, hist, Z)
+        self.restart_dependence_ = np.array(dependence)
+        self.best_restart_, net, hist, Z = best
         self.params_ = nets.torch_params([net])
         self.image_side_ = side
         nets.record(self, hist)
