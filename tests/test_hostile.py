@@ -305,8 +305,11 @@ def test_ctrl_c_stops_workers_at_once_prints_one_line_exits_130_and_resumes_to_t
     shards = 48
     over = {"n": 16 * shards, "shard": 16, "outputs": {"vertices": {"dtype": "float32"}, "textures": {"size": 32}}}
     cfg = write_cfg(tmp_path / "c.yaml", tmp_path / "s.zarr", **over)
+    # the child starts with Ctrl-C at its default, as from a terminal: a test runner's worker (or a
+    # shell's background job) may ignore SIGINT, and an ignored signal stays ignored through exec
     proc = subprocess.Popen([*AVATAR, "generate", str(cfg), "--workers", "2", "--no-progress"], cwd=ROOT,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     t0 = time.monotonic()
     while not any(st.checksum_file(tmp_path / "s.zarr", k).exists() for k in range(shards)):
         assert proc.poll() is None and time.monotonic() - t0 < 240, "no shard was completed"

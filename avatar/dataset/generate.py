@@ -413,15 +413,15 @@ class _sigint_ignored:
         import signal
         import threading
 
-        self.old = None
-        if threading.current_thread() is threading.main_thread():
+        self.active = threading.current_thread() is threading.main_thread()
+        if self.active:
             self.old = signal.signal(signal.SIGINT, signal.SIG_IGN)
 
     def __exit__(self, *exc):
         import signal
 
-        if self.old is not None:
-            signal.signal(signal.SIGINT, self.old)
+        if self.active:  # a handler installed outside Python reads as None: the default is the nearest
+            signal.signal(signal.SIGINT, signal.SIG_DFL if self.old is None else self.old)
 
 
 def _stop_pool(pool) -> None:
