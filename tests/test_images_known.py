@@ -18,7 +18,7 @@ from avatar import dataset  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 CONFIG = ROOT / "configs" / "datasets" / "scene-known.yaml"
-N = 1500        # the first rows of the config's plan (it has 2,000): the test's size
+N = 2000        # the config's whole plan
 SIZE = 32       # the 64 px renders box-filtered to 32 px, as a renders feature block with size: 32 does
 
 
@@ -66,19 +66,20 @@ def test_the_dataset_varies_three_factors_and_nothing_else():
     assert np.all(np.abs(lo - [1, -60, -90]) < tol) and np.all(np.abs(hi - [25, 60, 90]) < tol), (lo, hi)
 
 
-# Met with restarts: a single net gives every factor its own code for some seeds only (seed 0 of this draw:
-# 0.82 / 0.98 / 0.74, the light sharing codes with the age; seeds 0-3: one of four). Four restarts, the kept one
-# the restart whose codes are the most independent (code_dependence, no labels), found it in both draws of the
-# design tried (docs/images.md). About 4 minutes, so it runs only when asked.
+# Met with restarts, not for every draw: over seeds 0-19 (this config, beta 0.1) a single net gives every factor
+# its own code for 6 of 20 seeds; four restarts keeping the least dependent codes (code_dependence, no labels)
+# pass for 3 of the 5 groups of four seeds, seeds 0-3 (this test's) among them (docs/images.md). Renders that
+# differ by one level in a few pixels (llvmpipe draws a batch's images a little differently) can change which
+# restart passes. About 1.5 minutes here (4 on a slower machine), so it runs only when asked.
 @pytest.mark.skipif(not os.environ.get("AVATAR_KNOWN_ANSWER"),
-                    reason="opt-in (AVATAR_KNOWN_ANSWER=1): 4 minutes would crowd CI's 20 minutes")
+                    reason="opt-in (AVATAR_KNOWN_ANSWER=1): 2-4 minutes would crowd CI's 20 minutes")
 def test_a_3_code_conv_vae_gives_each_factor_its_own_code(known, one_torch_thread):
-    """Measured (1,500 renders, 40 epochs, 4 restarts from seed 0): see docs/images.md."""
+    """Measured (2,000 renders, beta 0.1, 40 epochs, 4 restarts from seed 0): see docs/images.md."""
     names, F, X, render_s = known
     U, s, _ = np.linalg.svd(X, full_matrices=False)
     pca = matched_spearman(U[:, :3] * s[:3], F)
     t = time.perf_counter()
-    m = L.ConvVAE(3, beta=0.05, channels=(16, 16, 32, 32), hidden=(128,), epochs=40, batch_size=32,
+    m = L.ConvVAE(3, beta=0.1, channels=(16, 16, 32, 32), hidden=(128,), epochs=40, batch_size=32,
                   random_state=0, device="cpu", n_init=4).fit(X)
     vae = matched_spearman(m.transform(X), F)
     print(f"\n{N} renders in {render_s:.0f} s, conv VAE 4 x {m.n_epochs_} epochs in {time.perf_counter() - t:.0f} s; "
