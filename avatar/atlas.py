@@ -52,11 +52,11 @@ class AtlasConfig:
 
 def load_atlas(path=None) -> AtlasConfig:
     """Read and check an atlas config (every problem at once: file:line: key: message)."""
-    from avatar.spec.config import _read_text, parse_yaml_lenient
+    from avatar.spec.config import read_text, parse_yaml_lenient
 
     path = Path(path) if path else DEFAULT_CONFIG
     file = str(path)
-    data, lines, dup = parse_yaml_lenient(_read_text(path), file)
+    data, lines, dup = parse_yaml_lenient(read_text(path), file)
     problems = Problems(file, lines, dup)
     check_keys(problems, (), data, _KEYS, required=("entries",))
     n = _whole(problems, ("n",), data.get("n", 2000), 10)

@@ -52,10 +52,10 @@ def write_mesh(path: str | Path, vertices: np.ndarray, template: Template,
     if morphs is not None and suffix != ".glb":
         raise ValueError(f"{path}: only GLB holds morph targets; write a .glb")
     if suffix == ".glb":
-        _atomic_write(path, _glb_bytes(vertices, template, sliders, texture, skin, morphs))
+        write_atomic(path, _glb_bytes(vertices, template, sliders, texture, skin, morphs))
         return [path]
     if suffix == ".ply":
-        _atomic_write(path, _ply_bytes(vertices, template, sliders))
+        write_atomic(path, _ply_bytes(vertices, template, sliders))
         return [path]
     if suffix == ".mhm":  # MakeHuman 1.1 model file: the slider values, not the mesh
         from avatar.body.mhm import write_mhm
@@ -64,10 +64,10 @@ def write_mesh(path: str | Path, vertices: np.ndarray, template: Template,
     written = []
     if texture is not None:
         png, mtl = path.with_suffix(".png"), path.with_suffix(".mtl")
-        _atomic_write(png, _png_bytes(texture))
-        _atomic_write(mtl, _mtl_bytes(png.name))
+        write_atomic(png, _png_bytes(texture))
+        write_atomic(mtl, _mtl_bytes(png.name))
         written += [png, mtl]
-    _atomic_write(path, _obj_bytes(vertices, template, sliders, path.with_suffix(".mtl").name if texture is not None else None))
+    write_atomic(path, _obj_bytes(vertices, template, sliders, path.with_suffix(".mtl").name if texture is not None else None))
     return [path, *written]
 
 
@@ -104,7 +104,7 @@ def atomic_write(path: str | Path, write) -> None:
             tmp.unlink()
 
 
-def _atomic_write(path: Path, data: bytes) -> None:
+def write_atomic(path: Path, data: bytes) -> None:
     atomic_write(path, lambda f: f.write(data))
 
 

@@ -262,16 +262,16 @@ def test_model_for_another_mesh_is_refused(rig):
 
 
 # -- command line --------------------------------------------------------------------------------------
-def _parser():
-    from avatar.cli.main import _parser as avatar_parser
+def build_parser():
+    from avatar.cli.main import build_parser as avatar_parser
 
     return avatar_parser()
 
 
 def test_cli_defaults_bind_localhost():
-    args = _parser().parse_args(["explore"])
+    args = build_parser().parse_args(["explore"])
     assert (args.host, args.port, args.model, args.preset_dir) == ("127.0.0.1", 8080, None, None)
-    args = _parser().parse_args(["explore", "--model", "m.npz", "--port", "9000", "--host", "0.0.0.0",
+    args = build_parser().parse_args(["explore", "--model", "m.npz", "--port", "9000", "--host", "0.0.0.0",
                                  "--preset-dir", "p", "--n-components", "8"])
     assert (args.host, args.port, args.model, args.preset_dir, args.n_components) == \
         ("0.0.0.0", 9000, "m.npz", "p", 8)
@@ -287,7 +287,7 @@ def test_cli_refuses_bad_options(argv, message):
     from avatar.cli.explore import check_args
 
     with pytest.raises(UsageError, match=message):
-        check_args(_parser().parse_args(["explore", *argv]))
+        check_args(build_parser().parse_args(["explore", *argv]))
 
 
 def test_cli_bad_input_exits_2_without_a_traceback(tmp_path, capsys):

@@ -389,10 +389,10 @@ def test_a_model_file_holding_nan_is_refused_everywhere(model_file, tmp_path, ca
     assert rc == 2 and "holds NaN or infinity" in one_error_line(err) and not (tmp_path / "d.glb").exists()
     from avatar.cli.errors import UsageError
     from avatar.cli.explore import make_explorer
-    from avatar.cli.main import _parser
+    from avatar.cli.main import build_parser
 
     with pytest.raises(UsageError, match="holds NaN or infinity"):  # `avatar explore`: refused before serving
-        make_explorer(_parser().parse_args(["explore", "--model", str(bad), "--port", "65000"]), log=lambda *a: None)
+        make_explorer(build_parser().parse_args(["explore", "--model", str(bad), "--port", "65000"]), log=lambda *a: None)
     model = L.load_file(model_file).models["pca"]
     model.components_ = model.components_.copy()
     model.components_[0, 0] = np.inf
@@ -744,7 +744,7 @@ def test_oversized_datasets_fits_and_pages_are_refused_before_the_work(tmp_path,
     import avatar.cli.render as render_cli
     from avatar.cli.errors import UsageError
     from avatar.cli.explore import make_explorer
-    from avatar.cli.main import _parser
+    from avatar.cli.main import build_parser
 
     monkeypatch.setattr(avatar.checks, "available_memory", lambda: 1 << 30)
     monkeypatch.setattr(render_cli, "available_memory", lambda: 1 << 30)
@@ -764,6 +764,6 @@ def test_oversized_datasets_fits_and_pages_are_refused_before_the_work(tmp_path,
     rc, out, err = cli(capsys, "fit", exp)
     assert rc == 2 and "needs about" in one_error_line(err) and "fitted" not in out
     with pytest.raises(UsageError, match="the quick PCA needs about"):
-        make_explorer(_parser().parse_args(["explore", "--n-avatars", "10000000", "--port", "65001"]),
+        make_explorer(build_parser().parse_args(["explore", "--n-avatars", "10000000", "--port", "65001"]),
                       log=lambda *a: None)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml", "e.yaml"]

@@ -32,7 +32,7 @@ def register(sub, add) -> None:
     sp.add_argument("--free", nargs="+", help="only these sliders (names or patterns such as 'torso.*')")
 
 
-def _load(path: Path):
+def load_scan(path: Path):
     import trimesh
 
     if not path.is_file():
@@ -50,12 +50,12 @@ def _load(path: Path):
 
 def cmd_fit_body(args) -> int:
     from avatar.cli.errors import check_output
-    from avatar.cli.rig import _rig, write_preset
+    from avatar.cli.rig import rig_from_args, write_preset
     from avatar.fit import fit_body
 
     out = check_output(args.output, "preset file")
-    mesh = _load(Path(args.mesh))
-    rig = _rig(args)
+    mesh = load_scan(Path(args.mesh))
+    rig = rig_from_args(args)
     try:
         fit = fit_body(mesh, rig, posed=args.posed, free=args.free)
     except ValueError as err:

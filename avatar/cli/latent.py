@@ -47,7 +47,7 @@ def register(sub, add) -> None:
 
 
 
-def _load(path: str, name: str | None):
+def load_model(path: str, name: str | None):
     from avatar.latent import LatentFileError, load_file
 
     try:
@@ -94,7 +94,7 @@ def cmd_encode(args) -> int:
     if args.batch < 1:
         raise usage("--batch must be at least 1")
     check_output(out, "codes file")
-    _, (name, model) = _load(args.model, args.name)
+    _, (name, model) = load_model(args.model, args.name)
     path = Path(args.dataset)
     if st.read_attrs(path) is None:
         raise usage(f"{path}: not an avatar dataset store" + ("" if path.exists() else " (no such path)"))
@@ -152,7 +152,7 @@ def cmd_decode(args) -> int:
     if out.suffix.lower() not in FORMATS:
         raise usage(f"{out}: unknown mesh format {out.suffix!r}; use one of {', '.join(FORMATS)}")
     check_output(out, "mesh file")
-    f, (name, model) = _load(args.model, args.name)
+    f, (name, model) = load_model(args.model, args.name)
     k = model.n_components
     if getattr(args, "morphs", False):
         return _decode_morphs(args, f, name, model, out)

@@ -21,7 +21,7 @@ def _note(message, category, filename, lineno, file=None, line=None) -> None:
 def main(argv: list[str] | None = None) -> int:
     import warnings
 
-    parser = _parser()
+    parser = build_parser()
     args = parser.parse_args(argv)
     with warnings.catch_warnings():
         warnings.showwarning = _note
@@ -53,7 +53,7 @@ def _run(args) -> int:
         return EXIT_INTERRUPTED
 
 
-def _parser() -> argparse.ArgumentParser:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="avatar", description="Procedural 3D character creator.")
     sub = p.add_subparsers(dest="command", required=True)
     from avatar.cli import rig

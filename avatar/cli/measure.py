@@ -95,10 +95,10 @@ def _presets(args):
 def _mesh(rig, path: Path, picture: bool = False):
     """(slider values, vertices or None) of a mesh file: our topology as it is (fitted too only for a
     picture, which draws the fitted rest shape), another topology fitted first and measured at rest."""
-    from avatar.cli.fit import _load
+    from avatar.cli.fit import load_scan
     from avatar.fit import fit_body
 
-    mesh = _load(path)
+    mesh = load_scan(path)
     n, t = len(mesh.vertices), rig.template
     V = None
     if n in (rig.n_vertices, t.n_body) and np.array_equal(mesh.faces, rig.faces[: len(mesh.faces)]):

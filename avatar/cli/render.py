@@ -133,11 +133,11 @@ def _kw(args) -> dict:
     kw = {"projection": args.projection, "background": args.background, "backend": args.backend}
     if getattr(args, "frame", None):
         kw["frame"] = args.frame
-    from avatar.rendering.core import _rgb, choose_backend
+    from avatar.rendering.core import to_rgb, choose_backend
 
     try:
         if args.background is not None:
-            _rgb(args.background)
+            to_rgb(args.background)
     except ValueError as err:
         raise usage(f"--background: {err}") from None
     choose_backend(args.backend)  # no OpenGL: say so before any work is done

@@ -9,7 +9,7 @@ import numpy as np
 from avatar.cli.errors import EXIT_USAGE, UsageError
 
 
-def _rig(args):
+def rig_from_args(args):
     from avatar.body.rig import load_rig
 
     return load_rig(args.rig)
@@ -79,7 +79,7 @@ def _preset_rows(spec, preset, rows):
 
 def cmd_make(args) -> int:
     out = _check_output(args.output)
-    rig = _rig(args)
+    rig = rig_from_args(args)
     from avatar.spec.pose import with_pose
 
     values = with_pose(rig.spec, rig.preset(args.preset), args.pose)  # measurements: solved (docs/measure.md)
@@ -100,7 +100,7 @@ def cmd_random(args) -> int:
         check_output(args.save_preset, "preset file")
     if args.seed < 0 or args.index < 0:
         raise UsageError("--seed and --index must be >= 0")
-    rig = _rig(args)
+    rig = rig_from_args(args)
     from avatar.spec.pose import with_pose
 
     values = with_pose(rig.spec, rig.sample(1, seed=args.seed, start=args.index, pose=args.posed)[0], args.pose)
@@ -182,7 +182,7 @@ def cmd_demo(args) -> int:
     """Every preset under configs/avatars and a few random avatars, as GLB + PLY."""
     from avatar.body.rig import ROOT
 
-    rig = _rig(args)
+    rig = rig_from_args(args)
     out = Path(args.out)
     presets = [(p.stem, rig.preset(p)) for p in sorted((ROOT / "configs" / "avatars").glob("*.yaml"))]
     for name, values in presets:

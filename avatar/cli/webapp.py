@@ -48,9 +48,9 @@ def cmd_webapp(args) -> int:
     try:
         parse(rig, args.morphs)  # a bad --morphs fails before the work
         if args.model:
-            from avatar.cli.latent import _load
+            from avatar.cli.latent import load_model
 
-            f, (name, model) = _load(args.model, args.model_name)
+            f, (name, model) = load_model(args.model, args.model_name)
             made_on = (f.metadata.get("dataset") or {}).get("template_sha256")
             if made_on and made_on != rig.template.faces_sha256:
                 raise UsageError(f"{args.model}: fitted on avatars of another template; refit it (`avatar fit`)")
@@ -93,7 +93,7 @@ def _preset_name(text: str, fallback: str) -> tuple[str, str]:
 def demo_site(out: Path, rig_path=None) -> None:
     """The demo's web creator: the heroine with her face sliders and the demo PCA, in ``out/site/``."""
     from avatar.body.rig import ROOT
-    from avatar.cli.main import _parser
+    from avatar.cli.main import build_parser
     from avatar.webapp import WebappError, bundle_path
 
     try:
@@ -103,4 +103,4 @@ def demo_site(out: Path, rig_path=None) -> None:
         return
     argv = ["webapp", str(ROOT / "configs" / "avatars" / "heroine.yaml"), "--morphs", "face,nose,ears",
             "--model", str(out / "models" / "demo.npz"), "--model-name", "pca", "-o", str(out / "site")]
-    cmd_webapp(_parser().parse_args(argv + (["--rig", str(rig_path)] if rig_path else [])))
+    cmd_webapp(build_parser().parse_args(argv + (["--rig", str(rig_path)] if rig_path else [])))

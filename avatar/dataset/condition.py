@@ -79,7 +79,7 @@ def _pair(problems: Problems, path: tuple, raw: object):
 
 def draw_targets(condition: dict, seed: int, start: int, stop: int) -> dict[str, np.ndarray]:
     """{name: (stop-start,) float64} the targets of rows ``start .. stop-1``."""
-    from avatar.spec.sliders import _truncnorm_ppf
+    from avatar.spec.sliders import truncnorm_ppf
 
     names = list(condition["targets"])
     u = np.empty((stop - start, len(names)))
@@ -93,7 +93,7 @@ def draw_targets(condition: dict, seed: int, start: int, stop: int) -> dict[str,
         if "normal" in d:
             mean, sd = d["normal"]
             lo, hi = d.get("clip", [mean - 8 * sd, mean + 8 * sd])
-            out[name] = _truncnorm_ppf(u[:, c], mean, sd, lo, hi)
+            out[name] = truncnorm_ppf(u[:, c], mean, sd, lo, hi)
         else:
             a, b = d["uniform"]
             out[name] = np.clip(a + u[:, c] * (b - a), *d.get("clip", [a, b]))

@@ -110,9 +110,9 @@ class DatasetConfig:
 # -- loading --------------------------------------------------------------------
 def load_config(path, store: str | None = None) -> DatasetConfig:
     """Read and validate a dataset config YAML; ConfigError lists every problem (file:line)."""
-    from avatar.spec.config import _read_text
+    from avatar.spec.config import read_text
 
-    text = _read_text(path)
+    text = read_text(path)
     return config_from_text(text, str(path), store=store)
 
 
@@ -182,29 +182,12 @@ def _whole(problems: Problems, path: tuple, value: object, lo: int, hi: int, wha
 
 
 def _from_data(data: dict, problems: Problems, text: str, base_dir: Path, store_override) -> DatasetConfig:
-    from avatar.spec.config import _read_text
-    from avatar.spec.sliders import ConfigError as _CE, load_preset, _check_values
-    from .samplers import spec_from_text
-
+    """Every section checked in file order (so problems come out in it), then one DatasetConfig."""
     check_keys(problems, (), data, _KEYS)
     for key in ("name", "description"):
         if key in data:
             check_str(problems, (key,), data[key])
-
-    # rig ------------------------------------------------------------------
-    spec = rig_text = rig_name = None
-    found = _find_rig(problems, data.get("rig"), base_dir)
-    if found:
-        rig_name, rig_path = found
-        try:
-            rig_text = _read_text(rig_path)  # read once: the spec and the stored text are the same bytes
-            spec = spec_from_text(rig_text, str(rig_path))
-        except _CE as err:
-            for p in err.problems:
-                problems.add(("rig",), f"the rig is invalid: {p}")
-    names = spec.slider_names if spec else []
-
-    # n, seed, sampler ------------------------------------------------------
+    spec, rig_text, rig_name = _rig(problems, data.get("rig"), base_dir)
     sampler = check_choice(problems, ("sampler",), data.get("sampler", "prior"), SAMPLERS, "sampler")
     n = None
     if "n" in data:
@@ -215,104 +198,162 @@ def _from_data(data: dict, problems: Problems, text: str, base_dir: Path, store_
     if "store" not in data and store_override is None:
         problems.add((), "missing required key 'store' (where to write, e.g. data/faces-10k.zarr)")
     shard = _whole(problems, ("shard",), data.get("shard", 1024), 1, MAX_SHARD, "shard (avatars per shard)")
+    vary, varied = _vary(problems, data.get("vary", ["*"]), spec)
+    base = _base(problems, data["base"], spec, base_dir) if "base" in data and spec is not None else {}
+    priors = _priors(problems, data, spec, sampler, varied)
+    correlate = _correlate(problems, data, spec, sampler, varied)
+    levels, steps, n = _plan_size(problems, data, spec, sampler, varied, n)
 
-    # vary -----------------------------------------------------------------
-    vary_raw = data.get("vary", ["*"])
-    if isinstance(vary_raw, str):
-        vary_raw = [vary_raw]
-    vary: list[str] = []
-    varied: set[str] = set()
-    if isinstance(vary_raw, list) and not vary_raw:
+    from .condition import parse_condition
+
+    condition = parse_condition(problems, data.get("condition"), spec)
+    outputs = _outputs(problems, data.get("outputs", {"vertices": {"dtype": "float32"}}))
+    store = store_override if store_override is not None else data.get("store")
+    if store_override is None and "store" in data:  # `store: ~` is a mistake, never the folder ./None
+        store = check_str(problems, ("store",), store, one_line=True)
+
+    problems.raise_if_any()
+    return DatasetConfig(rig=rig_name, rig_text=rig_text, n=n, seed=seed, sampler=sampler, vary=vary,
+                         varied=varied, base=base, correlate=correlate, priors=priors, levels=levels, steps=steps,
+                         condition=condition, outputs=outputs, store=str(store), shard=shard,
+                         name=str(data.get("name", "")).strip(), description=str(data.get("description", "")).strip(),
+                         source=problems.file, text=text)
+
+
+def _rig(problems: Problems, raw, base_dir: Path) -> tuple:
+    """(spec, rig YAML text, rig name), each None when the rig is missing or invalid."""
+    from avatar.spec.config import read_text
+    from avatar.spec.sliders import ConfigError as RigError
+    from .samplers import spec_from_text
+
+    found = _find_rig(problems, raw, base_dir)
+    if not found:
+        return None, None, None
+    rig_name, rig_path = found
+    try:
+        rig_text = read_text(rig_path)  # read once: the spec and the stored text are the same bytes
+        return spec_from_text(rig_text, str(rig_path)), rig_text, rig_name
+    except RigError as err:
+        for p in err.problems:
+            problems.add(("rig",), f"the rig is invalid: {p}")
+        return None, None, rig_name
+
+
+def _vary(problems: Problems, raw, spec) -> tuple[list[str], list[str]]:
+    """(the patterns as written, the sliders they match in rig order)."""
+    if isinstance(raw, str):
+        raw = [raw]
+    if isinstance(raw, list) and not raw:
         problems.add(("vary",), "the list is empty: name at least one slider or glob pattern to vary "
                      "(e.g. ['nose.*']; ['*'] varies every slider)")
-    elif not isinstance(vary_raw, list):
-        problems.add(("vary",), f"expected a list of slider names or glob patterns, got {describe(vary_raw)}")
-    else:
-        for i, pat in enumerate(vary_raw):
-            pat = check_str(problems, ("vary", i), pat, one_line=True)
-            if pat is None:
-                continue
-            vary.append(pat)
-            if spec is None:
-                continue
-            hits, scene_only = vary_matches(spec, pat)
-            if scene_only:
-                named = sorted({spec.sliders[spec.index(h)].group for h in scene_only})
-                problems.add(("vary", i), f"'{pat}' matches only scene sliders (camera, lights, background), "
-                             f"which vary only when their group is named: write "
-                             f"{' or '.join(repr(g + '.' + pat.split('.', 1)[-1]) for g in named)}")
-            elif not hits:
-                groups = [f"{g}.*" for g in spec.groups]
-                problems.add(("vary", i), f"'{pat}' matches no slider of rig '{spec.name}'"
-                             f"{did_you_mean(pat, names + groups)}")
-            varied.update(hits)
-    varied_list = [s for s in names if s in varied]
+        return [], []
+    if not isinstance(raw, list):
+        problems.add(("vary",), f"expected a list of slider names or glob patterns, got {describe(raw)}")
+        return [], []
+    vary, varied = [], set()
+    for i, pat in enumerate(raw):
+        pat = check_str(problems, ("vary", i), pat, one_line=True)
+        if pat is None:
+            continue
+        vary.append(pat)
+        if spec is not None:
+            varied.update(_vary_hits(problems, ("vary", i), pat, spec))
+    names = spec.slider_names if spec else []
+    return vary, [s for s in names if s in varied]
 
-    # base -----------------------------------------------------------------
-    base: dict[str, object] = {}
-    if "base" in data and spec is not None:
-        raw = data["base"]
-        if isinstance(raw, str):
-            cand = Path(raw) if Path(raw).is_file() else base_dir / raw
-            try:
-                base = load_preset(cand if cand.is_file() else raw, spec)
-            except _CE as err:
-                for p in err.problems:
-                    problems.add(("base",), f"{p}")
-        elif isinstance(raw, dict):
-            src = raw.get("sliders", raw) if isinstance(raw.get("sliders"), dict) else raw
-            prefix = ("base", "sliders") if src is not raw else ("base",)
-            base = {k: v for k, (_, v) in _check_values(spec, problems, prefix, src).items()}
-        else:
-            problems.add(("base",), f"expected a preset file or a mapping slider -> value, got {describe(raw)}")
 
-    priors = _priors(problems, data, spec, sampler, varied_list)
+def _vary_hits(problems: Problems, path: tuple, pat: str, spec) -> list[str]:
+    hits, scene_only = vary_matches(spec, pat)
+    if scene_only:
+        named = sorted({spec.sliders[spec.index(h)].group for h in scene_only})
+        problems.add(path, f"'{pat}' matches only scene sliders (camera, lights, background), "
+                     f"which vary only when their group is named: write "
+                     f"{' or '.join(repr(g + '.' + pat.split('.', 1)[-1]) for g in named)}")
+    elif not hits:
+        groups = [f"{g}.*" for g in spec.groups]
+        problems.add(path, f"'{pat}' matches no slider of rig '{spec.name}'"
+                     f"{did_you_mean(pat, spec.slider_names + groups)}")
+    return hits
 
-    # correlate -------------------------------------------------------------
-    correlate: dict[str, dict[str, float]] = {}
+
+def _base(problems: Problems, raw, spec, base_dir: Path) -> dict[str, object]:
+    """The base values: a preset file (beside the config or as given) or a mapping slider -> value."""
+    from avatar.spec.sliders import ConfigError as PresetError, check_values, load_preset
+
+    if isinstance(raw, str):
+        cand = Path(raw) if Path(raw).is_file() else base_dir / raw
+        try:
+            return load_preset(cand if cand.is_file() else raw, spec)
+        except PresetError as err:
+            for p in err.problems:
+                problems.add(("base",), f"{p}")
+            return {}
+    if isinstance(raw, dict):
+        src = raw.get("sliders", raw) if isinstance(raw.get("sliders"), dict) else raw
+        prefix = ("base", "sliders") if src is not raw else ("base",)
+        return {k: v for k, (_, v) in check_values(spec, problems, prefix, src).items()}
+    problems.add(("base",), f"expected a preset file or a mapping slider -> value, got {describe(raw)}")
+    return {}
+
+
+def _correlate(problems: Problems, data: dict, spec, sampler: str, varied: list) -> dict[str, dict[str, float]]:
+    """{slider: {slider: correlation}}, each pair once, checked to make a valid correlation matrix."""
     raw = data.get("correlate") or {}
     if "correlate" in data and sampler in ("grid", "traversal"):
         problems.add(("correlate",), f"correlate applies to the random samplers ({', '.join(RANDOM_SAMPLERS)}),"
                      f" not to '{sampler}', which sets every combination by construction")
-    elif not isinstance(raw, dict):
+        return {}
+    if not isinstance(raw, dict):
         problems.add(("correlate",), f"expected a mapping slider -> {{slider: correlation}}, got {describe(raw)}")
-    elif spec is not None:
-        seen: dict[frozenset, tuple[float, tuple]] = {}
-        for a, row in raw.items():
-            if not _corr_slider(problems, ("correlate", a), a, spec, varied):
-                continue
-            if not isinstance(row, dict) or not row:
-                problems.add(("correlate", a), f"expected a mapping slider -> correlation, got {describe(row)}")
-                continue
-            for b, r in row.items():
-                path = ("correlate", a, b)
-                if not _corr_slider(problems, path, b, spec, varied):
-                    continue
-                x = check_number(problems, path, r)
-                if x is None:
-                    continue
-                if a == b:
-                    problems.add(path, "a slider's correlation with itself is always 1; list other sliders")
-                    continue
-                if not -1 < x < 1:
-                    problems.add(path, f"a correlation must be strictly between -1 and 1, got {x:g}")
-                    continue
-                key = frozenset((a, b))
-                if key in seen and seen[key][0] != x:
-                    problems.add(path, f"conflicts with {seen[key][0]:g} given for the same pair at line "
-                                 f"{problems.line_of(seen[key][1])}")
-                    continue
-                seen[key] = (x, path)
+        return {}
+    if spec is None:
+        return {}
+    correlate: dict[str, dict[str, float]] = {}
+    seen: dict[frozenset, tuple[float, tuple]] = {}
+    for a, row in raw.items():
+        if not _corr_slider(problems, ("correlate", a), a, spec, varied):
+            continue
+        if not isinstance(row, dict) or not row:
+            problems.add(("correlate", a), f"expected a mapping slider -> correlation, got {describe(row)}")
+            continue
+        for b, r in row.items():
+            x = _correlation(problems, ("correlate", a, b), a, b, r, spec, varied, seen)
+            if x is not None:
                 correlate.setdefault(a, {})[b] = x
-        if correlate and not problems.items:
-            from .samplers import correlation_matrix
+    if correlate and not problems.items:
+        from .samplers import correlation_matrix
 
-            try:
-                correlation_matrix(correlate, varied_list)
-            except ValueError as err:
-                problems.add(("correlate",), str(err))
+        try:
+            correlation_matrix(correlate, varied)
+        except ValueError as err:
+            problems.add(("correlate",), str(err))
+    return correlate
 
-    # levels / steps --------------------------------------------------------
+
+def _correlation(problems: Problems, path: tuple, a: str, b: str, r, spec, varied: list, seen: dict):
+    """One entry ``a: {b: r}`` checked (None when it is wrong); ``seen`` holds the pairs so far."""
+    if not _corr_slider(problems, path, b, spec, varied):
+        return None
+    x = check_number(problems, path, r)
+    if x is None:
+        return None
+    if a == b:
+        problems.add(path, "a slider's correlation with itself is always 1; list other sliders")
+        return None
+    if not -1 < x < 1:
+        problems.add(path, f"a correlation must be strictly between -1 and 1, got {x:g}")
+        return None
+    key = frozenset((a, b))
+    if key in seen and seen[key][0] != x:
+        problems.add(path, f"conflicts with {seen[key][0]:g} given for the same pair at line "
+                     f"{problems.line_of(seen[key][1])}")
+        return None
+    seen[key] = (x, path)
+    return x
+
+
+def _plan_size(problems: Problems, data: dict, spec, sampler: str, varied: list, n):
+    """(grid levels, traversal steps, n): a grid's or traversal's row count sets n, or must equal it."""
     levels: dict[str, int] = {}
     steps = None
     if "levels" in data and sampler != "grid":
@@ -320,21 +361,10 @@ def _from_data(data: dict, problems: Problems, text: str, base_dir: Path, store_
     if "steps" in data and sampler != "traversal":
         problems.add(("steps",), f"steps is for sampler: traversal, not '{sampler}'")
     if sampler == "grid" and spec is not None:
-        levels = _grid_levels(problems, data, spec, varied_list)
+        levels = _grid_levels(problems, data, spec, varied)
     if sampler == "traversal":
         steps = _whole(problems, ("steps",), data.get("steps", 7), 2, 100_000, "steps")
-    count = None
-    if sampler == "grid" and spec is not None and levels and len(levels) == len(varied_list):
-        count = math.prod(levels.values())
-        what = " x ".join(str(v) for v in levels.values())
-        expected = f"the grid has {what} = {count:,} combinations"
-    elif sampler == "traversal" and spec is not None and steps is not None:
-        from .samplers import traversal_counts
-
-        counts = traversal_counts(spec, varied_list, steps)
-        count = sum(counts)
-        expected = f"the traversal has {count:,} rows ({len(counts)} sliders, {steps} steps each" \
-                   ", every value of bool and categorical ones)"
+    count, expected = _row_count(spec, sampler, varied, levels, steps)
     if count is not None:
         if count > MAX_N:
             problems.add(("levels",) if sampler == "grid" else ("steps",), f"{expected}: too many")
@@ -343,28 +373,27 @@ def _from_data(data: dict, problems: Problems, text: str, base_dir: Path, store_
         elif n is not None and n != count:
             problems.add(("n",), f"n must be {count:,} for sampler {sampler}: {expected}; "
                          "set n to that or leave it out")
+    return levels, steps, n
 
-    from .condition import parse_condition
 
-    condition = parse_condition(problems, data.get("condition"), spec)
-    # outputs -----------------------------------------------------------------
-    outputs = _outputs(problems, data.get("outputs", {"vertices": {"dtype": "float32"}}))
+def _row_count(spec, sampler: str, varied: list, levels: dict, steps) -> tuple:
+    """(rows, a phrase saying why) of a grid or traversal plan; (None, None) for the others."""
+    if sampler == "grid" and spec is not None and levels and len(levels) == len(varied):
+        count = math.prod(levels.values())
+        return count, f"the grid has {' x '.join(str(v) for v in levels.values())} = {count:,} combinations"
+    if sampler == "traversal" and spec is not None and steps is not None:
+        from .samplers import traversal_counts
 
-    store = store_override if store_override is not None else data.get("store")
-    if store_override is None and "store" in data:  # `store: ~` is a mistake, never the folder ./None
-        store = check_str(problems, ("store",), store, one_line=True)
-
-    problems.raise_if_any()
-    return DatasetConfig(rig=rig_name, rig_text=rig_text, n=n, seed=seed, sampler=sampler, vary=vary,
-                         varied=varied_list, base=base, correlate=correlate, priors=priors, levels=levels, steps=steps,
-                         condition=condition, outputs=outputs, store=str(store), shard=shard, name=str(data.get("name", "")).strip(),
-                         description=str(data.get("description", "")).strip(), source=problems.file, text=text)
+        counts = traversal_counts(spec, varied, steps)
+        return sum(counts), (f"the traversal has {sum(counts):,} rows ({len(counts)} sliders, {steps} steps each"
+                             ", every value of bool and categorical ones)")
+    return None, None
 
 
 def _priors(problems: Problems, data: dict, spec, sampler, varied: list) -> dict[str, dict]:
     """``priors:``: {slider: distribution} replacing the rig's own for this dataset (the ``prior``
     sampler, varied sliders only), written as the rig YAML's ``distribution:``."""
-    from avatar.spec.sliders import _parse_distribution
+    from avatar.spec.sliders import parse_distribution
 
     raw = data.get("priors")
     if raw is None or spec is None:
@@ -387,7 +416,7 @@ def _priors(problems: Problems, data: dict, spec, sampler, varied: list) -> dict
             problems.add(path, f"'{name}' is not varied: priors are for the sliders `vary` names")
             continue
         s = spec.sliders[spec.index(name)]
-        d = _parse_distribution(problems, path, dist, s.kind, s.min, s.max, s.default, s.categories)
+        d = parse_distribution(problems, path, dist, s.kind, s.min, s.max, s.default, s.categories)
         if d is not None:
             out[name] = d
     return out

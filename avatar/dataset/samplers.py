@@ -42,7 +42,7 @@ from functools import lru_cache
 import numpy as np
 from scipy.special import ndtr, ndtri
 
-from avatar.spec.sliders import _inverse_cdf, uniforms
+from avatar.spec.sliders import inverse_cdf, uniforms
 
 _TINY = 2.0 ** -53
 
@@ -212,7 +212,7 @@ class Sampler:
             u[:, cols] = np.clip(ndtr((z[:, None, :] * L[None, :, :]).sum(axis=2)), 0.0, 1.0 - _TINY)
         for c, j in enumerate(self.varied):
             s = self.priors.get(j, self.spec.sliders[j])
-            out[:, j] = _inverse_cdf(s, u[:, c]) if kind == "prior" else box_value(s, u[:, c])
+            out[:, j] = inverse_cdf(s, u[:, c]) if kind == "prior" else box_value(s, u[:, c])
         return out
 
 

@@ -85,9 +85,9 @@ def split_rows(n: int, test_fraction: float, seed: int) -> tuple[np.ndarray, np.
 # -- loading --------------------------------------------------------------------
 def load_config(path) -> ExperimentConfig:
     """Read and validate an experiment YAML; ConfigError lists every problem (file:line: key: message)."""
-    from avatar.spec.config import _read_text
+    from avatar.spec.config import read_text
 
-    return config_from_text(_read_text(path), str(path))
+    return config_from_text(read_text(path), str(path))
 
 
 def config_from_text(text: str, file: str = "<string>") -> ExperimentConfig:

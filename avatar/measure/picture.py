@@ -10,15 +10,15 @@ from __future__ import annotations
 
 import numpy as np
 
-from avatar.rendering.core import WORLD_HEIGHT, _rotation, render
-from avatar.rendering.pictures import _font
+from avatar.rendering.core import WORLD_HEIGHT, view_rotation, render
+from avatar.rendering.pictures import label_font
 
 COLOURS = {"circumference": (214, 64, 52), "distance": (36, 110, 200), "height": (28, 150, 90)}
 
 
 def _pixels(points: np.ndarray, yaw: float, size: int) -> tuple[np.ndarray, np.ndarray]:
     """(m, 2) pixel positions and (m,) depth towards the camera of world points (m, 3)."""
-    R = _rotation(yaw, 0.0)
+    R = view_rotation(yaw, 0.0)
     local = points @ R                                   # right, up, back
     half = WORLD_HEIGHT / 2
     u = size / 2 * (1 + local[:, 0] / half)
@@ -50,7 +50,7 @@ def measurement_picture(rig, values, size: int = 768, names=None):
     for k, (u0, u1, _) in enumerate(crops):
         img.paste(Image.fromarray(shots[k][top:, u0:u1]), (left[k], 0))
     draw = ImageDraw.Draw(img)
-    font = _font(max(11, size // 52))
+    font = label_font(max(11, size // 52))
     y_text = 10
     for m in wanted:
         colour = COLOURS.get(m.kind)

@@ -444,7 +444,7 @@ def _flat_colors(template) -> np.ndarray:
 # --------------------------------------------------------------------------
 # cameras and lights
 # --------------------------------------------------------------------------
-def _rotation(yaw: float, pitch: float) -> np.ndarray:
+def view_rotation(yaw: float, pitch: float) -> np.ndarray:
     """Columns: the camera's right, up and back (it looks along -back) in world axes."""
     y, p = math.radians(yaw), math.radians(pitch)
     back = np.array([math.sin(y) * math.cos(p), math.sin(p), math.cos(y) * math.cos(p)])
@@ -489,7 +489,7 @@ def _frame(view: View, body: np.ndarray, head: np.ndarray, *, perspective: bool,
     body, head, bust : (3, m) float64 points (transposed, so reductions run along rows); bust
     is needed only by a view whose target is "bust".
     """
-    R = _rotation(view.yaw, view.pitch)
+    R = view_rotation(view.yaw, view.pitch)
     pts = {"head": head, "bust": bust}.get(view.target, body)
     local = R.T @ pts                                   # (3, m): right, up, back
     lo, hi = local.min(axis=1), local.max(axis=1)
@@ -550,7 +550,7 @@ def _size(size) -> tuple[int, int]:
     return w, h
 
 
-def _rgb(color) -> tuple[int, int, int]:
+def to_rgb(color) -> tuple[int, int, int]:
     """(r, g, b) 0-255 from '#rrggbb', a colour name, 0-1 floats or 0-255 ints."""
     if isinstance(color, str):
         from PIL import ImageColor
@@ -609,7 +609,7 @@ def render_iter(rig, S, views: Sequence = ("front",), size=256, *, projection: s
         raise ValueError(f"projection must be 'perspective' or 'orthographic', not {projection!r}")
     if frame not in ("auto", "fixed", "orbit"):
         raise ValueError(f"frame must be 'auto', 'fixed' or 'orbit', not {frame!r}")
-    bg = None if background is None else _rgb(background)
+    bg = None if background is None else to_rgb(background)
     if texture_size is None:
         texture_size = default_texture_size(width, height)
     use_tex = (texture_maps is not None or S is not None) if textures is None else bool(textures)

@@ -15,10 +15,10 @@ from collections.abc import Sequence
 import numpy as np
 
 from avatar.export import atomic_write
-from avatar.rendering.core import View, _rgb, render
+from avatar.rendering.core import View, to_rgb, render
 
 
-def _font(px: int):
+def label_font(px: int):
     from PIL import ImageFont
 
     try:
@@ -56,15 +56,15 @@ def contact_sheet(images: np.ndarray, labels: Sequence[str], cols: int | None = 
         raise ValueError(f"{rows} rows but {len(row_labels)} row labels")
     lab = _label_height(h)
     top = lab + 4 if title else 0
-    font = _font(int(lab * 0.72))
+    font = label_font(int(lab * 0.72))
     left = 0
     if row_labels is not None:
         measure = ImageDraw.Draw(Image.new("RGB", (1, 1)))
         left = 8 + max(measure.textbbox((0, 0), str(t), font=font)[2] for t in row_labels)
-    sheet = Image.new("RGB", (left + cols * w, top + rows * (h + lab)), _rgb(background))
+    sheet = Image.new("RGB", (left + cols * w, top + rows * (h + lab)), to_rgb(background))
     draw = ImageDraw.Draw(sheet)
     if title:
-        _draw_centred(draw, (0, 0, left + cols * w, top), title, _font(int(lab * 0.8)), fill=(20, 20, 24))
+        _draw_centred(draw, (0, 0, left + cols * w, top), title, label_font(int(lab * 0.8)), fill=(20, 20, 24))
     for r, text in enumerate(row_labels or ()):
         _draw_centred(draw, (0, top + r * (h + lab), left, top + r * (h + lab) + h), str(text), font)
     for i in range(k):

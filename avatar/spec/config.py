@@ -326,15 +326,15 @@ def parse_yaml_lenient(text: str, file: str = "<string>") -> tuple[dict, LineMap
 
 def load_yaml(path: str | PathLike) -> tuple[dict, LineMap]:
     """Read and parse a YAML config file; see :func:`parse_yaml`. Unreadable files raise ConfigError."""
-    return parse_yaml(_read_text(path), str(path))
+    return parse_yaml(read_text(path), str(path))
 
 
 def load_yaml_lenient(path: str | PathLike) -> tuple[dict, LineMap, list[Problem]]:
     """Read and parse a YAML config file; see :func:`parse_yaml_lenient`."""
-    return parse_yaml_lenient(_read_text(path), str(path))
+    return parse_yaml_lenient(read_text(path), str(path))
 
 
-def _read_text(path: str | PathLike) -> str:
+def read_text(path: str | PathLike) -> str:
     file = str(path)
     try:
         with open(path, encoding="utf-8") as fh:

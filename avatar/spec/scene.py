@@ -129,7 +129,7 @@ def scene_settings(spec, text: str) -> dict[str, object]:
     """
     import yaml
 
-    from avatar.spec.sliders import _check_values
+    from avatar.spec.sliders import check_values
 
     problems = Problems("--scene")
     by_role = {r: spec.sliders[j].name for r, j in spec.scene_roles.items()}
@@ -150,7 +150,7 @@ def scene_settings(spec, text: str) -> dict[str, object]:
                 values[name] = yaml.safe_load(raw)
             except yaml.YAMLError:
                 values[name] = raw
-    checked = _check_values(spec, problems, (), values)
+    checked = check_values(spec, problems, (), values)
     problems.raise_if_any()
     return {k: readable for k, (_, readable) in checked.items()}
 

@@ -173,7 +173,7 @@ class RigSpec:
             problems.add((), f"expected a mapping of slider name -> value, got {describe(values)}")
             problems.raise_if_any()
         out = self.defaults()
-        for name, (x, _) in _check_values(self, problems, (), values).items():
+        for name, (x, _) in check_values(self, problems, (), values).items():
             out[self._index[name]] = x
         problems.raise_if_any()
         return out
@@ -194,7 +194,7 @@ class RigSpec:
         n, seed, start = int(n), int(seed), int(start)
         u = self.uniforms(seed, start, start + n)
         for j, s in enumerate(self.sliders):
-            u[:, j] = s.default if (s.scene and not scene) else _inverse_cdf(s, u[:, j])
+            u[:, j] = s.default if (s.scene and not scene) else inverse_cdf(s, u[:, j])
         return u
 
 
@@ -234,13 +234,13 @@ def uniforms(seed: int, start: int, stop: int, width: int, stream: int | None = 
     return u
 
 
-def _truncnorm_ppf(u: np.ndarray, mean: float, std: float, lo: float, hi: float) -> np.ndarray:
+def truncnorm_ppf(u: np.ndarray, mean: float, std: float, lo: float, hi: float) -> np.ndarray:
     """Inverse CDF of a normal truncated to [lo, hi]; u (n,) in [0, 1) -> (n,)."""
     a, b = ndtr((lo - mean) / std), ndtr((hi - mean) / std)
     return np.clip(mean + std * ndtri(a + u * (b - a)), lo, hi)  # clip: rounding at the ends
 
 
-def _inverse_cdf(s: SliderSpec, u: np.ndarray) -> np.ndarray:
+def inverse_cdf(s: SliderSpec, u: np.ndarray) -> np.ndarray:
     """Uniforms u (n,) in [0, 1) -> slider values (n,) in array units."""
     d, kind = s.distribution, s.distribution["kind"]
     if kind == "fixed":
@@ -260,7 +260,7 @@ def _inverse_cdf(s: SliderSpec, u: np.ndarray) -> np.ndarray:
         return lo + u * (hi - lo)
     # normal: an integer slider takes the nearest whole number of a normal over [min-.5, max+.5]
     pad = 0.5 if integer else 0.0
-    x = _truncnorm_ppf(u, d["mean"], d["std"], s.min - pad, s.max + pad)
+    x = truncnorm_ppf(u, d["mean"], d["std"], s.min - pad, s.max + pad)
     return np.clip(np.floor(x + 0.5), s.min, s.max) if integer else x
 
 
@@ -313,7 +313,7 @@ def _parse_range(problems: Problems, path: tuple, raw: dict, kind: str, unit: st
     return lo, hi, default, None
 
 
-def _parse_distribution(problems: Problems, path: tuple, raw: object, kind: str, lo, hi, default, cats):
+def parse_distribution(problems: Problems, path: tuple, raw: object, kind: str, lo, hi, default, cats):
     """The distribution dict with defaults filled, or None when invalid."""
     if raw is None:
         raw = {"kind": {"continuous": "uniform", "integer": "uniform", "bool": "bernoulli",
@@ -500,7 +500,7 @@ def _parse_slider(problems: Problems, name: object, raw: object, groups: dict | 
     if kind is None:
         return None
     lo, hi, default, cats = _parse_range(problems, path, raw, kind, unit)
-    dist = _parse_distribution(problems, path + ("distribution",), raw.get("distribution"), kind, lo, hi, default, cats)
+    dist = parse_distribution(problems, path + ("distribution",), raw.get("distribution"), kind, lo, hi, default, cats)
     effects = _parse_effects(problems, path + ("effects",), raw.get("effects"), kind, cats)
     makehuman, macro = _parse_makehuman(problems, path, raw, kind, lo, hi)
     pose = parse_pose(problems, path, raw.get("pose"), kind, unit, skeleton)
@@ -627,7 +627,7 @@ def _check_value(s: SliderSpec, problems: Problems, path: tuple, value: object) 
     return x
 
 
-def _check_values(spec: RigSpec, problems: Problems, prefix: tuple, values: Mapping) -> dict:
+def check_values(spec: RigSpec, problems: Problems, prefix: tuple, values: Mapping) -> dict:
     """{slider name: (array value, readable value)} for the valid entries of ``values``."""
     out = {}
     for name, value in values.items():
@@ -662,7 +662,7 @@ def _preset_from_data(spec: RigSpec, data: dict, problems: Problems) -> dict[str
                 posed = load_pose(pose, spec, relative_to=problems.file)
             except ConfigError as err:
                 problems.add(("pose",), str(err).replace("\n", "; "))
-    values = _check_values(spec, problems, ("sliders",), sliders)
+    values = check_values(spec, problems, ("sliders",), sliders)
     _check_targets(spec, problems, data)
     problems.raise_if_any()
     return {**posed, **{name: readable for name, (_, readable) in values.items()}}

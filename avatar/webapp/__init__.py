@@ -106,7 +106,7 @@ def _text(v) -> str:
 def build_site(rig, values, morphs, out: str | Path, name: str, description: str = "",
                texture_size: int = 1024) -> list[Path]:
     """Write the creator's folder for one avatar and its morph targets; returns the files written."""
-    from avatar.export import _atomic_write, readable_values, rig_skin, write_mesh
+    from avatar.export import write_atomic, readable_values, rig_skin, write_mesh
 
     bundle = bundle_path()
     out = Path(out)
@@ -121,9 +121,9 @@ def build_site(rig, values, morphs, out: str | Path, name: str, description: str
     config = page_config(rig, x, morphs, name, description)
     data = ("window.AVATAR = {\"config\": " + json.dumps(config, separators=(",", ":"))
             + ",\n\"glb\": \"" + base64.b64encode(glb).decode("ascii") + "\"};\n")
-    _atomic_write(out / "avatar-data.js", data.encode("utf-8"))
-    _atomic_write(out / "creator.js", bundle.read_bytes())
-    _atomic_write(out / "index.html", index_html(name).encode("utf-8"))
+    write_atomic(out / "avatar-data.js", data.encode("utf-8"))
+    write_atomic(out / "creator.js", bundle.read_bytes())
+    write_atomic(out / "index.html", index_html(name).encode("utf-8"))
     return [out / f for f in FILES]
 
 
