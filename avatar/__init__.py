@@ -8,12 +8,40 @@
 """
 from __future__ import annotations
 
-from functools import lru_cache
-from pathlib import Path
 
-from avatar.spec.config import ConfigError
-from avatar.body.rig import DEFAULT_RIG, Rig, load_rig
-from avatar.fit import fit_body
+def _blas_with_batch_free_rows() -> None:
+    """Pick OpenBLAS's SkylakeX kernels on AMD processors with AVX-512, before numpy loads OpenBLAS.
+
+    Why: OpenBLAS's Haswell sgemm kernel, which numpy's OpenBLAS takes on AMD Zen 4 (and which some
+    hosts pin with OPENBLAS_CORETYPE=Haswell), rounds a row of a product by its place in the batch
+    there (rows 0-5 and 6-11 of every 12 differ in the last bit), so an avatar's bytes would depend on
+    the batch it is computed in and a dataset's on its worker count. The SkylakeX kernel, which these
+    processors run, gives every row the same bytes. Nothing changes when numpy is already imported,
+    on other processors, or when OPENBLAS_CORETYPE names another kernel.
+    """
+    import os
+    import sys
+
+    if "numpy" in sys.modules or os.environ.get("OPENBLAS_CORETYPE", "haswell").lower() not in ("haswell", "zen"):
+        return
+    try:
+        with open("/proc/cpuinfo") as f:
+            head = f.read(1 << 16)
+    except OSError:
+        return
+    flags = next((line.split(":", 1)[1].split() for line in head.splitlines() if line.startswith("flags")), [])
+    if "AuthenticAMD" in head and {"avx512f", "avx512bw", "avx512dq", "avx512vl"} <= set(flags):
+        os.environ["OPENBLAS_CORETYPE"] = "SkylakeX"
+
+
+_blas_with_batch_free_rows()
+
+from functools import lru_cache  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+from avatar.spec.config import ConfigError  # noqa: E402
+from avatar.body.rig import DEFAULT_RIG, Rig, load_rig  # noqa: E402
+from avatar.fit import fit_body  # noqa: E402
 
 __all__ = ["ConfigError", "Rig", "load_rig", "load_preset", "render", "fit_body", "DEFAULT_RIG"]
 __version__ = "0.1.0"

@@ -4,12 +4,13 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-import numpy as np
-import pytest
-
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # plain `pytest` from anywhere, without installing the package
     sys.path.insert(0, str(ROOT))
+
+import avatar  # noqa: E402,F401 - before numpy: it may choose OpenBLAS's kernel (avatar/__init__.py)
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
 
 @pytest.fixture(scope="session")
 def rig():

@@ -101,6 +101,14 @@ def test_blend_equals_the_plain_rule(rig):
         np.testing.assert_allclose(v[: assets.N_BODY], reference_vertices(rig, x), atol=2e-6)
 
 
+def test_this_blas_gives_equal_rows_equal_bytes_wherever_they_sit():
+    """What batch-free rows rest on: checked directly, so that a BLAS kernel that rounds by position (OpenBLAS's
+    Haswell kernel on AMD Zen 4, which avatar/__init__.py steers clear of) fails here by name."""
+    from avatar.body.blend import rows_round_alike
+
+    assert rows_round_alike(), "import avatar before numpy, or set OPENBLAS_CORETYPE=SkylakeX (avatar/__init__.py)"
+
+
 def test_rows_do_not_depend_on_the_batch_they_are_computed_in(rig):
     """Byte-identical rows for any split, one row included (gemv rounds differently from gemm), and any
     macro merge level: the dataset's determinism across workers and resumes rests on this."""

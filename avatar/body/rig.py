@@ -611,5 +611,14 @@ class Rig:
 
 def load_rig(path: str | Path | None = None) -> Rig:
     """Load a rig YAML (default: ``configs/rigs/humanoid.yaml``) on MakeHuman's body."""
+    import warnings
+
+    from avatar.body.blend import rows_round_alike
+
     spec = load_rig_spec(Path(path) if path else DEFAULT_RIG)
+    if not rows_round_alike():
+        warnings.warn("this process's BLAS rounds a row of a product by its place in the batch, so an avatar's "
+                      "vertices may differ in the last bit with the batch (and a dataset's bytes with its worker "
+                      "count); on AMD processors with AVX-512 import avatar before numpy, or set "
+                      "OPENBLAS_CORETYPE=SkylakeX before starting Python", RuntimeWarning, stacklevel=2)
     return Rig(spec, load_template(spec.template))
