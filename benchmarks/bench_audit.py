@@ -17,9 +17,9 @@ import resource
 import tempfile
 import time
 
+import avatar  # noqa: F401 - before numpy: it may choose OpenBLAS's kernel (avatar/__init__.py)
 import numpy as np
 
-import avatar
 from avatar.compare import audit as A
 from avatar.compare.audit_page import write_audit
 from timing import median_time  # benchmarks/timing.py

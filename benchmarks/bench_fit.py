@@ -17,9 +17,9 @@ from __future__ import annotations
 import argparse
 import time
 
+import avatar  # noqa: F401 - before numpy: it may choose OpenBLAS's kernel (avatar/__init__.py)
 import numpy as np
 
-import avatar
 from avatar.threads import one_blas_thread
 
 RACES = ("body.african", "body.asian", "body.caucasian")

@@ -26,9 +26,9 @@ import argparse
 import math
 import time
 
+import avatar  # noqa: F401 - before numpy: it may choose OpenBLAS's kernel (avatar/__init__.py)
 import numpy as np
 
-import avatar
 from avatar.rendering import core as rendering
 
 VIEWS = ("front", "three_quarter", "side", "back", "face")

@@ -25,9 +25,9 @@ from __future__ import annotations
 import argparse
 import time
 
+import avatar  # noqa: F401 - before numpy: it may choose OpenBLAS's kernel (avatar/__init__.py)
 import numpy as np
 
-import avatar
 
 
 

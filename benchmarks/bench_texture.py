@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import argparse
 
+import avatar  # noqa: F401 - before numpy: it may choose OpenBLAS's kernel (avatar/__init__.py)
 import numpy as np
 
-import avatar
 from timing import median_time  # benchmarks/timing.py
 
 

@@ -19,9 +19,9 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+import avatar  # noqa: F401 - before numpy: it may choose OpenBLAS's kernel (avatar/__init__.py)
 import numpy as np
 
-import avatar
 from avatar.body import assets
 from avatar.body.template import vertex_normals
 from avatar.spec.sliders import preset_vector
