@@ -22,7 +22,8 @@ def _blas_with_batch_free_rows() -> None:
     import os
     import sys
 
-    if "numpy" in sys.modules or os.environ.get("OPENBLAS_CORETYPE", "haswell").lower() not in ("haswell", "zen"):
+    pinned = os.environ.get("OPENBLAS_CORETYPE")
+    if "numpy" in sys.modules or (pinned is not None and pinned.lower() not in ("haswell", "zen")):
         return
     try:
         with open("/proc/cpuinfo") as f:

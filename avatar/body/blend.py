@@ -22,6 +22,8 @@ work, done once at build (a few tenths of a second).
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 BLOCK_COST = 2000   # a block's fixed cost, in (feature x vertex) pairs of the product
@@ -127,17 +129,12 @@ def _incidence(fields, n: int) -> np.ndarray:
 
 
 
-_ALIKE: list[bool] = []
-
-
+@functools.lru_cache(maxsize=1)
 def rows_round_alike() -> bool:
     """Whether this process's BLAS gives equal rows of a float32 product equal bytes wherever they sit in the
     batch (checked once: 24 equal rows, 340 terms, 512 columns). The rig's batch-free bytes rest on it;
     OpenBLAS's Haswell kernel on AMD Zen 4 fails it (see ``avatar._blas_with_batch_free_rows``)."""
-    if not _ALIKE:
-        rng = np.random.default_rng(0)
-        w = rng.random((1, 340), dtype=np.float32)
-        D = rng.standard_normal((340, 512), dtype=np.float32)
-        rows = np.repeat(w, 24, axis=0) @ D
-        _ALIKE.append(bool((rows == (np.repeat(w, 2, axis=0) @ D)[0]).all()))
-    return _ALIKE[0]
+    rng = np.random.default_rng(0)
+    w = rng.random((1, 340), dtype=np.float32)
+    D = rng.standard_normal((340, 512), dtype=np.float32)
+    return bool((np.repeat(w, 24, axis=0) @ D == (np.repeat(w, 2, axis=0) @ D)[0]).all())

@@ -223,7 +223,6 @@ def _from_data(data: dict, problems: Problems, text: str, base_dir: Path, store_
 def _rig(problems: Problems, raw, base_dir: Path) -> tuple:
     """(spec, rig YAML text, rig name), each None when the rig is missing or invalid."""
     from avatar.spec.config import read_text
-    from avatar.spec.sliders import ConfigError as RigError
     from .samplers import spec_from_text
 
     found = _find_rig(problems, raw, base_dir)
@@ -233,7 +232,7 @@ def _rig(problems: Problems, raw, base_dir: Path) -> tuple:
     try:
         rig_text = read_text(rig_path)  # read once: the spec and the stored text are the same bytes
         return spec_from_text(rig_text, str(rig_path)), rig_text, rig_name
-    except RigError as err:
+    except ConfigError as err:
         for p in err.problems:
             problems.add(("rig",), f"the rig is invalid: {p}")
         return None, None, rig_name
@@ -278,13 +277,13 @@ def _vary_hits(problems: Problems, path: tuple, pat: str, spec) -> list[str]:
 
 def _base(problems: Problems, raw, spec, base_dir: Path) -> dict[str, object]:
     """The base values: a preset file (beside the config or as given) or a mapping slider -> value."""
-    from avatar.spec.sliders import ConfigError as PresetError, check_values, load_preset
+    from avatar.spec.sliders import check_values, load_preset
 
     if isinstance(raw, str):
         cand = Path(raw) if Path(raw).is_file() else base_dir / raw
         try:
             return load_preset(cand if cand.is_file() else raw, spec)
-        except PresetError as err:
+        except ConfigError as err:
             for p in err.problems:
                 problems.add(("base",), f"{p}")
             return {}
