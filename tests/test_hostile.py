@@ -767,3 +767,34 @@ def test_oversized_datasets_fits_and_pages_are_refused_before_the_work(tmp_path,
         make_explorer(build_parser().parse_args(["explore", "--n-avatars", "10000000", "--port", "65001"]),
                       log=lambda *a: None)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["c.yaml", "e.yaml"]
+
+
+def test_stopping_the_pool_leaves_nothing_for_the_exit_hook_to_race(monkeypatch):
+    # CPython 3.11's exit hook writes to each pool's wakeup pipe while the pool's manager thread may be
+    # closing it ("OSError: handle is closed" after Ctrl-C): _stop_pool must leave that thread finished,
+    # its pipe closed, and no worker alive, even with a worker busy for a minute
+    import concurrent.futures.process as cfp
+    import multiprocessing as mp
+
+    from avatar.dataset.generate import _stop_pool
+
+    closing = cfp._ExecutorManagerThread.join_executor_internals
+
+    def slow_closing(self):  # a loaded machine: the manager thread is late to close its pipes
+        time.sleep(1.0)
+        closing(self)
+
+    monkeypatch.setattr(cfp._ExecutorManagerThread, "join_executor_internals", slow_closing)
+
+    pool = cfp.ProcessPoolExecutor(max_workers=2, mp_context=mp.get_context("spawn"))
+    busy = [pool.submit(time.sleep, 60) for _ in range(3)]
+    busy[0].running() or time.sleep(0.5)
+    procs, manager = list(pool._processes.values()), pool._executor_manager_thread
+    t0 = time.monotonic()
+    _stop_pool(pool)
+    assert time.monotonic() - t0 < 10
+    assert procs and not any(p.is_alive() for p in procs)
+    assert not manager.is_alive()
+    wakeups = [w for t, w in cfp._threads_wakeups.items() if t is manager]
+    assert all(w._closed for w in wakeups)
+    assert all(f.done() for f in busy)

@@ -425,8 +425,14 @@ class _sigint_ignored:
 
 
 def _stop_pool(pool) -> None:
-    """Terminate a process pool's workers and return promptly (never wait on a busy worker)."""
+    """Terminate a process pool's workers and return promptly (never wait on a busy worker).
+
+    The pool's manager thread is joined too, once its workers are gone: left running, it races
+    concurrent.futures' exit hook, which can write to the wakeup pipe the thread is closing and print
+    "OSError: handle is closed" at interpreter exit (fixed in CPython 3.12 with a lock).
+    """
     procs = list((getattr(pool, "_processes", None) or {}).values())
+    manager = getattr(pool, "_executor_manager_thread", None)  # shutdown() drops the reference
     pool.shutdown(wait=False, cancel_futures=True)
     for proc in procs:
         try:
@@ -439,6 +445,8 @@ def _stop_pool(pool) -> None:
         if proc.is_alive():
             proc.kill()
             proc.join(1.0)
+    if manager is not None:  # it sees the dead workers, marks the pool broken and closes its pipes
+        manager.join(max(1.0, deadline - time.monotonic()))
 
 
 def _run_dask(payload: dict, todo: list[int], address: str):
