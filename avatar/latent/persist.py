@@ -92,35 +92,11 @@ def save_models(models: dict[str, LatentModel], path, features=None,
         raise ValueError("no models to save")
     sets = _feature_sets(models, features)
     features = sets.get("") if len(sets) == 1 else None      # one shared transform: the plain layout
-    set_of = {id(ft): name for name, ft in sets.items()}
-    arrays: dict[str, np.ndarray] = {}
-    entries = []
-    for name, m in models.items():
-        if not NAME_RE.match(name) or name in RESERVED:
-            raise ValueError(f"bad model name {name!r}: letters, digits, _ and -, not {'/'.join(RESERVED)}")
-        params = {k: _plain(v) for k, v in m.get_params().items()}
-        for key, a in m.learned().items():
-            arrays[f"{name}.{key}"] = np.asarray(a)
-        entries.append({"name": name, "kind": m.kind, "params": params})
-        if features is None and m.features_ is not None:
-            entries[-1]["features"] = set_of[id(m.features_)]
-    for set_name, ft in sets.items():
-        prefix = "features." if features is not None else f"features:{set_name}."
-        for key, a in ft.learned().items():
-            arrays[prefix + key] = np.asarray(a)
+    arrays, entries = _model_arrays(models, sets, features is not None)
     for key, rows in (split or {}).items():
         arrays[f"split.{key}"] = np.asarray(rows, np.int64)
-    n_split = sum(len(r) for r in (split or {}).values())
-    for name, z in (codes or {}).items():
-        z = np.asarray(z, np.float64)
-        if name not in models or z.shape != (n_split, models[name].n_components):
-            raise ValueError(f"codes of {name!r}: {z.shape} is not one row of {n_split} split rows per code")
-        arrays[f"codes.{name}"] = z
-    for key, a in arrays.items():
-        if a.dtype.hasobject or a.dtype.kind not in "biuf":
-            raise ValueError(f"{key}: only numeric arrays can be stored, got dtype {a.dtype}")
-        if a.dtype.kind == "f" and not np.isfinite(a).all():  # load refuses them: never write them
-            raise ValueError(f"{key}: holds NaN or infinity; a model with such arrays cannot be saved")
+    arrays.update(_code_arrays(models, codes, sum(len(r) for r in (split or {}).values())))
+    _check_storable(arrays)
     header = {"format": FORMAT, "models": entries,
               "features": features.params() if features is not None else None,
               **({"feature_sets": {k: ft.params() for k, ft in sets.items()}} if features is None and sets else {}),
@@ -133,6 +109,54 @@ def save_models(models: dict[str, LatentModel], path, features=None,
     def write(f):
         np.savez(f, header=blob, **arrays)
 
+    text = yaml.safe_dump(_yaml_safe(_metadata(path, entries, features, sets, metadata)), sort_keys=False, width=120)
+    atomic_write(path, write)
+    atomic_write(metadata_path(path), lambda f: f.write(text.encode()))
+    return path
+
+
+def _model_arrays(models: dict, sets: dict, shared: bool) -> tuple[dict, list]:
+    """The models' and feature transforms' learned arrays by file key, and the models' header entries."""
+    set_of = {id(ft): name for name, ft in sets.items()}
+    arrays: dict[str, np.ndarray] = {}
+    entries = []
+    for name, m in models.items():
+        if not NAME_RE.match(name) or name in RESERVED:
+            raise ValueError(f"bad model name {name!r}: letters, digits, _ and -, not {'/'.join(RESERVED)}")
+        params = {k: _plain(v) for k, v in m.get_params().items()}
+        for key, a in m.learned().items():
+            arrays[f"{name}.{key}"] = np.asarray(a)
+        entries.append({"name": name, "kind": m.kind, "params": params})
+        if not shared and m.features_ is not None:
+            entries[-1]["features"] = set_of[id(m.features_)]
+    for set_name, ft in sets.items():
+        prefix = "features." if shared else f"features:{set_name}."
+        for key, a in ft.learned().items():
+            arrays[prefix + key] = np.asarray(a)
+    return arrays, entries
+
+
+def _code_arrays(models: dict, codes: dict | None, n_split: int) -> dict:
+    """{"codes.<model>": (n_split, k) float64}, each checked against its model and the split."""
+    arrays = {}
+    for name, z in (codes or {}).items():
+        z = np.asarray(z, np.float64)
+        if name not in models or z.shape != (n_split, models[name].n_components):
+            raise ValueError(f"codes of {name!r}: {z.shape} is not one row of {n_split} split rows per code")
+        arrays[f"codes.{name}"] = z
+    return arrays
+
+
+def _check_storable(arrays: dict) -> None:
+    for key, a in arrays.items():
+        if a.dtype.hasobject or a.dtype.kind not in "biuf":
+            raise ValueError(f"{key}: only numeric arrays can be stored, got dtype {a.dtype}")
+        if a.dtype.kind == "f" and not np.isfinite(a).all():  # load refuses them: never write them
+            raise ValueError(f"{key}: holds NaN or infinity; a model with such arrays cannot be saved")
+
+
+def _metadata(path: Path, entries: list, features, sets: dict, metadata: dict | None) -> dict:
+    """The YAML beside a model file: its models, feature blocks and the caller's extra data."""
     meta = {"format": FORMAT, "file": path.name,
             "models": [{"name": e["name"], "kind": e["kind"], "params": e["params"]} for e in entries],
             "features": features.params()["blocks"] if features is not None else None}
@@ -143,10 +167,7 @@ def save_models(models: dict[str, LatentModel], path, features=None,
     for e in meta["models"]:
         e.update(per_model.get(e["name"], {}))
     meta.update(extra)
-    text = yaml.safe_dump(_yaml_safe(meta), sort_keys=False, width=120)
-    atomic_write(path, write)
-    atomic_write(metadata_path(path), lambda f: f.write(text.encode()))
-    return path
+    return meta
 
 
 def _feature_sets(models: dict, features) -> dict:
