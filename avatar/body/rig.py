@@ -416,10 +416,27 @@ class Rig:
         return buf[:size]
 
     def _build(self) -> None:
+        """Everything that depends only on the template and the sliders, once."""
         import threading
 
-        sliders, table = self.sliders, self.targets
         self._buffers = threading.local()
+        self._build_blend_set()
+        dense, local, keys = self._build_macros()
+        fields = self._build_fields()
+        for k in local:  # columns after features(): the local macro targets' weights (_chunk)
+            rows = np.flatnonzero(np.any(dense[k], axis=1))
+            fields.append((rows, dense[k][rows]))
+        del dense
+        # fields live on the blend set (rows 0..B-1) and, for our deformers, on the eyeballs (B..B+2k-1)
+        B, k = len(self._blend), eyes.EYE_SPHERE.vertices.shape[0]
+        self._blocks = blend.local_blocks(fields, B)  # segments of vertices touched by the same fields
+        self._widest = max(D.shape[1] for _, _, D in self._blocks)
+        self._n_targets = len(keys) + self._n_features - 1  # sculpted targets and fields (not the rest row)
+        self._eye_blocks = self._block_sparse(fields, B, B + 2 * k)
+
+    def _build_blend_set(self) -> None:
+        """The blended vertices (body, helper eyeballs, joint cubes), the bone ends' regressor, the soles."""
+        sliders = self.sliders
         # the skeleton's bone ends are means of base.obj vertices, mostly helper joint cubes: blend those too
         from avatar.body.posing import Posing
 
@@ -450,7 +467,10 @@ class Rig:
         self._eye_rows = (np.arange(b, b + k), np.arange(b + k, b + 2 * k))
         self._soles = np.flatnonzero(self.template.part_mask("foot_l", "foot_r")[:b])  # where min y is
         self._whole = np.array([s.kind in ("integer", "bool", "categorical") for s in sliders])
-        # 1. macros
+
+    def _build_macros(self) -> tuple[dict, list, list]:
+        """1. The macro targets: the dense ones' matrix; returns ({key: (B, 3) deltas}, the local keys, all keys)."""
+        sliders, table = self.sliders, self.targets
         self._macro_cols = [(VARIABLES.index(s.macro), j, None if s.macro == "age" else s.max)
                             for j, s in enumerate(sliders) if s.macro]
         keys = age_order(str(k) for k in table.names if is_macro_target(str(k)))
@@ -461,7 +481,12 @@ class Rig:
         wide = [k for k in keys if k not in set(local)]  # still in age order: cells are row ranges
         self._macros, self._local_macros = MacroBasis(wide), MacroBasis(local)
         self._Dm = np.stack([dense[k] for k in wide]).reshape(len(wide), -1)
-        # 2. local features: (rows into the blend set, (k, 3) deltas) per feature
+        return dense, local, keys
+
+    def _build_fields(self) -> list[tuple[np.ndarray, np.ndarray]]:
+        """2. The local fields, one per feature column of features(), the rest pose last."""
+        sliders = self.sliders
+        # local features: (rows into the blend set, (k, 3) deltas) per feature
         fields: list[tuple[np.ndarray, np.ndarray]] = []
         self._onehot, race_cols, race_of, race_src = [], [], [], []
         cont = [j for j, s in enumerate(sliders) if s.kind in ("continuous", "integer") and not s.macro]
@@ -511,16 +536,7 @@ class Rig:
         rest = (np.arange(len(self._blend)), assets.base_mesh().vertices[self._blend].astype(np.float32))
         fields.append(rest)
         self._n_features = len(fields)
-        for k in local:  # columns after features(): the local macro targets' weights (_chunk)
-            rows = np.flatnonzero(np.any(dense[k], axis=1))
-            fields.append((rows, dense[k][rows]))
-        del dense
-        # fields live on the blend set (rows 0..B-1) and, for our deformers, on the eyeballs (B..B+2k-1)
-        B, k = len(self._blend), eyes.EYE_SPHERE.vertices.shape[0]
-        self._blocks = blend.local_blocks(fields, B)  # segments of vertices touched by the same fields
-        self._widest = max(D.shape[1] for _, _, D in self._blocks)
-        self._n_targets = len(keys) + self._n_features - 1  # sculpted targets and fields (not the rest row)
-        self._eye_blocks = self._block_sparse(fields, B, B + 2 * k)
+        return fields
 
     def _slider_fields(self, s: SliderSpec):
         """(field at max, field at min) of a continuous slider, None where it moves nothing."""
