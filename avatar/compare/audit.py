@@ -494,12 +494,7 @@ def audit_rig(rig, samples: int = 32, seed: int = 0, texture_size: int = 128, st
     """
     from avatar.skin.texels import texel_map
 
-    if samples < 2:
-        raise ValueError("the audit needs at least 2 random avatars")
-    if not 0 < step <= 0.5:
-        raise ValueError("step must be in (0, 0.5] (a share of each slider's range)")
-    if textures and not 8 <= texture_size <= 1024:
-        raise ValueError("texture_size must be 8 to 1024 texels")
+    _check_audit_args(samples, step, texture_size, textures)
     t0 = time.perf_counter()
     spec, template = rig.spec, rig.template
     sliders = spec.sliders
@@ -549,16 +544,10 @@ def audit_rig(rig, samples: int = 32, seed: int = 0, texture_size: int = 128, st
     shape = deformation(geo_effect.reshape(P, V, 3), template.vertices, edges_of(template.faces))
     vis_g = vertex_mm.max(axis=1) >= VISIBLE_MM
     vis_t = texel_change.max(axis=1, initial=0.0) >= VISIBLE_RGB
-    extremes: list = [None] * P
-    for j, s in enumerate(sliders):
-        pair = pairs["geometry"][j] if vis_g[j] or not vis_t[j] else pairs["texture"][j]
-        if pair is not None and pair[0] != pair[1]:
-            extremes[j] = _level_names(s, pair)
+    extremes = _extremes(sliders, pairs, vis_g, vis_t)
     n_rank = [1 if denom is not None else values.shape[1] for _, values, denom in blocks]
-    geo_rank = np.concatenate([r if r is not None else np.zeros((n, 3 * V), np.float32)
-                               for r, n in zip(rank_rows["geometry"], n_rank)])
-    tex_rank = np.concatenate([r if r is not None else np.zeros((n, 3 * N), np.float32)
-                               for r, n in zip(rank_rows["texture"], n_rank)])
+    geo_rank = _stacked(rank_rows["geometry"], n_rank, 3 * V)
+    tex_rank = _stacked(rank_rows["texture"], n_rank, 3 * N)
     cosine, spectra, ranks = _similarity_and_rank(geo_effect, tex_effect, geo_rank, tex_rank, vis_g, vis_t)
     settings = {"rig": str(getattr(spec, "source", spec.name)), "samples": int(samples), "seed": int(seed),
                 "scene_sliders": [sliders[j].name for j in spec.scene_sliders],
@@ -584,6 +573,30 @@ def audit_rig(rig, samples: int = 32, seed: int = 0, texture_size: int = 128, st
         texel_points=tm.points if N else np.zeros((0, 3), np.float32), vertex_points=template.vertices,
         vertex_texture=texel_change[:, _vertex_texels(template, tm)] if N else np.zeros((P, V), np.float32),
         seconds=time.perf_counter() - t0)
+
+
+def _check_audit_args(samples: int, step: float, texture_size: int, textures: bool) -> None:
+    if samples < 2:
+        raise ValueError("the audit needs at least 2 random avatars")
+    if not 0 < step <= 0.5:
+        raise ValueError("step must be in (0, 0.5] (a share of each slider's range)")
+    if textures and not 8 <= texture_size <= 1024:
+        raise ValueError("texture_size must be 8 to 1024 texels")
+
+
+def _extremes(sliders, pairs: dict, vis_g: np.ndarray, vis_t: np.ndarray) -> list:
+    """Each slider's most different pair of levels (by geometry, or by texture where only that shows)."""
+    extremes: list = [None] * len(sliders)
+    for j, s in enumerate(sliders):
+        pair = pairs["geometry"][j] if vis_g[j] or not vis_t[j] else pairs["texture"][j]
+        if pair is not None and pair[0] != pair[1]:
+            extremes[j] = _level_names(s, pair)
+    return extremes
+
+
+def _stacked(rows: list, counts: list, width: int) -> np.ndarray:
+    """The sliders' rank rows stacked; zeros (count, width) for a slider not evaluated."""
+    return np.concatenate([r if r is not None else np.zeros((n, width), np.float32) for r, n in zip(rows, counts)])
 
 
 def _similarity_and_rank(G, T, G_rank, T_rank, vis_g, vis_t):
