@@ -428,8 +428,8 @@ def _stop_pool(pool) -> None:
     """Terminate a process pool's workers and return promptly (never wait on a busy worker).
 
     The pool's manager thread is joined too, once its workers are gone: left running, it races
-    concurrent.futures' exit hook, which can write to the wakeup pipe the thread is closing and print
-    "OSError: handle is closed" at interpreter exit (fixed in CPython 3.12 with a lock).
+    concurrent.futures' exit hook, which writes to the wakeup pipe the thread may be closing, with no
+    lock until CPython 3.12: a traceback after the interrupted run's one line.
     """
     procs = list((getattr(pool, "_processes", None) or {}).values())
     manager = getattr(pool, "_executor_manager_thread", None)  # shutdown() drops the reference
