@@ -27,6 +27,7 @@ import time
 
 import avatar  # noqa: F401 - before numpy: it may choose OpenBLAS's kernel (avatar/__init__.py)
 import numpy as np
+from avatar.body._blend_kernel import LANES
 
 
 
@@ -80,13 +81,10 @@ def interleaved(fns: dict, repeats: int) -> dict:
     return {name: float(np.median(ts)) for name, ts in times.items()}
 
 
-def block_pairs(rig) -> tuple[int, int, int]:
-    """(blocks, pairs computed, pairs with a non-zero delta) of the rig's local block products."""
-    done = true = 0
-    for _, _, D in rig._blocks:
-        done += D.size // 3
-        true += int(np.count_nonzero(np.any(D[:, : D.shape[1] // 3 * 3].reshape(len(D), -1, 3) != 0, axis=2)))
-    return len(rig._blocks), done, true
+def panel_pairs(rig) -> tuple[int, int, int]:
+    """(panels, (field x panel) pairs the blend computes, non-zero field coordinates) of the local fields."""
+    pan = rig._panels
+    return len(pan.fptr) - 1, len(pan.feats), len(pan.coo[0])
 
 
 def main() -> None:
@@ -99,9 +97,9 @@ def main() -> None:
     rig.vertices(rig.sample(8, seed=1))  # warm-up: the target cache, BLAS
     print(f"rig: {len(rig.sliders)} sliders, {rig.n_vertices} vertices "
           f"({len(rig._blend)} blended), {rig._n_targets} targets and fields")
-    blocks, done, true = block_pairs(rig)
-    print(f"local fields: {blocks} blocks, {done:,} (feature x vertex) pairs computed for {true:,} "
-          f"non-zero ({done / true:.2f}x)")
+    panels, pairs, true = panel_pairs(rig)
+    print(f"local fields: {panels} panels of {LANES} coordinates, {pairs:,} (field x panel) pairs: "
+          f"{pairs * LANES:,} products for {true:,} non-zero coordinates ({pairs * LANES / true:.2f}x)")
     S = {n: rig.sample(n, seed=0) for n in (2048, 256)}
     k, dense = dense_blend(rig, 2048)
     t = interleaved({2048: lambda: rig.vertices(S[2048]), 256: lambda: rig.vertices(S[256]), "dense": dense},

@@ -51,12 +51,11 @@ def test_cells_hold_every_non_zero_weight():
     M[:50, :8] = np.round(M[:50, :8] * 4) / 4  # ramp ends and kinks, where factors turn exactly 0
     F = macros.factor_values(M)
     W = basis.weights(F)
-    for row_bytes in (0, 10**6):
-        cell, active = basis.cells(F, row_bytes=row_bytes)
-        for c, act in enumerate(active):
-            rows = cell == c
-            outside = np.setdiff1d(np.arange(len(keys)), np.arange(len(keys))[act])  # act: indices or a slice
-            assert np.all(W[np.ix_(rows, outside)] == 0)
+    cell, active = basis.cells(F)
+    for c, act in enumerate(active):
+        rows = cell == c
+        outside = np.setdiff1d(np.arange(len(keys)), np.arange(len(keys))[act])  # act: indices or a slice
+        assert np.all(W[np.ix_(rows, outside)] == 0)
     assert np.mean([len(a) for a in basis.cells(F)[1]]) < 100  # about 90 of 564 targets per avatar
 
 
@@ -110,20 +109,53 @@ def test_this_blas_gives_equal_rows_equal_bytes_wherever_they_sit():
 
 
 def test_rows_do_not_depend_on_the_batch_they_are_computed_in(rig):
-    """Byte-identical rows for any split, one row included (gemv rounds differently from gemm), and any
-    macro merge level: the dataset's determinism across workers and resumes rests on this."""
+    """Byte-identical rows for any split, one row included, and any neighbours in the blend's tiles
+    (other orders of the batch): the dataset's determinism across workers and resumes rests on this."""
     S = rig.sample(300, seed=2)
     whole = rig.vertices(S)
     for cuts in ((0, 1, 300), (0, 5, 6, 250, 300), (0, 2, 3, 5, 9, 300)):
         parts = np.concatenate([rig.vertices(S[a:b]) for a, b in zip(cuts[:-1], cuts[1:])])
         assert parts.tobytes() == whole.tobytes(), cuts
-    merges = macros.MERGES
-    try:
-        for level in merges:
-            macros.MERGES = (level,)
-            assert rig.vertices(S[:64]).tobytes() == whole[:64].tobytes()
-    finally:
-        macros.MERGES = merges
+    for order in (np.arange(300)[::-1], np.random.default_rng(0).permutation(300)):
+        assert rig.vertices(S[order]).tobytes() == whole[order].tobytes()
+
+
+def test_the_blend_kernel_sums_the_weighted_rows_of_each_panel():
+    """The compiled blend against float64 products, on random matrices with zero weights, zero strengths,
+    fields missing from panels and empty tile slots (whose rows it must leave alone)."""
+    from avatar.body import _blend_kernel as kernel, blend
+
+    rng = np.random.default_rng(3)
+    n, Tm, B, K, n_body = 23, 30, 40, 12, 25                   # 23 avatars: the last tile is part-empty
+    Dm = rng.standard_normal((Tm, 3 * B)).astype(np.float32)
+    fields = []
+    for k in range(K):
+        rows = np.sort(rng.choice(B + 6, size=rng.integers(1, 12), replace=False))  # rows >= B: eyeball fields
+        fields.append((rows, rng.standard_normal((len(rows), 3)).astype(np.float32)))
+    W = rng.random((n, Tm)).astype(np.float32) * (rng.random((n, Tm)) < 0.3)
+    G = rng.random((n, K)).astype(np.float32) * (rng.random((n, K)) < 0.7)
+    pan = blend.panels(fields, Dm, n_body, B, B + 6)
+    tiles, tptr, tk = blend.tiles(W, rng.integers(0, 4, n), kernel.TILE)
+    assert (tiles == -1).sum() == 1 and sorted(tiles[tiles >= 0]) == list(range(n))
+    out = np.full((n, 3 * n_body + 16), np.nan, np.float32)      # room for the last body panel's padding
+    side = np.full((n, pan.side_width), np.nan, np.float32)
+    kernel.blend(W, G, tiles, tptr, tk, pan.Dm, pan.fptr, pan.feats, pan.Dl, out, side, pan.n_out, pan.n_macro)
+    D = np.zeros((K, 3 * (B + 6)))
+    for k, (rows, d) in enumerate(fields):
+        D[k, (3 * rows[:, None] + np.arange(3)).ravel()] = d.ravel()
+    want = G.astype(np.float64) @ D
+    want[:, : 3 * B] += W.astype(np.float64) @ Dm
+    got = np.concatenate([out[:, : 3 * n_body], side[:, : 3 * (B - n_body)],
+                          side[:, pan.extra: pan.extra + 18]], axis=1)
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+    # an avatar's bytes are its own: the same avatar computed alone, in its own tile
+    for i in (0, 7, 22):
+        o1, s1 = np.zeros((1, out.shape[1]), np.float32), np.zeros((1, side.shape[1]), np.float32)
+        t1, p1, k1 = blend.tiles(W[i:i + 1], np.zeros(1, np.int64), kernel.TILE)
+        kernel.blend(W[i:i + 1], G[i:i + 1], t1, p1, k1, pan.Dm, pan.fptr, pan.feats, pan.Dl, o1, s1,
+                     pan.n_out, pan.n_macro)
+        assert o1[0, : 3 * n_body].tobytes() == out[i, : 3 * n_body].tobytes()
+        assert s1[0].tobytes() == side[i].tobytes()
 
 
 def test_linear_modifiers_used_by_the_compare_tests_are_exactly_linear(rig):

@@ -1,132 +1,125 @@
-"""Block-sparse local fields, in blocks of vertices that the same fields touch.
+"""The blend's layout: macro targets and local fields by panel of blended coordinates.
 
-The rig's local fields (modifier targets, our deformers) each move a few hundred of the
-blended vertices (the body's 13,380, the helper eyeballs, the skeleton's joint cubes).
-The blend computes them as column blocks of the field matrix, one BLAS product per
-block over just the features active there. In 512-vertex runs of
-base.obj's order a block touches many unrelated fields: the padded products did 4.1x
-the work of the fields' true rows. So a block here is a set of 64-vertex segments:
+The rig blends ``X = W @ Dm + G @ D`` (:mod:`avatar.body.rig`, step 3) with a compiled kernel
+(:mod:`avatar.body._blend_kernel`) that walks panels of ``LANES`` consecutive coordinates. This
+module lays the template's matrices out for it, once at build (template-only work):
 
-* segments sorted by the set of fields that touch them, the widest fields deciding
-  first (a decision tree: regions, then sub-regions), so that neighbours in that order
-  share their fields;
-* block boundaries chosen by dynamic programming on that order, minimising
-  sum(active x rows) plus a per-block cost (the call, gathering its features' strengths).
-
-The padded work drops to about 2.3x the non-zero pairs (the breast macro targets,
-which the rig blends as local fields, included). A block's product lands in the
-output in a few pieces (runs of consecutive segments), so the output keeps base.obj's
-vertex order: reordering 12-byte vertices per avatar costs more than this saves (a
-gather by vertex ran 4x slower than the row copies the rig does anyway). Template-only
-work, done once at build (a few tenths of a second).
+* **coordinates** ``[body | helpers and joint cubes | eyeball fields]``: the body's 3 x 13,380
+  coordinates in base.obj's order, then the rest of the blend set (which only feeds the eyes and
+  the skeleton), then our deformers' fields on the eyeball spheres. Each part is padded to whole
+  panels, so a panel lands in one output: the body's in the caller's array, the others in a side
+  buffer.
+* **macros** ``Dm (macro panels, Tm, LANES)``: every dense macro target's row of each panel,
+  contiguous, so that a tile of avatars reads just its own targets' rows of a panel.
+* **fields** per panel, the fields that move it (sorted), with their ``LANES`` deltas: the
+  fields' non-zero (field, 16-coordinate) pairs, 2.1x their non-zero coordinates, where the
+  block-sparse BLAS products this replaced computed 4.0x.
 """
 from __future__ import annotations
 
 import functools
+from dataclasses import dataclass
 
 import numpy as np
 
-BLOCK_COST = 2000   # a block's fixed cost, in (feature x vertex) pairs of the product
-FEATURE_COST = 32   # gathering one feature's strengths for a block, in pairs
-MAX_ROWS = 512      # vertices per block at most (a block's product stays in cache)
-SEGMENT = 64        # vertices per segment: blocks are made of whole segments of base.obj's order
+from avatar.body._blend_kernel import LANES
 
 
-def local_blocks(fields, n: int) -> list[tuple[list[tuple[slice, slice]], np.ndarray, np.ndarray]]:
-    """The block-sparse field matrix over blended vertices 0..n-1.
+@dataclass(frozen=True, eq=False)
+class Panels:
+    """The blend's matrices by panel (see the module docstring); shapes in panels of ``LANES``."""
 
-    Returns a list of (pieces, active, D): the block's product ``G[:, active] @ D``
-    (D is (len(active), 3 * rows) float32, features in field order, so an avatar's sums
-    run in the same order whatever the layout) is added to the output in pieces:
-    ``X[:, x] += part[:, p]`` for each (x, p) in pieces, x and p column slices.
+    Dm: np.ndarray        # (n_macro, Tm, LANES) float32: macro targets, panel by panel
+    fptr: np.ndarray      # (panels + 1,) int64: panel p's fields are feats[fptr[p]:fptr[p + 1]]
+    feats: np.ndarray     # (pairs,) int64: feature columns
+    Dl: np.ndarray        # (pairs, LANES) float32: their deltas on the panel
+    n_out: int            # panels of body coordinates (into the caller's array)
+    n_macro: int          # panels the macro targets move (the body and the rest of the blend set)
+    extra: int            # side-buffer coordinate where the eyeball fields start
+    coo: tuple            # (feature, blended coordinate, delta) of the fields on the blend set
+
+    @property
+    def side_width(self) -> int:
+        return (len(self.fptr) - 1 - self.n_out) * LANES
+
+
+def _aligned(a: np.ndarray) -> np.ndarray:
+    """A copy of ``a`` on a 64-byte boundary: a panel's row is then one cache line, read whole."""
+    buf = np.empty(a.nbytes + 64, np.uint8)
+    start = -buf.ctypes.data % 64
+    out = buf[start:start + a.nbytes].view(a.dtype).reshape(a.shape)
+    out[...] = a
+    return out
+
+
+def _pad(n: int) -> int:
+    return -(-n // LANES) * LANES
+
+
+def panels(fields, Dm: np.ndarray, n_body: int, n_blend: int, n_all: int) -> Panels:
+    """Lay out the blend for the kernel.
 
     Parameters
     ----------
     fields : list of (rows (k,) int, deltas (k, 3))
-        The local fields; rows >= n (the eyeballs' own vertices) are ignored.
-    n : int
-        The number of blended vertices.
+        The local fields, one per feature column; rows index the blend set (0..n_blend-1) and,
+        for our deformers, the eyeball spheres' vertices (n_blend..n_all-1).
+    Dm : (Tm, 3 n_blend) float32
+        The dense macro targets.
+    n_body, n_blend, n_all : int
+        Rows of the body, of the blend set, and with the eyeballs' vertices.
     """
-    touch = _incidence(fields, n)
-    starts = np.arange(0, n, SEGMENT)
-    seg = np.logical_or.reduceat(touch, starts, axis=0)  # (segments, fields): who touches a segment
-    sizes = np.diff(np.append(starts, n))
-    width = seg.sum(axis=0)
-    by_width = np.argsort(-width, kind="stable")
-    by_width = by_width[width[by_width] < len(starts)]  # a field on every segment (the rest pose) orders nothing
-    # np.lexsort's last key is the primary one: the widest field first
-    order = np.lexsort(seg[:, by_width[::-1]].T) if len(by_width) else np.arange(len(starts))
-    cuts = _cuts(seg[order], sizes[order])
+    body, rest, eye = 3 * n_body, 3 * (n_blend - n_body), 3 * (n_all - n_blend)
+    starts = np.array([0, _pad(body), _pad(body) + _pad(rest)])  # where each part's coordinates go
+    width = starts[2] + _pad(eye)
+
+    def place(coord):
+        part = (coord >= body).astype(np.int64) + (coord >= body + rest)
+        return starts[part] + coord - np.array([0, body, body + rest])[part]
+
+    n_macro = starts[2] // LANES
+    padded = np.zeros((len(Dm), starts[2]), np.float32)
+    padded[:, place(np.arange(Dm.shape[1]))] = Dm
+    macro = np.ascontiguousarray(padded.reshape(len(Dm), n_macro, LANES).transpose(1, 0, 2))
+    feature, coord, value = _nonzero(fields)
+    pos = place(coord)
+    panel, lane = pos // LANES, pos % LANES
+    pair_key = panel * len(fields) + feature
+    keys, pair = np.unique(pair_key, return_inverse=True)   # sorted by panel, then feature
+    Dl = np.zeros((len(keys), LANES), np.float32)
+    Dl[pair, lane] = value
+    fptr = np.searchsorted(keys // len(fields), np.arange(width // LANES + 1)).astype(np.int64)
+    on_blend = coord < 3 * n_blend
+    return Panels(_aligned(macro), fptr, (keys % len(fields)).astype(np.int64), _aligned(Dl), int(starts[1] // LANES), int(n_macro),
+                  int(starts[2] - starts[1]), (feature[on_blend], coord[on_blend], value[on_blend]))
+
+
+def _nonzero(fields) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(feature, coordinate, delta) of every non-zero delta of the fields, coordinate = 3 row + axis."""
     out = []
-    block_of = np.empty(n, np.int64)   # each vertex's block and column (vertex) in its block's product
-    column = np.empty(n, np.int64)
-    layout = []
-    for b, (i, j) in enumerate(zip(cuts[:-1], cuts[1:])):
-        segs = np.sort(order[i:j])  # in base.obj's order: neighbouring segments make one piece
-        verts = np.concatenate([np.arange(starts[s], starts[s] + sizes[s]) for s in segs])
-        block_of[verts], column[verts] = b, np.arange(len(verts))
-        pieces, first = [], 0
-        for k in range(1, len(verts) + 1):
-            if k == len(verts) or verts[k] != verts[k - 1] + 1:
-                pieces.append((slice(3 * verts[first], 3 * verts[k - 1] + 3), slice(3 * first, 3 * k)))
-                first = k
-        layout.append((pieces, len(verts)))
-    found: list[list] = [[] for _ in layout]
-    for k, (rows, d) in enumerate(fields):  # each field's rows split by block (sorted, stable)
-        keep = rows < n
-        r, d = rows[keep], np.asarray(d, np.float32)[keep]
-        by = np.argsort(block_of[r], kind="stable")
-        r, d = r[by], d[by]
-        blocks, first = np.unique(block_of[r], return_index=True)
-        for b, i, j in zip(blocks, first, np.append(first[1:], len(r))):
-            found[b].append((k, column[r[i:j]], d[i:j]))
-    for (pieces, rows), fs in zip(layout, found):
-        if not fs:  # no field touches it (the rest pose touches every vertex, so not for the rig)
-            continue
-        D = np.zeros((len(fs), _padded(3 * rows)), np.float32)
-        view = D[:, : 3 * rows].reshape(len(fs), rows, 3)
-        which = np.concatenate([np.full(len(c), i) for i, (_, c, _) in enumerate(fs)])
-        view[which, np.concatenate([c for _, c, _ in fs])] = np.concatenate([d for _, _, d in fs])
-        out.append((pieces, np.array([k for k, _, _ in fs], np.int64), D))
-    return out
+    for k, (rows, d) in enumerate(fields):
+        d = np.asarray(d, np.float32)
+        r, axis = np.nonzero(d)
+        out.append((np.full(len(r), k, np.int64), 3 * np.asarray(rows, np.int64)[r] + axis, d[r, axis]))
+    return tuple(np.concatenate(parts) for parts in zip(*out))
 
 
-def _padded(columns: int) -> int:
-    # OpenBLAS's small-matrix sgemm kernel (used for few rows) and its main kernel round the
-    # same sums differently in a last partial 8 columns: products whose width is a multiple of
-    # 16 give each avatar the same bytes whatever the number of rows
-    return -(-columns // 16) * 16
+def tiles(W: np.ndarray, cell: np.ndarray, tile: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Tiles of ``tile`` avatars (neighbours in macro-cell order) and the targets each tile weights.
 
-
-def _cuts(seg: np.ndarray, sizes: np.ndarray) -> list[int]:
-    """Block boundaries (indices into the ordered segments, 0 first, len last), by dynamic programming."""
-    bits = [int.from_bytes(b, "big") for b in map(bytes, np.packbits(seg, axis=1))]
-    m = len(bits)
-    total = np.concatenate([[0], np.cumsum(sizes)])
-    best, prev = [0.0] + [np.inf] * m, [0] * (m + 1)
-    for j in range(1, m + 1):  # best[j]: the cheapest cut of the first j segments into blocks
-        union = 0
-        for i in range(j - 1, -1, -1):
-            rows = int(total[j] - total[i])
-            if rows > MAX_ROWS and i < j - 1:
-                break
-            union |= bits[i]
-            cost = best[i] + union.bit_count() * (rows + FEATURE_COST) + BLOCK_COST
-            if cost < best[j]:
-                best[j], prev[j] = cost, i
-    cuts, j = [m], m
-    while j > 0:
-        j = prev[j]
-        cuts.append(j)
-    return cuts[::-1]
-
-
-def _incidence(fields, n: int) -> np.ndarray:
-    touch = np.zeros((n, len(fields)), bool)
-    for k, (rows, _) in enumerate(fields):
-        touch[rows[rows < n], k] = True
-    return touch
-
+    Returns (tiles (nt, tile) int64, -1 in empty slots; tptr (nt + 1,); tk (tptr[-1],)): tile t's
+    targets are tk[tptr[t]:tptr[t + 1]], those some avatar of it weights non-zero, ascending.
+    """
+    order = np.argsort(cell, kind="stable")
+    slots = np.full(-(-len(W) // tile) * tile, -1, np.int64)
+    slots[: len(W)] = order
+    slots = slots.reshape(-1, tile)
+    used = np.zeros((len(slots), W.shape[1]), bool)
+    for i in range(tile):
+        real = slots[:, i] >= 0
+        used[real] |= W[slots[real, i]] != 0
+    tk = np.nonzero(used)[1].astype(np.int64)
+    return slots, np.concatenate([[0], np.cumsum(used.sum(axis=1))]).astype(np.int64), tk
 
 
 @functools.lru_cache(maxsize=1)

@@ -9,7 +9,7 @@ between the joint cubes of base.obj (:data:`avatar.body.anatomy.BONES`,
 field per feature, next to MakeHuman's own targets (the ``target`` effect,
 which :mod:`avatar.body.rig` reads from a ``.target`` file), and an avatar is
 the template plus a weighted sum of those fields, so the whole batch is one
-(block-sparse) matrix product. Pose and stature are MakeHuman's (its macros
+sparse matrix product. Pose and stature are MakeHuman's (its macros
 and, later, its skeleton), so there is no bend or stature deformer.
 
 Everything that depends only on the template (bone coordinates, skinning

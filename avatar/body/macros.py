@@ -20,13 +20,8 @@ factors by MakeHuman 1.1's piecewise ramps (``apps/humanmodifier.py`` and
 
 Every factor is piecewise linear with at most two non-zero ramps, so an
 avatar activates about 90 of the 564 macro targets, and which ones depends
-only on which factors are non-zero: its *cell*. The rig groups a batch by
-cell and runs one BLAS product per cell over just those targets. Small
-cells are memory-bound (each reads its targets' rows once), so
-:meth:`MacroBasis.cells` may merge the ramps of some variables (treat all
-their factors as possibly non-zero): fewer, larger cells with a few more
-rows each. It picks the merge level with the lowest estimated cost for the
-batch at hand; the result is the same, only the grouping differs.
+only on which factors are non-zero: its *cell*. The rig's blend puts avatars
+of a cell side by side in its tiles, so that a tile weights few targets.
 """
 from __future__ import annotations
 
@@ -106,18 +101,6 @@ def target_factors(key: str) -> tuple[str, ...]:
     return tuple(words)
 
 
-def _mask(*variables: str) -> np.ndarray:
-    groups = {"muscle": "muscle", "weight": "weight", "height": "height", "proportions": "proportions",
-              "cupsize": "cup", "firmness": "firmness"}
-    return np.array([any(groups[v] in f for v in variables) for f in FACTORS])
-
-
-# merge levels tried by MacroBasis.cells, from one cell per ramp pattern to one dense product
-MERGES = (_mask(), _mask("cupsize", "firmness"), _mask("cupsize", "firmness", "height", "proportions"),
-          _mask("cupsize", "firmness", "height", "proportions", "muscle", "weight"))
-BANDWIDTH, FLOPS = 3e9, 1.5e11  # bytes/s of a row gather and flop/s of BLAS here, for choosing a merge level
-
-
 class MacroBasis:
     """The macro targets of a rig and their factor names: weights and cells, batched.
 
@@ -142,29 +125,15 @@ class MacroBasis:
         """(n, 26) factor values -> (n, T) target weights: the product of each target's factors."""
         return np.prod(F[:, self.columns], axis=2)
 
-    def cells(self, F: np.ndarray, row_bytes: int = 0) -> tuple[np.ndarray, list[np.ndarray]]:
+    def cells(self, F: np.ndarray) -> tuple[np.ndarray, list[np.ndarray | slice]]:
         """Group avatars by which factors are non-zero.
 
         Returns (cell (n,) int, active): avatar i is in cell ``cell[i]``, whose
-        possibly non-zero targets are ``active[cell[i]]`` (sorted indices);
-        every other target has weight exactly 0 for it. ``row_bytes`` (the
-        size of one target's row of displacements) turns on the choice of a
-        merge level by estimated cost (:data:`MERGES`).
+        possibly non-zero targets are ``active[cell[i]]`` (sorted indices, or a
+        slice when contiguous); every other target has weight exactly 0 for it.
         """
-        best = None
-        for merged in (MERGES if row_bytes else MERGES[:1]):
-            bits = (F != 0) | merged
-            keys, cell = np.unique(bits @ (1 << np.arange(len(FACTORS), dtype=np.int64)), return_inverse=True)
-            active = [self._active(int(k)) for k in keys]
-            rows = np.array([a.stop - a.start if isinstance(a, slice) else len(a) for a in active])
-            gathered = np.array([not isinstance(a, slice) for a in active])
-            count = np.bincount(cell.ravel(), minlength=len(keys))
-            # seconds ~ the rows a cell copies out of the matrix (a contiguous range is used in place)
-            # plus the flops of the products (row_bytes / 4 floats, 2 flops each)
-            cost = row_bytes * (2 * (rows * gathered).sum() / BANDWIDTH + 0.5 * (count * rows).sum() / FLOPS)
-            if best is None or cost < best[0]:
-                best = (cost, cell.ravel(), active)
-        return best[1], best[2]
+        keys, cell = np.unique((F != 0) @ (1 << np.arange(len(FACTORS), dtype=np.int64)), return_inverse=True)
+        return cell.ravel(), [self._active(int(k)) for k in keys]
 
     @lru_cache(maxsize=512)
     def _active(self, key: int) -> np.ndarray | slice:
@@ -180,8 +149,8 @@ def age_order(keys) -> list[str]:
     """Macro target keys sorted (stably) by their age factor, baby to old.
 
     Every macro target names exactly one age, and an avatar's non-zero ages are two
-    neighbours, so with this order the targets of a cell whose other ramps are all
-    merged are one contiguous range of rows: the product reads them in place.
+    neighbours, so in this order a cell's targets lie in one range of rows. The rig's
+    blend sums an avatar's targets in this order, so it also fixes the vertices' bytes.
     """
     rank = {"baby": 0, "child": 1, "young": 2, "old": 3}
     return sorted(keys, key=lambda k: next(rank[w] for w in target_factors(k) if w in rank))

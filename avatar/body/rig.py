@@ -7,8 +7,10 @@ An avatar's vertices are computed in six steps, all batched:
 2. locals    F = strengths (n, K)                  each slider's value above / below its default
                                                    as 0..1 (modifiers: v/100 and -v/100; an
                                                    expression unit times each ethnic share)
-3. blend     X = T + F @ D + W @ Dm  (n, B, 3)     D block-sparse (most targets move a few hundred
-                                                   vertices); Dm one BLAS product per macro cell
+3. blend     X = T + F @ D + W @ Dm  (n, B, 3)     a compiled kernel, by tiles of avatars and panels
+                                                   of coordinates: a tile reads only the targets it
+                                                   weights, a panel only the fields that move it
+                                                   (:mod:`avatar.body.blend`, ``_blend_kernel``)
 4. eyes      a UV sphere per eye, fitted to the blended helper eyeball (:mod:`avatar.body.eyes`)
 5. floor     every avatar shifted to stand on y = 0
 6. pose      bone ends regressed from the blended joint cubes, then forward kinematics and linear
@@ -29,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from avatar.body import assets, blend, deformers, eyes
+from avatar.body import _blend_kernel, assets, blend, deformers, eyes
 from avatar.body.catalogue import target_keys
 from avatar.body.macros import VARIABLES, MacroBasis, age_order, factor_values, is_macro_target, years_to_age
 from avatar.body.targets import TargetTable, default_targets
@@ -38,7 +40,6 @@ from avatar.spec.sliders import RigSpec, SliderSpec, load_rig_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_RIG = ROOT / "configs" / "rigs" / "humanoid.yaml"
-BLOCK = 512  # vertices per block of the block-sparse blend
 MACRO_DEFAULTS = np.array([0.5] * 8 + [1 / 3] * 3)  # MakeHuman's neutral macro values
 RACE_COLUMNS = slice(8, 11)
 SPARSE_MACRO = 0.1  # macro targets moving less of the blend set than this are blended as local fields
@@ -340,11 +341,11 @@ class Rig:
 
     # -- internals -------------------------------------------------------
     def _chunk(self, S: np.ndarray, out: np.ndarray, posed: bool = True, ends_out=None) -> None:
-        """Steps 1-6 for one chunk of avatars (processed in macro-cell order) into ``out`` (n, V, 3);
-        the rest bone ends (n, 2J, 3) into ``ends_out`` when given."""
+        """Steps 1-6 for one chunk of avatars into ``out`` (n, V, 3); the rest bone ends (n, 2J, 3)
+        into ``ends_out`` when given."""
         if len(S) == 1:
-            # numpy sends a one-row product to gemv, whose sums round differently from gemm's; two
-            # rows keep every avatar's bytes independent of the batch it is computed in
+            # numpy's means over one avatar's helper eyeball (eyes.fit) round differently from those
+            # over several; two rows keep every avatar's bytes independent of the batch it is in
             two = np.empty((2, *out.shape[1:]), np.float32)
             ends2 = None if ends_out is None else np.empty((2, *ends_out.shape[1:]), np.float32)
             self._chunk(np.repeat(S, 2, axis=0), two, posed, ends2)
@@ -353,53 +354,35 @@ class Rig:
                 ends_out[0] = ends2[0]
             return
         Fm = factor_values(self.macro_values(S))
-        cell, active = self._macros.cells(Fm, row_bytes=self._Dm.shape[1] * 4)
-        order = np.argsort(cell, kind="stable")
-        W = self._macros.weights(Fm[order]).astype(np.float32)
-        G = self.features(S[order])
+        W = np.ascontiguousarray(self._macros.weights(Fm), np.float32)     # 1. macro target weights
+        G = self.features(S)                                                 # 2. local field strengths
         if self._local_macros.keys:
-            G = np.concatenate([G, self._local_macros.weights(Fm[order]).astype(np.float32)], axis=1)
-        n, B = len(S), len(self._blend)
-        X = self._scratch(n * 3 * B, "x").reshape(n, 3 * B)
-        bounds = np.searchsorted(cell[order], np.arange(len(active) + 1))
-        for c, act in enumerate(active):                        # 3. macros, one product per cell
-            a, b = bounds[c], bounds[c + 1]
-            if b > a:
-                Dc = self._Dm[act] if isinstance(act, slice) else np.take(self._Dm, act, axis=0)
-                if b - a == 1:  # gemm, not gemv, for a lone avatar too (see above)
-                    X[a] = (np.repeat(W[a:b, act], 2, axis=0) @ Dc)[0]
-                else:
-                    np.matmul(W[a:b, act], Dc, out=X[a:b])
-        tmp = self._scratch(n * self._widest, "block")
-        for pieces, rows, D in self._blocks:                     # 3. locals and rest pose
-            part = tmp[: n * D.shape[1]].reshape(n, D.shape[1])
-            np.matmul(G[:, rows], D, out=part)
-            for x, p in pieces:  # a block is a few runs of base.obj's vertex order
-                X[:, x] += part[:, p]
-        X = X.reshape(n, B, 3)
-        body, k = assets.N_BODY, eyes.EYE_SPHERE.vertices.shape[0]
-        floor = X[:, self._soles, 1].min(axis=1)                # 5. soles on y = 0 (the feet are lowest)
+            G = np.concatenate([G, self._local_macros.weights(Fm).astype(np.float32)], axis=1)
+        G = np.ascontiguousarray(G, np.float32)
+        n, body, pan = len(S), assets.N_BODY, self._panels
+        tiles, tptr, tk = blend.tiles(W, self._macros.cells(Fm)[0], _blend_kernel.TILE)
+        side = self._scratch(n * pan.side_width, "side").reshape(n, pan.side_width)
+        flat = out.reshape(n, -1)
+        _blend_kernel.blend(W, G, tiles, tptr, tk, pan.Dm, pan.fptr, pan.feats, pan.Dl,  # 3. blend
+                            flat, side, pan.n_out, pan.n_macro)
+        rest = side[:, : 3 * (len(self._blend) - body)].reshape(n, -1, 3)  # helper eyeballs, joint cubes
+        floor = out[:, self._soles, 1].min(axis=1)               # 5. soles on y = 0 (the feet are lowest)
         # 4. eyeballs: the sphere on each blended helper eyeball, plus our deformers' fields on it
-        E = np.zeros((n, 2 * k, 3), dtype=np.float32)
-        for cols, rows, D in self._eye_blocks:
-            np.matmul(G[:, rows], D, out=E.reshape(n, -1)[:, cols])
+        k = eyes.EYE_SPHERE.vertices.shape[0]
+        E = side[:, pan.extra: pan.extra + 6 * k].reshape(n, 2 * k, 3)
         for e, helper in enumerate(self._eye_rows):
-            E[:, e * k:(e + 1) * k] += eyes.place(X[:, helper])
+            E[:, e * k:(e + 1) * k] += eyes.place(rest[:, helper - body])
         E[:, :, 1] -= floor[:, None]
         ends = None  # the skeleton's bone ends: regressed from the blended joint cubes (before the floor)
         if ends_out is not None or (posed and self.posing.posed_rows(S).any()):
-            blended = X[:, self._end_index[:, 0]] * self._end_weight[:, 0, None]
-            for k in range(1, self._end_index.shape[1]):
-                blended += X[:, self._end_index[:, k]] * self._end_weight[:, k, None]
-            blended[:, :, 1] -= floor[:, None]
-            ends = np.empty_like(blended)
-            ends[order] = blended
-        # back to the callers' order on the floor, a few avatars at a time so that they stay in cache
-        for i in range(0, n, 16):
-            Xi = X[i:i + 16, :body]
-            Xi[:, :, 1] -= floor[i:i + 16, None]
-            out[order[i:i + 16], :body] = Xi
-        out[order, body:] = E
+            src = np.concatenate([out[:, self._end_body], rest[:, self._end_rest]], axis=1)
+            ends = src[:, self._end_src[:, 0]] * self._end_weight[:, 0, None]
+            for j in range(1, self._end_src.shape[1]):
+                ends += src[:, self._end_src[:, j]] * self._end_weight[:, j, None]
+            ends[:, :, 1] -= floor[:, None]
+        for i in range(0, n, 16):  # a few avatars at a time, in cache
+            out[i:i + 16, :body, 1] -= floor[i:i + 16, None]
+        out[:, body:] = E
         if ends is None:
             return
         if ends_out is not None:
@@ -429,10 +412,9 @@ class Rig:
         del dense
         # fields live on the blend set (rows 0..B-1) and, for our deformers, on the eyeballs (B..B+2k-1)
         B, k = len(self._blend), eyes.EYE_SPHERE.vertices.shape[0]
-        self._blocks = blend.local_blocks(fields, B)  # segments of vertices touched by the same fields
-        self._widest = max(D.shape[1] for _, _, D in self._blocks)
+        self._panels = blend.panels(fields, self._Dm, assets.N_BODY, B, B + 2 * k)
+        del self._Dm  # the panels hold it
         self._n_targets = len(keys) + self._n_features - 1  # sculpted targets and fields (not the rest row)
-        self._eye_blocks = self._block_sparse(fields, B, B + 2 * k)
 
     def _build_blend_set(self) -> None:
         """The blended vertices (body, helper eyeballs, joint cubes), the bone ends' regressor, the soles."""
@@ -456,6 +438,10 @@ class Rig:
         for r in range(csr.shape[0]):
             a, b = csr.indptr[r], csr.indptr[r + 1]
             self._end_index[r, : b - a], self._end_weight[r, : b - a] = position[csr.indices[a:b]], csr.data[a:b]
+        # the rows they read: body rows from the output, the others from the blend's side buffer
+        used = np.unique(self._end_index)
+        self._end_body, self._end_rest = used[used < assets.N_BODY], used[used >= assets.N_BODY] - assets.N_BODY
+        self._end_src = np.searchsorted(used, self._end_index)
         from avatar.body.skeleton import proxy_weights
 
         extra = self._blend[len(own):]
@@ -475,10 +461,10 @@ class Rig:
                             for j, s in enumerate(sliders) if s.macro]
         keys = age_order(str(k) for k in table.names if is_macro_target(str(k)))
         dense = {k: self._dense(k) for k in keys}
-        # the breast targets each move 1-4% of the body: they join the local fields' block-sparse
-        # product (weighted per avatar like them) instead of the dense product per cell
+        # the breast targets each move 1-4% of the body: they join the local fields' sparse panels
+        # (weighted per avatar like them) instead of the dense macro rows
         local = [k for k in keys if np.any(dense[k], axis=1).mean() < SPARSE_MACRO]
-        wide = [k for k in keys if k not in set(local)]  # still in age order: cells are row ranges
+        wide = [k for k in keys if k not in set(local)]  # still in age order
         self._macros, self._local_macros = MacroBasis(wide), MacroBasis(local)
         self._Dm = np.stack([dense[k] for k in wide]).reshape(len(wide), -1)
         return dense, local, keys
@@ -605,24 +591,6 @@ class Rig:
     @cached_property
     def _frame(self):
         return deformers.Frame(self.template)
-
-    @staticmethod
-    def _block_sparse(fields, first: int, end: int) -> list[tuple[slice, np.ndarray, np.ndarray]]:
-        """Column blocks of the field matrix over rows first..end-1, each holding only the features
-        active there; the slices index an output whose row 0 is ``first``."""
-        blocks = []
-        for start in range(first, end, BLOCK):
-            stop = min(start + BLOCK, end)
-            active = [k for k, (rows, _) in enumerate(fields) if np.any((rows >= start) & (rows < stop))]
-            D = np.zeros((len(active), stop - start, 3), np.float32)
-            for i, k in enumerate(active):
-                rows, d = fields[k]
-                m = (rows >= start) & (rows < stop)
-                D[i, rows[m] - start] = d[m]
-            if active:  # a block no field touches stays zero (the rest pose touches every body block)
-                blocks.append((slice(3 * (start - first), 3 * (stop - first)), np.array(active, np.int64),
-                               D.reshape(len(active), -1)))
-        return blocks
 
 
 def load_rig(path: str | Path | None = None) -> Rig:

@@ -139,46 +139,28 @@ def ends_matrix(rig) -> np.ndarray:
 def field_matrix(rig, rows=None) -> "scipy.sparse.csr_matrix":
     """(K, 3 N_body) float64 sparse: the rig's local fields on the body's rest vertices.
 
-    Read from the rig's block-sparse blend (``rig._blocks``: per block the features it holds,
-    their (features, 3 rows) displacements and the runs of blended coordinates they land on), so
-    the entries are the rig's own float32 numbers. The blend set starts with the body's vertices
-    in base.obj's order, so blended coordinate ``c < 3 N_body`` is body coordinate ``c``. Columns
-    past the features (the breast macro targets the rig blends with them) are macro-weighted and
-    left out; so is the rest row. ``tests/test_fit.py`` checks the matrix against ``rig.vertices``.
+    Read from the rig's blend (``rig._panels.coo``: each field's non-zero (feature, blended
+    coordinate, delta)), so the entries are the rig's own float32 numbers. The blend set starts
+    with the body's vertices in base.obj's order, so blended coordinate ``c < 3 N_body`` is body
+    coordinate ``c``. Columns past the features (the breast macro targets the rig blends with
+    them) are macro-weighted and left out; so is the rest row. ``tests/test_fit.py`` checks the
+    matrix against ``rig.vertices``.
     """
     import scipy.sparse as sp
 
-    K, width = rig._n_features, 3 * assets.N_BODY
-    if rows is not None:  # chosen blend rows, in their order (the skeleton's helper vertices)
-        col = np.full(3 * len(rig._blend), -1, np.int64)
+    K = rig._n_features
+    feature, coord, value = rig._panels.coo
+    keep = feature < K - 1
+    if rows is None:
+        keep &= coord < 3 * assets.N_BODY
+        width = 3 * assets.N_BODY
+    else:  # chosen blend rows, in their order (the skeleton's helper vertices)
         rows = np.asarray(rows, np.int64)
+        col = np.full(3 * len(rig._blend), -1, np.int64)
         col[(3 * rows[:, None] + np.arange(3)).ravel()] = np.arange(3 * len(rows))
-        width = 3 * len(rig._blend)
-    rows_wanted = rows
-    out_rows, cols, vals = [], [], []
-    for pieces, active, Dblk in rig._blocks:
-        keep = active < K - 1
-        if not keep.any():
-            continue
-        feats, Dk = active[keep], Dblk[keep]
-        for x, p in pieces:
-            x1 = min(x.stop, width)
-            if x1 <= x.start:
-                continue
-            block = Dk[:, p.start:p.start + (x1 - x.start)]
-            r, c = np.nonzero(block)
-            v, c = block[r, c], x.start + c
-            if rows_wanted is not None:
-                keep = col[c] >= 0
-                r, c, v = r[keep], col[c[keep]], v[keep]
-            out_rows.append(feats[r])
-            cols.append(c)
-            vals.append(v)
-    shape = (K, width if rows_wanted is None else 3 * len(rows_wanted))
-    if not out_rows:
-        return sp.csr_matrix(shape)
-    return sp.csr_matrix((np.concatenate(vals).astype(np.float64),
-                          (np.concatenate(out_rows), np.concatenate(cols))), shape=shape)
+        keep &= col[coord] >= 0
+        coord, width = col[coord], 3 * len(rows)
+    return sp.csr_matrix((value[keep].astype(np.float64), (feature[keep], coord[keep])), shape=(K, width))
 
 
 def _build(rig) -> LocalBasis:
