@@ -14,8 +14,8 @@ def _blas_with_batch_free_rows() -> None:
 
     Why: OpenBLAS's Haswell sgemm kernel, which numpy's OpenBLAS takes on AMD Zen 4 (and which some
     hosts pin with OPENBLAS_CORETYPE=Haswell), rounds a row of a product by its place in the batch
-    there (rows 0-5 and 6-11 of every 12 differ in the last bit), so an avatar's bytes would depend on
-    the batch it is computed in and a dataset's on its worker count. The SkylakeX kernel, which these
+    there (rows 0-5 and 6-11 of every 12 differ in the last bit), so an avatar's texture bytes would
+    depend on the batch it is computed in and a dataset's on its worker count. The SkylakeX kernel, which these
     processors run, gives every row the same bytes. Nothing changes when numpy is already imported,
     on other processors, or when OPENBLAS_CORETYPE names another kernel.
     """

@@ -139,12 +139,16 @@ def test_the_blend_kernel_sums_the_weighted_rows_of_each_panel():
     assert (tiles == -1).sum() == 1 and sorted(tiles[tiles >= 0]) == list(range(n))
     out = np.full((n, 3 * n_body + 16), np.nan, np.float32)      # room for the last body panel's padding
     side = np.full((n, pan.side_width), np.nan, np.float32)
-    kernel.blend(W, G, tiles, tptr, tk, pan.Dm, pan.fptr, pan.feats, pan.Dl, out, side, pan.n_out, pan.n_macro)
+    floor = rng.random(n).astype(np.float32)
+    everything = np.arange(len(pan.fptr) - 1)
+    kernel.blend(W, G, tiles, tptr, tk, pan.Dm, pan.fptr, pan.feats, pan.Dl, out, side, pan.n_out, pan.n_macro,
+                 everything, floor)
     D = np.zeros((K, 3 * (B + 6)))
     for k, (rows, d) in enumerate(fields):
         D[k, (3 * rows[:, None] + np.arange(3)).ravel()] = d.ravel()
     want = G.astype(np.float64) @ D
     want[:, : 3 * B] += W.astype(np.float64) @ Dm
+    want[:, 1: 3 * n_body: 3] -= floor[:, None]                  # the floor comes off the body's y only
     got = np.concatenate([out[:, : 3 * n_body], side[:, : 3 * (B - n_body)],
                           side[:, pan.extra: pan.extra + 18]], axis=1)
     np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
@@ -153,7 +157,7 @@ def test_the_blend_kernel_sums_the_weighted_rows_of_each_panel():
         o1, s1 = np.zeros((1, out.shape[1]), np.float32), np.zeros((1, side.shape[1]), np.float32)
         t1, p1, k1 = blend.tiles(W[i:i + 1], np.zeros(1, np.int64), kernel.TILE)
         kernel.blend(W[i:i + 1], G[i:i + 1], t1, p1, k1, pan.Dm, pan.fptr, pan.feats, pan.Dl, o1, s1,
-                     pan.n_out, pan.n_macro)
+                     pan.n_out, pan.n_macro, everything, floor[i:i + 1])
         assert o1[0, : 3 * n_body].tobytes() == out[i, : 3 * n_body].tobytes()
         assert s1[0].tobytes() == side[i].tobytes()
 

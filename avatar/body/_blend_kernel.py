@@ -7,11 +7,14 @@ tiles of ``TILE`` avatars and panels of ``LANES`` consecutive blended coordinate
 1. macros   acc_m[i] += W[a_i, k] * Dm[panel, k]    over the targets k some avatar of the tile
                                                     weights (a zero weight adds nothing)
 2. locals   acc_l[i] += G[a_i, f] * Dl[pair]        over the fields f that move the panel
-3. store    X[a_i, panel] = acc_m[i] + acc_l[i]
+3. store    X[a_i, panel] = (acc_m[i] + acc_l[i]) - floor[a_i] on the y lanes
 
 Each sum is a chain of fused multiply-adds in a fixed order (targets, then fields, by index),
-which is how OpenBLAS's kernels sum one row of a product, so the bytes equal those of the
-BLAS products this replaces (``tests/test_body.py``). An avatar's bytes depend only on its own
+which is how OpenBLAS's kernels sum one row of a product, so the bytes equal those the rig made
+with BLAS products before (the same sha256 for posed, rest and preset avatars). A zero term adds
+nothing exactly, as a sum that starts at +0.0 never becomes -0.0, so a tile may sum targets that
+only its other avatars weight. The rig runs two passes: the panels holding the soles first (the
+floor is their lowest y), then the others with the floor taken off as they are stored. An avatar's bytes depend only on its own
 inputs: not on its tile, chunk or thread. BLAS had to multiply every row of a cell's merged
 targets (55.6 of 176 are non-zero per avatar) and every field of a block (2.3x its non-zero
 pairs, then a scatter into the output); here a tile reads only its targets' rows and a panel
@@ -24,10 +27,10 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
-TILE = 4    # avatars per tile: four independent chains of fused multiply-adds (6 and 8 ran no faster:
-            # their tiles weight more targets)
+TILE = 8    # avatars per tile: eight independent chains of fused multiply-adds (12 % faster than 4,
+            # though a tile of 8 weights 62 targets where one of 4 weights 59)
 LANES = 16  # floats per panel: one 512-bit vector (two 256-bit ones on AVX2)
-GROUP = 64  # tiles at a time: their weights and strengths (about 1 MB) stay in cache...
+GROUP = 32  # tiles at a time: their weights and strengths (about 1 MB) stay in cache...
 BLOCK = 16  # ...while blocks of 16 panels (their targets, about 350 kB) pass; each row is written in order
 
 _I64, _F32 = ir.IntType(64), ir.FloatType()
@@ -69,10 +72,7 @@ def _chain(builder, rows, weights, wstride, index, q0, q1, dbase, by_index):
     d = builder.load(builder.bitcast(row, _VEC.as_pointer()), align=4)
     new = []
     for w_row, a in zip(wrows, acc):
-        w = builder.load(builder.gep(w_row, [k]))
-        splat = builder.insert_element(ir.Constant(_VEC, None), w, ir.Constant(ir.IntType(32), 0))
-        splat = builder.shuffle_vector(splat, splat, ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES))
-        new.append(builder.call(fma, [splat, d, a]))
+        new.append(builder.call(fma, [_splat(builder, builder.load(builder.gep(w_row, [k]))), d, a]))
     end = builder.block
     q.add_incoming(builder.add(q, ir.Constant(_I64, 1)), end)
     for a, v in zip(acc, new):
@@ -82,19 +82,37 @@ def _chain(builder, rows, weights, wstride, index, q0, q1, dbase, by_index):
     return acc
 
 
+def _splat(builder, w):
+    v = builder.insert_element(ir.Constant(_VEC, None), w, ir.Constant(ir.IntType(32), 0))
+    return builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES))
+
+
+def _y_lanes(builder, phase):
+    """1.0 on a panel's y lanes (coordinate mod 3 == 1, the panel starting at ``phase`` mod 3), 0.0
+    elsewhere; all 0.0 for phase 3."""
+    masks = [ir.Constant(_VEC, [float((ph + j) % 3 == 1) if ph < 3 else 0.0 for j in range(LANES)])
+             for ph in range(4)]
+    out = masks[3]
+    for ph in range(3):
+        out = builder.select(builder.icmp_signed("==", phase, ir.Constant(phase.type, ph)), masks[ph], out)
+    return out
+
+
 @intrinsic
-def _tile_panel(typingctx, W, G, tiles, t, tk, q0, q1, Dm, p, feats, f0, f1, Dl, X, c0):
-    """One (tile, panel): X[a, c0:c0 + LANES] = macro chain + field chain, for each avatar a >= 0 of tile t."""
+def _tile_panel(typingctx, W, G, tiles, t, tk, q0, q1, Dm, p, feats, f0, f1, Dl, X, c0, floor, phase):
+    """One (tile, panel): X[a, c0:c0 + LANES] = macro chain + field chain - floor[a] on the y lanes, for each
+    avatar a >= 0 of tile t. ``phase`` is the panel's first coordinate mod 3 (3: no y lanes)."""
     f32, i64 = types.float32, types.int64
     if not (_c_array(W, f32) and _c_array(G, f32) and _c_array(tiles, i64) and _c_array(tk, i64)
-            and _c_array(Dm, f32) and _c_array(feats, i64) and _c_array(Dl, f32) and _c_array(X, f32)):
+            and _c_array(Dm, f32) and _c_array(feats, i64) and _c_array(Dl, f32) and _c_array(X, f32)
+            and _c_array(floor, f32)):
         return None
-    sig = types.void(W, G, tiles, t, tk, q0, q1, Dm, p, feats, f0, f1, Dl, X, c0)
+    sig = types.void(W, G, tiles, t, tk, q0, q1, Dm, p, feats, f0, f1, Dl, X, c0, floor, phase)
 
     def codegen(context, builder, signature, args):
-        Wv, Gv, Tv, tv, tkv, q0v, q1v, Dmv, pv, Fv, f0v, f1v, Dlv, Xv, c0v = args
-        Wa, Ga, Ta, Ka, Da, Fa, La, Xa = (context.make_array(signature.args[i])(context, builder, args[i])
-                                          for i in (0, 1, 2, 4, 7, 9, 12, 13))
+        Wv, Gv, Tv, tv, tkv, q0v, q1v, Dmv, pv, Fv, f0v, f1v, Dlv, Xv, c0v, Flv, phv = args
+        Wa, Ga, Ta, Ka, Da, Fa, La, Xa, Fl = (context.make_array(signature.args[i])(context, builder, args[i])
+                                              for i in (0, 1, 2, 4, 7, 9, 12, 13, 15))
         shape = lambda a, i: builder.extract_value(a.shape, i)  # noqa: E731
         tile = builder.gep(Ta.data, [builder.mul(tv, shape(Ta, 1))])
         slots = [builder.load(builder.gep(tile, [ir.Constant(_I64, i)])) for i in range(TILE)]
@@ -103,30 +121,36 @@ def _tile_panel(typingctx, W, G, tiles, t, tk, q0, q1, Dm, p, feats, f0, f1, Dl,
         dm = builder.gep(Da.data, [builder.mul(builder.mul(pv, shape(Da, 1)), ir.Constant(_I64, LANES))])
         macro = _chain(builder, rows, Wa.data, shape(Wa, 1), Ka.data, q0v, q1v, dm, True)
         local = _chain(builder, rows, Ga.data, shape(Ga, 1), Fa.data, f0v, f1v, La.data, False)
-        for s, m, loc in zip(slots, macro, local):
+        ys = _y_lanes(builder, phv)
+        for s, r, m, loc in zip(slots, rows, macro, local):
             with builder.if_then(builder.icmp_signed(">=", s, zero)):
                 at = builder.gep(Xa.data, [builder.add(builder.mul(s, shape(Xa, 1)), c0v)])
-                builder.store(builder.fadd(m, loc), builder.bitcast(at, _VEC.as_pointer()), align=4)
+                lift = builder.fmul(_splat(builder, builder.load(builder.gep(Fl.data, [r]))), ys)
+                # (m + l) - floor on y, - 0 elsewhere: exact, as the sum is never -0
+                builder.store(builder.fsub(builder.fadd(m, loc), lift), builder.bitcast(at, _VEC.as_pointer()), align=4)
         return context.get_dummy_value()
 
     return sig, codegen
 
 
 @njit(cache=True, nogil=True)
-def blend(W, G, tiles, tptr, tk, Dm, fptr, feats, Dl, out, side, n_out, n_macro, group=GROUP, block=BLOCK):  # pragma: no cover
-    """Blend a chunk: panels 0..n_out-1 into ``out``, the rest into ``side``; macros on panels < n_macro.
+def blend(W, G, tiles, tptr, tk, Dm, fptr, feats, Dl, out, side, n_out, n_macro, panels, floor,
+          group=GROUP, block=BLOCK):  # pragma: no cover - compiled
+    """Blend panels ``panels`` of a chunk: body panels (< n_out) into ``out``, less ``floor`` on y; the
+    others into ``side``; macros on panels < n_macro.
 
-    W (n, Tm) macro weights, G (n, K) field strengths, float32; tiles (nt, TILE) avatar rows
-    (-1: empty), tile t's targets tk[tptr[t]:tptr[t + 1]]; Dm (n_macro, Tm, LANES) the macro
+    W (n, Tm) macro weights, G (n, K) field strengths, floor (n,), float32; tiles (nt, TILE) avatar
+    rows (-1: empty), tile t's targets tk[tptr[t]:tptr[t + 1]]; Dm (n_macro, Tm, LANES) the macro
     targets by panel; panel p's fields feats[fptr[p]:fptr[p + 1]] with rows Dl[fptr[p]:...]
-    (pairs, LANES). out (n, >= LANES n_out) and side (n, LANES (panels - n_out)) float32.
+    (pairs, LANES). out (n, >= LANES n_out) and side (n, LANES (all panels - n_out)) float32.
     """
-    nt, n_panels = tiles.shape[0], len(fptr) - 1
+    nt = tiles.shape[0]
     for g in range(0, nt, group):  # a group's weights stay in cache while the panels stream past
-        for b in range(0, n_panels, block):  # a block's targets stay in cache while the group's tiles pass
+        for b in range(0, len(panels), block):  # a block's targets stay in cache while the group's tiles pass
             for t in range(g, min(g + group, nt)):
-                for p in range(b, min(b + block, n_panels)):  # each avatar's row written in order
-                    X, c0 = (out, p * LANES) if p < n_out else (side, (p - n_out) * LANES)
+                for i in range(b, min(b + block, len(panels))):  # each avatar's row written in order
+                    p = panels[i]
+                    X, c0, phase = (out, p * LANES, p * LANES % 3) if p < n_out else (side, (p - n_out) * LANES, 3)
                     q0, q1 = (tptr[t], tptr[t + 1]) if p < n_macro else (0, 0)
                     _tile_panel(W, G, tiles, t, tk, q0, q1, Dm, min(p, n_macro - 1), feats, fptr[p], fptr[p + 1],
-                                Dl, X, c0)
+                                Dl, X, c0, floor, phase)

@@ -104,13 +104,30 @@ def _nonzero(fields) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     return tuple(np.concatenate(parts) for parts in zip(*out))
 
 
-def tiles(W: np.ndarray, cell: np.ndarray, tile: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Tiles of ``tile`` avatars (neighbours in macro-cell order) and the targets each tile weights.
+def floor_first(pan: Panels, soles: np.ndarray, read: np.ndarray, n_body: int):
+    """The order of the blend's two passes: (first panels, later panels, first panels' y coordinates).
+
+    The first pass holds the body panels with a sole vertex (the floor is their lowest y) or a
+    vertex ``read`` unfloored (by the bone ends), and the side buffer's panels (never floored);
+    the second, every other body panel, takes the floor off y as it stores; then the first
+    panels' body y coordinates lose it too.
+    """
+    rows = np.union1d(soles, read)
+    body = np.unique((3 * rows[:, None] + np.arange(3)).ravel() // LANES)
+    first = np.concatenate([body, np.arange(pan.n_out, len(pan.fptr) - 1)])
+    later = np.setdiff1d(np.arange(pan.n_out), body)
+    cols = (first[:, None] * LANES + np.arange(LANES)).ravel()
+    return first.astype(np.int64), later.astype(np.int64), cols[(cols % 3 == 1) & (cols < 3 * n_body)]
+
+
+def tiles(W: np.ndarray, key: np.ndarray, tile: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Tiles of ``tile`` avatars (neighbours in the order of ``key``, :func:`~avatar.body.macros.pattern_key`)
+    and the targets each tile weights.
 
     Returns (tiles (nt, tile) int64, -1 in empty slots; tptr (nt + 1,); tk (tptr[-1],)): tile t's
     targets are tk[tptr[t]:tptr[t + 1]], those some avatar of it weights non-zero, ascending.
     """
-    order = np.argsort(cell, kind="stable")
+    order = np.argsort(key, kind="stable")
     slots = np.full(-(-len(W) // tile) * tile, -1, np.int64)
     slots[: len(W)] = order
     slots = slots.reshape(-1, tile)
@@ -125,7 +142,7 @@ def tiles(W: np.ndarray, cell: np.ndarray, tile: int) -> tuple[np.ndarray, np.nd
 @functools.lru_cache(maxsize=1)
 def rows_round_alike() -> bool:
     """Whether this process's BLAS gives equal rows of a float32 product equal bytes wherever they sit in the
-    batch (checked once: 24 equal rows, 340 terms, 512 columns). The rig's batch-free bytes rest on it;
+    batch (checked once: 24 equal rows, 340 terms, 512 columns). Batch-free texture bytes rest on it;
     OpenBLAS's Haswell kernel on AMD Zen 4 fails it (see ``avatar._blas_with_batch_free_rows``)."""
     rng = np.random.default_rng(0)
     w = rng.random((1, 340), dtype=np.float32)

@@ -33,7 +33,8 @@ import numpy as np
 
 from avatar.body import _blend_kernel, assets, blend, deformers, eyes
 from avatar.body.catalogue import target_keys
-from avatar.body.macros import VARIABLES, MacroBasis, age_order, factor_values, is_macro_target, years_to_age
+from avatar.body.macros import (VARIABLES, MacroBasis, age_order, factor_values, is_macro_target, pattern_key,
+                                 years_to_age)
 from avatar.body.targets import TargetTable, default_targets
 from avatar.body.template import Template, load as load_template
 from avatar.spec.sliders import RigSpec, SliderSpec, load_rig_spec
@@ -360,13 +361,20 @@ class Rig:
             G = np.concatenate([G, self._local_macros.weights(Fm).astype(np.float32)], axis=1)
         G = np.ascontiguousarray(G, np.float32)
         n, body, pan = len(S), assets.N_BODY, self._panels
-        tiles, tptr, tk = blend.tiles(W, self._macros.cells(Fm)[0], _blend_kernel.TILE)
+        tiles, tptr, tk = blend.tiles(W, pattern_key(Fm), _blend_kernel.TILE)
         side = self._scratch(n * pan.side_width, "side").reshape(n, pan.side_width)
         flat = out.reshape(n, -1)
-        _blend_kernel.blend(W, G, tiles, tptr, tk, pan.Dm, pan.fptr, pan.feats, pan.Dl,  # 3. blend
-                            flat, side, pan.n_out, pan.n_macro)
-        rest = side[:, : 3 * (len(self._blend) - body)].reshape(n, -1, 3)  # helper eyeballs, joint cubes
+        first, later, first_y = self._panel_order
+        run = lambda panels, floor: _blend_kernel.blend(  # noqa: E731 - 3. blend
+            W, G, tiles, tptr, tk, pan.Dm, pan.fptr, pan.feats, pan.Dl, flat, side, pan.n_out, pan.n_macro, panels, floor)
+        run(first, np.zeros(n, np.float32))  # the soles and the body rows the bone ends read, unfloored
         floor = out[:, self._soles, 1].min(axis=1)               # 5. soles on y = 0 (the feet are lowest)
+        rest = side[:, : 3 * (len(self._blend) - body)].reshape(n, -1, 3)  # helper eyeballs, joint cubes
+        want_ends = ends_out is not None or (posed and self.posing.posed_rows(S).any())
+        if want_ends:
+            src = np.concatenate([out[:, self._end_body], rest[:, self._end_rest]], axis=1)
+        run(later, floor)                                        # everything else, the floor subtracted
+        flat[:, first_y] -= floor[:, None]
         # 4. eyeballs: the sphere on each blended helper eyeball, plus our deformers' fields on it
         k = eyes.EYE_SPHERE.vertices.shape[0]
         E = side[:, pan.extra: pan.extra + 6 * k].reshape(n, 2 * k, 3)
@@ -374,14 +382,11 @@ class Rig:
             E[:, e * k:(e + 1) * k] += eyes.place(rest[:, helper - body])
         E[:, :, 1] -= floor[:, None]
         ends = None  # the skeleton's bone ends: regressed from the blended joint cubes (before the floor)
-        if ends_out is not None or (posed and self.posing.posed_rows(S).any()):
-            src = np.concatenate([out[:, self._end_body], rest[:, self._end_rest]], axis=1)
+        if want_ends:
             ends = src[:, self._end_src[:, 0]] * self._end_weight[:, 0, None]
             for j in range(1, self._end_src.shape[1]):
                 ends += src[:, self._end_src[:, j]] * self._end_weight[:, j, None]
             ends[:, :, 1] -= floor[:, None]
-        for i in range(0, n, 16):  # a few avatars at a time, in cache
-            out[i:i + 16, :body, 1] -= floor[i:i + 16, None]
         out[:, body:] = E
         if ends is None:
             return
@@ -413,6 +418,7 @@ class Rig:
         # fields live on the blend set (rows 0..B-1) and, for our deformers, on the eyeballs (B..B+2k-1)
         B, k = len(self._blend), eyes.EYE_SPHERE.vertices.shape[0]
         self._panels = blend.panels(fields, self._Dm, assets.N_BODY, B, B + 2 * k)
+        self._panel_order = blend.floor_first(self._panels, self._soles, self._end_body, assets.N_BODY)
         del self._Dm  # the panels hold it
         self._n_targets = len(keys) + self._n_features - 1  # sculpted targets and fields (not the rest row)
 
@@ -602,7 +608,7 @@ def load_rig(path: str | Path | None = None) -> Rig:
     spec = load_rig_spec(Path(path) if path else DEFAULT_RIG)
     if not rows_round_alike():
         warnings.warn("this process's BLAS rounds a row of a product by its place in the batch, so an avatar's "
-                      "vertices may differ in the last bit with the batch (and a dataset's bytes with its worker "
+                      "texture may differ in the last bit with the batch (and a dataset's bytes with its worker "
                       "count); on AMD processors with AVX-512 import avatar before numpy, or set "
                       "OPENBLAS_CORETYPE=SkylakeX before starting Python", RuntimeWarning, stacklevel=2)
     return Rig(spec, load_template(spec.template))
