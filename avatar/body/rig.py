@@ -368,13 +368,13 @@ class Rig:
         run = lambda panels, floor: _blend_kernel.blend(  # noqa: E731 - 3. blend
             W, G, tiles, tptr, tk, pan.Dm, pan.fptr, pan.feats, pan.Dl, flat, side, pan.n_out, pan.n_macro, panels, floor)
         run(first, np.zeros(n, np.float32))  # the soles and the body rows the bone ends read, unfloored
-        floor = out[:, self._soles, 1].min(axis=1)               # 5. soles on y = 0 (the feet are lowest)
+        floor = _blend_kernel.lowest(flat, self._sole_y)         # 5. soles on y = 0 (the feet are lowest)
         rest = side[:, : 3 * (len(self._blend) - body)].reshape(n, -1, 3)  # helper eyeballs, joint cubes
         want_ends = ends_out is not None or (posed and self.posing.posed_rows(S).any())
         if want_ends:
             src = np.concatenate([out[:, self._end_body], rest[:, self._end_rest]], axis=1)
         run(later, floor)                                        # everything else, the floor subtracted
-        flat[:, first_y] -= floor[:, None]
+        _blend_kernel.lower(flat, first_y, floor)
         # 4. eyeballs: the sphere on each blended helper eyeball, plus our deformers' fields on it
         k = eyes.EYE_SPHERE.vertices.shape[0]
         E = side[:, pan.extra: pan.extra + 6 * k].reshape(n, 2 * k, 3)
@@ -458,6 +458,7 @@ class Rig:
         k = len(assets.vertex_groups()["helper-l-eye"])  # the helper eyeballs follow the body (_blend_index)
         self._eye_rows = (np.arange(b, b + k), np.arange(b + k, b + 2 * k))
         self._soles = np.flatnonzero(self.template.part_mask("foot_l", "foot_r")[:b])  # where min y is
+        self._sole_y = 3 * self._soles + 1  # their y coordinates in a row of the output
         self._whole = np.array([s.kind in ("integer", "bool", "categorical") for s in sliders])
 
     def _build_macros(self) -> tuple[dict, list, list]:
