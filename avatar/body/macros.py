@@ -92,7 +92,10 @@ def pattern_key(F: np.ndarray) -> np.ndarray:
     significant. Sorted by it, neighbours weight nearly the same targets: tiles of eight avatars so
     ordered weight 62.2 of the 340 dense targets (one avatar 55.6), against 88.3 with the first
     factor most significant (1,024 prior avatars)."""
-    return (np.asarray(F) != 0) @ (1 << np.arange(len(FACTORS), dtype=np.int64)[::-1])
+    return (np.asarray(F) != 0) @ _BITS
+
+
+_BITS = 1 << np.arange(len(FACTORS), dtype=np.int64)[::-1]  # factor i's bit in a pattern key
 
 
 def is_macro_target(key: str) -> bool:
@@ -140,13 +143,13 @@ class MacroBasis:
         possibly non-zero targets are ``active[cell[i]]`` (sorted indices, or a
         slice when contiguous); every other target has weight exactly 0 for it.
         """
-        keys, cell = np.unique((F != 0) @ (1 << np.arange(len(FACTORS), dtype=np.int64)), return_inverse=True)
+        keys, cell = np.unique(pattern_key(F), return_inverse=True)
         return cell.ravel(), [self._active(int(k)) for k in keys]
 
     @lru_cache(maxsize=512)
     def _active(self, key: int) -> np.ndarray | slice:
-        """The targets possibly non-zero under factor mask ``key``: a slice when they are contiguous."""
-        nonzero = (key >> np.arange(len(FACTORS))) & 1 == 1
+        """The targets possibly non-zero under pattern key ``key``: a slice when they are contiguous."""
+        nonzero = key & _BITS != 0
         act = np.flatnonzero(~(self.uses & ~nonzero).any(axis=1))
         if len(act) and act[-1] - act[0] + 1 == len(act):
             return slice(int(act[0]), int(act[-1]) + 1)
