@@ -325,3 +325,70 @@ sliders:
     lift = J[1, :, 1] - J[0, :, 1]
     assert 0.02 < lift[sk.index("lowerarm01.L")] <= 0.0301   # inside the region: carried up
     assert abs(lift[sk.index("lowerarm01.R")]) < 1e-6 and abs(lift[sk.index("foot.L")]) < 1e-6
+
+
+def _random_skin(rng, n=3, N=141, n_body=100, J=9):
+    """Random rest vertices, bone transforms and 1-4 influences per vertex (largest weight first)."""
+    V = rng.standard_normal((n, N, 3)).astype(np.float32)
+    dA = rng.standard_normal((n, J, 3, 3)) * 0.3
+    t = rng.standard_normal((n, J, 3)) * 0.1
+    dA[:, 4], t[:, 4] = 0.0, 0.0  # a bone at rest
+    k = rng.integers(1, 5, N)
+    w = rng.random((N, 4)) * (np.arange(4) < k[:, None])
+    w = -np.sort(-w / w.sum(axis=1, keepdims=True), axis=1)
+    infl = np.stack([rng.choice(J, 4, replace=False) for _ in range(N)])
+    infl[:5] = infl[0]  # a few vertices sharing one set of bones
+    return V, dA, t, infl, w.astype(np.float32), n_body
+
+
+def test_skin_slots_hold_every_vertex_once_with_its_own_bones():
+    V, dA, t, infl, w, n_body = _random_skin(np.random.default_rng(0))
+    s = pose.skin_slots(infl, w, n_body)
+    L = len(s.perm) // len(s.K)
+    assert len(s.perm) == L * len(s.K) and np.array_equal(s.perm[s.pos], np.arange(len(infl)))
+    blocks = s.pos // L
+    for i in range(len(infl)):
+        k = int((w[i] > 0).sum())
+        b = blocks[i]
+        assert s.K[b] == k and np.array_equal(s.bones[b, :k], infl[i, :k])
+        np.testing.assert_array_equal(s.w[:, s.pos[i]], w[i])
+    assert np.all(blocks[:n_body] < s.body_blocks) and np.all(blocks[n_body:] >= s.body_blocks)
+    for b in range(len(s.K)):  # spare slots repeat a vertex of their own block
+        assert np.all(blocks[s.perm[b * L:(b + 1) * L]] == b)
+
+
+def test_skinning_loop_matches_float64_and_stands_the_body_on_the_floor():
+    V, dA, t, infl, w, n_body = _random_skin(np.random.default_rng(1))
+    slots = pose.skin_slots(infl, w, n_body)
+    out, lift = pose.skin(V, dA, t, slots)
+    V64 = V.astype(np.float64)
+    ref = V64.copy()
+    for k in range(4):
+        j = infl[:, k]
+        moved = np.einsum("bvij,bvj->bvi", dA[:, j], V64) + t[:, j]
+        ref += w[None, :, k, None] * moved
+    ref_lift = -ref[:, :n_body, 1].min(axis=1)
+    np.testing.assert_allclose(lift, ref_lift, atol=1e-5)
+    ref[:, :, 1] += ref_lift[:, None]
+    np.testing.assert_allclose(out, ref, atol=1e-5)
+    assert np.all(out[:, :n_body, 1].min(axis=1) == 0.0)
+    again = V.copy()  # in place, and each avatar alone: the same bytes
+    pose.skin(again, dA, t, slots, out=again)
+    assert again.tobytes() == out.tobytes()
+    assert pose.skin(V[1:2], dA[1:2], t[1:2], slots)[0].tobytes() == out[1:2].tobytes()
+
+
+def test_forward_kinematics_carries_a_still_bone_exactly(rig):
+    x = rig.sample(4, seed=3, pose=True)
+    ends = rig.rest_ends(x).astype(np.float64)
+    sk = rig.posing.skeleton
+    H, T = ends[:, 0::2], ends[:, 1::2]
+    Q = pose.euler_xyz(rig.posing.angles(x))
+    dA, t = pose.skinning_transforms(sk.parents, sk.levels, H, pose.bone_frames(H, T, sk.rolls), Q)
+    still = np.all(Q == np.eye(3), axis=(2, 3)) & (sk.parents >= 0)
+    a, j = np.nonzero(still)
+    assert len(j) > 10
+    assert np.array_equal(dA[a, j], dA[a, sk.parents[j]]) and np.array_equal(t[a, j], t[a, sk.parents[j]])
+    root = sk.parents < 0
+    turned = ~np.all(Q[:, root] == np.eye(3), axis=(2, 3))
+    assert np.all(dA[:, root][~turned] == 0) and np.all(t[:, root][~turned] == 0)

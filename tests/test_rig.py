@@ -210,7 +210,7 @@ def reference_normals(rig, S, n0):
     sk, first = rig.posing.skeleton, rig.faces[:, 0]
     for i in np.flatnonzero(rig.posing.posed_rows(S)):
         x = S[i:i + 1]
-        _, dA, _, _ = rig.posing.bind(rig.vertices(x, posed=False), rig.rest_ends(x), x, assets.N_BODY)
+        _, dA, _, _ = rig.posing.bind(rig.vertices(x, posed=False), rig.rest_ends(x), x)
         A = np.eye(3) + np.einsum("fk,fkij->fij", sk.weights[first], dA[0][sk.influences[first]])
         ref[i] = np.einsum("fij,fj->fi", A, n0)
     return ref

@@ -178,3 +178,23 @@ def lower(X, cols, by):  # pragma: no cover - compiled
         d = by[a]
         for c in cols:
             X[a, c] -= d
+
+
+@njit(cache=True, nogil=True)
+def bone_ends(X, side, index, weight, n_body, floor, out):  # pragma: no cover - compiled
+    """out[a, r] = sum_j row(a, index[r, j]) * weight[r, j] in j order, less floor[a] on y.
+
+    A row below ``n_body`` is the body's, read from X (n, >= 3 n_body); the others are the side
+    buffer's rows (n, 3 m) from ``n_body`` on. index, weight (E, w), padded with weight 0; out
+    (n, E, 3) float32. The same products and sums, in the same order, as numpy's gather of the
+    rows and ``w`` sums over them, which cost 130 µs an avatar here.
+    """
+    for a in range(X.shape[0]):
+        for r in range(index.shape[0]):
+            for c in range(3):
+                acc = np.float32(0.0)
+                for j in range(index.shape[1]):
+                    k = index[r, j]
+                    v = X[a, 3 * k + c] if k < n_body else side[a, 3 * (k - n_body) + c]
+                    acc = v * weight[r, j] if j == 0 else acc + v * weight[r, j]
+                out[a, r, c] = acc - floor[a] if c == 1 else acc

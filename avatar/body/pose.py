@@ -20,19 +20,14 @@ there: z up, the figure facing -y) and turned into ours (+y up, facing +z):
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
+
+from avatar.body import _pose_kernel as _k
 
 C = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, -1.0], [0.0, 1.0, 0.0]])  # ours -> Blender's axes
 AXES = {"x": 0, "y": 1, "z": 2}
-
-
-def _mm(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Stacked 3x3 products: each is its own small product, so an avatar's bytes do not depend on the batch."""
-    return np.matmul(a, b)
-
-
-def _mv(a: np.ndarray, v: np.ndarray) -> np.ndarray:
-    return np.matmul(a, v[..., None])[..., 0]
 
 
 def bone_frames(heads: np.ndarray, tails: np.ndarray, rolls: np.ndarray) -> np.ndarray:
@@ -41,85 +36,107 @@ def bone_frames(heads: np.ndarray, tails: np.ndarray, rolls: np.ndarray) -> np.n
     heads, tails : (..., J, 3) float  bone ends
     rolls        : (J,) float         radians about each bone's axis
     returns      : (..., J, 3, 3) float64, columns the bone's x, y, z axes (y from head to tail)
+
+    The direction ``d = C (tail - head) / |tail - head|`` in Blender's axes; the smallest rotation
+    taking +y onto d, ``R = I + [v]x + [v]x^2 / (1 + y)`` with ``v = y_axis x d = (z, 0, -x)``, where
+    for y < 0 ``1 + y = (x^2 + z^2) / (1 - y)`` without cancellation (Blender's vec_roll_to_mat3 uses
+    a series there for the same reason), and half a turn about z for a bone straight down -y; then
+    the roll about the bone's y, and back to our axes: ``C^T R Roll`` (compiled: ``_pose_kernel.frames``).
     """
-    d = _mv(C, tails - heads)
-    d = d / np.maximum(np.linalg.norm(d, axis=-1, keepdims=True), 1e-12)
-    x, y, z = d[..., 0], d[..., 1], d[..., 2]
-    # smallest rotation taking +y onto d: I + [v]x + [v]x^2 / (1 + y), v = y_axis x d = (z, 0, -x);
-    # for y < 0, 1 + y = (x^2 + z^2) / (1 - y) without cancellation (Blender's vec_roll_to_mat3 uses a
-    # series there for the same reason)
-    alt = x * x + z * z
-    theta = np.where(y >= 0, 1.0 + y, alt / (1.0 - y))
-    k = 1.0 / np.maximum(theta, 1e-300)
-    R = np.empty(d.shape + (3,))
-    R[..., 0, 0], R[..., 0, 1], R[..., 0, 2] = 1 - x * x * k, x, -x * z * k
-    R[..., 1, 0], R[..., 1, 1], R[..., 1, 2] = -x, y, -z
-    R[..., 2, 0], R[..., 2, 1], R[..., 2, 2] = -x * z * k, z, 1 - z * z * k
-    flip = (y < 0) & (alt <= 1e-24)  # straight down Blender's -y: half a turn about z, as Blender does
-    R[flip] = np.diag([-1.0, -1.0, 1.0])
-    c, s = np.cos(rolls), np.sin(rolls)
-    roll = np.zeros((len(rolls), 3, 3))
-    roll[:, 0, 0], roll[:, 0, 2], roll[:, 1, 1], roll[:, 2, 0], roll[:, 2, 2] = c, s, 1.0, -s, c
-    return _mm(C.T, _mm(R, roll))
+    heads, tails = np.asarray(heads, np.float64), np.asarray(tails, np.float64)
+    shape = np.broadcast_shapes(heads.shape, tails.shape)
+    out = np.empty(shape + (3,))
+    h, t = (np.ascontiguousarray(np.broadcast_to(a, shape)).reshape(-1, *shape[-2:]) for a in (heads, tails))
+    rolls = np.asarray(rolls, np.float64)
+    _k.frames(h, t, np.cos(rolls), np.sin(rolls), C, out.reshape(-1, *out.shape[-3:]))
+    return out
 
 
 def euler_xyz(angles: np.ndarray) -> np.ndarray:
     """(..., 3) radians about x, y, z -> (..., 3, 3) rotations ``Rz @ Ry @ Rx`` (x applied first)."""
-    cx, cy, cz = np.cos(angles[..., 0]), np.cos(angles[..., 1]), np.cos(angles[..., 2])
-    sx, sy, sz = np.sin(angles[..., 0]), np.sin(angles[..., 1]), np.sin(angles[..., 2])
-    R = np.empty(angles.shape + (3,))
-    R[..., 0, 0], R[..., 0, 1], R[..., 0, 2] = cz * cy, cz * sy * sx - sz * cx, cz * sy * cx + sz * sx
-    R[..., 1, 0], R[..., 1, 1], R[..., 1, 2] = sz * cy, sz * sy * sx + cz * cx, sz * sy * cx - cz * sx
-    R[..., 2, 0], R[..., 2, 1], R[..., 2, 2] = -sy, cy * sx, cy * cx
-    return R
+    angles = np.asarray(angles, np.float64)
+    out = np.empty(angles.shape + (3,))
+    _k.euler(np.ascontiguousarray(angles).reshape(-1, 3), out.reshape(-1, 3, 3))
+    return out
 
 
 def skinning_transforms(parents: np.ndarray, levels, heads: np.ndarray, frames: np.ndarray,
                         local: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Step 4: each bone's world transform from rest to pose, as ``(I + dA, t)``.
 
-    parents : (J,) int, -1 at the root    levels : bone indices by depth (parents first)
+    parents : (J,) int, -1 at the root, parents before children    levels : unused (the order suffices)
     heads   : (n, J, 3)    frames : (n, J, 3, 3)    local : (n, J, 3, 3) rotations in the bones' frames
     returns : dA (n, J, 3, 3), t (n, J, 3), float64
+
+    A turned bone b: ``dL = R (Q - I) R^T`` (0 at rest) and ``tL = -dL h`` (a rotation about its
+    head), then ``dA_b = dA_p + dL + dA_p dL`` = (I + dA_p)(I + dL) - I and ``t_b = t_p + tL + dA_p tL``.
+    A bone its avatar leaves still carries its parent's transform exactly (compiled:
+    ``_pose_kernel.transforms``).
     """
-    eye = np.eye(3)
-    turned = np.flatnonzero(np.any(local != eye, axis=(0, 2, 3)))  # the bones some avatar turns
-    dL = np.zeros(frames.shape)
-    tL = np.zeros(heads.shape)
-    F = frames[:, turned]
-    dL[:, turned] = _mm(_mm(F, local[:, turned] - eye), np.swapaxes(F, -1, -2))  # R (Q - I) R^T: 0 at rest
-    tL[:, turned] = -_mv(dL[:, turned], heads[:, turned])                        # a rotation about the head
-    is_turned = np.zeros(len(parents), bool)
-    is_turned[turned] = True
-    dA, t = np.empty_like(dL), np.empty_like(tL)
-    for level in levels:
-        p = parents[level]
-        if p[0] < 0:  # the root level
-            dA[:, level], t[:, level] = dL[:, level], tL[:, level]
-            continue
-        still, own = level[~is_turned[level]], level[is_turned[level]]
-        dA[:, still], t[:, still] = dA[:, parents[still]], t[:, parents[still]]  # carried by the parent
-        if len(own):
-            dAp, tp, dl, tl = dA[:, parents[own]], t[:, parents[own]], dL[:, own], tL[:, own]
-            dA[:, own] = dAp + dl + _mm(dAp, dl)      # (I + dAp)(I + dl) - I
-            t[:, own] = tp + tl + _mv(dAp, tl)        # (I + dAp) tl + tp
+    f64 = lambda a: np.ascontiguousarray(a, np.float64)  # noqa: E731
+    heads, frames, local = f64(heads), f64(frames), f64(local)
+    dA, t = np.empty(frames.shape), np.empty(heads.shape)
+    _k.transforms(np.ascontiguousarray(parents, np.int64), heads, frames, local, dA, t)
     return dA, t
 
 
-def skin(V: np.ndarray, dA: np.ndarray, t: np.ndarray, influences: np.ndarray, weights: np.ndarray,
-         out: np.ndarray | None = None) -> np.ndarray:
-    """Step 5: linear blend skinning, ``V + sum_k w_k (dA_k V + t_k)``.
+@dataclass(frozen=True, eq=False)
+class SkinSlots:
+    """The skeleton's influences laid out for the skinning loop, once per template.
 
-    V          : (n, N, 3) float32 rest vertices
-    dA, t      : (n, J, 3, 3), (n, J, 3) from :func:`skinning_transforms`
-    influences : (N, 4) int     weights : (N, 4) float32, rows summing to 1
-    returns    : (n, N, 3) float32 (``out`` may be ``V`` itself)
+    Vertices with the same bones in the same order (by weight, zero weights dropped), and on the
+    same side of ``n_body``, fill blocks of ``LANES`` slots together; a block's spare slots repeat
+    its last vertex. The body's blocks come first.
+
+    perm  : (S,) int32     the vertex in each slot      pos : (N,) int32  each vertex's slot
+    bones : (B, 4) int32   each block's bones           K   : (B,) int64  how many
+    w     : (4, S) float32 each slot's weights, in the order of its block's bones
+    body_blocks : int      the blocks of body vertices
     """
-    from avatar.body._skin_kernel import skin_kernel
 
+    perm: np.ndarray
+    pos: np.ndarray
+    bones: np.ndarray
+    K: np.ndarray
+    w: np.ndarray
+    body_blocks: int
+
+
+def skin_slots(influences: np.ndarray, weights: np.ndarray, n_body: int) -> SkinSlots:
+    """The slot tables of ``influences`` (N, 4) int and ``weights`` (N, 4), largest weight first;
+    vertices from ``n_body`` on (the eyeballs) in blocks of their own, after the body's."""
+    weights = np.asarray(weights, np.float32)
+    key = np.column_stack([np.arange(len(weights)) >= n_body, np.where(weights > 0, influences, -1)])
+    sets, of, count = np.unique(key, axis=0, return_inverse=True, return_counts=True)
+    of = of.ravel()
+    blocks = -(-count // _k.LANES)
+    first = np.concatenate([[0], np.cumsum(count)])                      # each set's first vertex...
+    start = np.concatenate([[0], np.cumsum(blocks * _k.LANES)])          # ...and its first slot
+    order = np.argsort(of, kind="stable")                                # vertices set by set
+    slot_set = np.repeat(np.arange(len(sets)), blocks * _k.LANES)
+    rank = np.minimum(np.arange(start[-1]) - start[slot_set], count[slot_set] - 1)
+    perm = order[first[slot_set] + rank].astype(np.int32)               # spare slots: the last vertex
+    pos = np.empty(len(order), np.int32)
+    pos[order] = start[of[order]] + np.arange(len(order)) - first[of[order]]
+    bones = np.repeat(np.maximum(sets[:, 1:], 0), blocks, axis=0).astype(np.int32)
+    K = np.repeat((sets[:, 1:] >= 0).sum(axis=1), blocks).astype(np.int64)
+    return SkinSlots(perm, pos, bones, K, np.ascontiguousarray(weights[perm].T),
+                     int(blocks[sets[:, 0] == 0].sum()))
+
+
+def skin(V: np.ndarray, dA: np.ndarray, t: np.ndarray, slots: SkinSlots, out: np.ndarray | None = None):
+    """Step 5: linear blend skinning, ``V + sum_k w_k (dA_k V + t_k)``, then on the floor.
+
+    V       : (n, N, 3) float32 rest vertices
+    dA, t   : (n, J, 3, 3), (n, J, 3) from :func:`skinning_transforms`
+    slots   : :func:`skin_slots` of the skeleton's 4 largest influences per vertex
+    returns : (n, N, 3) float32 posed vertices, lifted so that the lowest body vertex is at y = 0
+              (``out`` may be ``V`` itself), and the lifts (n,) float32
+    """
     G = np.concatenate([dA, t[..., None]], axis=-1).astype(np.float32).reshape(len(V), -1, 12)
+    V = V if V.flags.c_contiguous and V.dtype == np.float32 else np.ascontiguousarray(V, np.float32)
     out = np.empty_like(V) if out is None else out
-    skin_kernel(V if V.flags.c_contiguous and V.dtype == np.float32 else np.ascontiguousarray(V, np.float32),
-                np.ascontiguousarray(G),
-                np.ascontiguousarray(influences, np.int32), np.ascontiguousarray(weights, np.float32), out)
-    return out
+    buf = np.empty((3, len(slots.perm)), np.float32)
+    lift = np.empty(len(V), np.float32)
+    _k.skin(V, G, slots.perm, slots.pos, slots.bones, slots.K, slots.w, slots.body_blocks, buf, out, lift)
+    return out, lift

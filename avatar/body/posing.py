@@ -51,6 +51,7 @@ class Posing:
     def __init__(self, spec, n_eye: int):
         self.skeleton = skeletons.load(spec.skeleton, n_eye)
         sk = self.skeleton
+        self._slots = pose.skin_slots(sk.influences, sk.weights, len(sk.influences) - 2 * n_eye)
         cols, bones, axes, shares = [], [], [], []
         for j, s in enumerate(spec.sliders):
             for bone, axis, share in s.pose:
@@ -78,7 +79,7 @@ class Posing:
         """(n,) bool: the avatars with some pose slider away from 0."""
         return np.any(np.atleast_2d(S)[:, self.columns] != 0, axis=1)
 
-    def _posed(self, V: np.ndarray, ends: np.ndarray, S: np.ndarray, body: int, out=None):
+    def _posed(self, V: np.ndarray, ends: np.ndarray, S: np.ndarray, out=None):
         """Steps 2-4 for rest vertices ``V`` (n, N, 3) with rest bone ends ``ends`` (n, 2J, 3).
 
         Returns posed vertices (n, N, 3) float32 on the floor (into ``out`` when given, which may be
@@ -89,41 +90,37 @@ class Posing:
         heads, tails = ends[:, 0::2].astype(np.float64), ends[:, 1::2].astype(np.float64)
         frames = pose.bone_frames(heads, tails, sk.rolls)
         dA, t = pose.skinning_transforms(sk.parents, sk.levels, heads, frames, pose.euler_xyz(self.angles(S)))
-        posed = pose.skin(V, dA, t, sk.influences, sk.weights, out)
-        lift = -posed[:, :body, 1].min(axis=1)
-        posed[:, :, 1] += lift[:, None]
+        posed, lift = pose.skin(V, dA, t, self._slots, out)  # 4. on the floor
         return posed, heads, frames, dA, t, lift
 
-    def apply(self, V: np.ndarray, ends: np.ndarray, S: np.ndarray, body: int) -> None:
-        """Steps 2-4 in place on rest vertices ``V`` (n, N, 3) float32 with rest bone ends ``ends`` (n, 2J, 3).
-
-        ``body``: the body's vertex count (the floor is the body's lowest point).
-        """
+    def apply(self, V: np.ndarray, ends: np.ndarray, S: np.ndarray) -> None:
+        """Steps 2-4 in place on rest vertices ``V`` (n, N, 3) float32 with rest bone ends ``ends`` (n, 2J, 3);
+        the floor is the body's lowest point (the skeleton's vertices before the eyeballs')."""
         rows = np.flatnonzero(self.posed_rows(S))
         if len(rows) == len(V):  # in place: no copies of the chunk (the kernel reads each vertex first)
-            self._posed(V, ends, S, body, out=V)
+            self._posed(V, ends, S, out=V)
         elif len(rows):
-            V[rows] = self._posed(V[rows], ends[rows], S[rows], body)[0]
+            V[rows] = self._posed(V[rows], ends[rows], S[rows])[0]
 
-    def joints(self, V: np.ndarray, ends: np.ndarray, S: np.ndarray, body: int) -> np.ndarray:
+    def joints(self, V: np.ndarray, ends: np.ndarray, S: np.ndarray) -> np.ndarray:
         """(n, J, 3) float32 bone heads in the pose of ``S`` (rest heads where unposed)."""
         out = np.ascontiguousarray(ends[:, 0::2], np.float32)
         rows = np.flatnonzero(self.posed_rows(S))
         if len(rows):
-            out[rows] = self.bind(V[rows], ends[rows], S[rows], body)[0]
+            out[rows] = self.bind(V[rows], ends[rows], S[rows])[0]
         return out
 
-    def bind(self, V: np.ndarray, ends: np.ndarray, S: np.ndarray, body: int):
+    def bind(self, V: np.ndarray, ends: np.ndarray, S: np.ndarray):
         """Posed heads (n, J, 3) float32, world transforms dA (n, J, 3, 3), t (n, J, 3) and floor shifts (n, 3)."""
-        _, heads, _, dA, t, lift = self._posed(V, ends, S, body)
+        _, heads, _, dA, t, lift = self._posed(V, ends, S)
         shift = np.zeros((len(V), 3))
         shift[:, 1] = lift
         moved = heads + np.einsum("...ij,...j->...i", dA, heads) + t + shift[:, None]
         return moved.astype(np.float32), dA, t, shift
 
-    def bound(self, v: np.ndarray, ends: np.ndarray, s: np.ndarray, body: int) -> Bound:
+    def bound(self, v: np.ndarray, ends: np.ndarray, s: np.ndarray) -> Bound:
         """The skeleton of one avatar (rest vertices ``v`` (N, 3), ends (2J, 3), sliders ``s`` (P,))."""
-        _, heads, frames, _, _, lift = self._posed(v[None], ends[None], s[None], body)
+        _, heads, frames, _, _, lift = self._posed(v[None], ends[None], s[None])
         tails = ends[1::2].astype(np.float64)
         local = pose.euler_xyz(self.angles(s[None])[0])
         shift = np.array([0.0, float(lift[0]) if self.posed_rows(s[None])[0] else 0.0, 0.0])

@@ -257,7 +257,7 @@ class Rig:
         V, ends = self._rest(S)
         if not posed:
             return np.ascontiguousarray(ends[:, 0::2])
-        return self.posing.joints(V, ends, S, assets.N_BODY)
+        return self.posing.joints(V, ends, S)
 
     def bound(self, values):
         """One avatar's skeleton at rest and in its pose (:class:`avatar.body.posing.Bound`), for a rigged GLB."""
@@ -267,7 +267,7 @@ class Rig:
         """:meth:`bound` of every row of ``S`` (n, P), their rest shapes blended in one batch."""
         S = np.atleast_2d(self.values(S))
         V, ends = self._rest(S)
-        return [self.posing.bound(v, e, x, assets.N_BODY) for v, e, x in zip(V, ends, S)]
+        return [self.posing.bound(v, e, x) for v, e, x in zip(V, ends, S)]
 
     # -- measurements ----------------------------------------------------
     @cached_property
@@ -371,8 +371,10 @@ class Rig:
         floor = _blend_kernel.lowest(flat, self._sole_y)         # 5. soles on y = 0 (the feet are lowest)
         rest = side[:, : 3 * (len(self._blend) - body)].reshape(n, -1, 3)  # helper eyeballs, joint cubes
         want_ends = ends_out is not None or (posed and self.posing.posed_rows(S).any())
-        if want_ends:
-            src = np.concatenate([out[:, self._end_body], rest[:, self._end_rest]], axis=1)
+        ends = None  # the skeleton's bone ends: regressed from the blended joint cubes, less the floor
+        if want_ends:  # before the second pass floors the body rows they read
+            ends = np.empty((n, len(self._end_index), 3), np.float32)
+            _blend_kernel.bone_ends(flat, side, self._end_index, self._end_weight, body, floor, ends)
         run(later, floor)                                        # everything else, the floor subtracted
         _blend_kernel.lower(flat, first_y, floor)
         # 4. eyeballs: the sphere on each blended helper eyeball, plus our deformers' fields on it
@@ -381,19 +383,13 @@ class Rig:
         for e, helper in enumerate(self._eye_rows):
             E[:, e * k:(e + 1) * k] += eyes.place(rest[:, helper - body])
         E[:, :, 1] -= floor[:, None]
-        ends = None  # the skeleton's bone ends: regressed from the blended joint cubes (before the floor)
-        if want_ends:
-            ends = src[:, self._end_src[:, 0]] * self._end_weight[:, 0, None]
-            for j in range(1, self._end_src.shape[1]):
-                ends += src[:, self._end_src[:, j]] * self._end_weight[:, j, None]
-            ends[:, :, 1] -= floor[:, None]
         out[:, body:] = E
         if ends is None:
             return
         if ends_out is not None:
             ends_out[:] = ends
         if posed:  # 6. the pose (posing.py)
-            self.posing.apply(out, ends, S, body)
+            self.posing.apply(out, ends, S)
 
     def _scratch(self, size: int, name: str) -> np.ndarray:
         """Float32 work buffer ``name`` of ``size``, kept per thread: a fresh one costs a page fault per 4 kB."""
@@ -446,8 +442,7 @@ class Rig:
             self._end_index[r, : b - a], self._end_weight[r, : b - a] = position[csr.indices[a:b]], csr.data[a:b]
         # the rows they read: body rows from the output, the others from the blend's side buffer
         used = np.unique(self._end_index)
-        self._end_body, self._end_rest = used[used < assets.N_BODY], used[used >= assets.N_BODY] - assets.N_BODY
-        self._end_src = np.searchsorted(used, self._end_index)
+        self._end_body = used[used < assets.N_BODY]
         from avatar.body.skeleton import proxy_weights
 
         extra = self._blend[len(own):]
