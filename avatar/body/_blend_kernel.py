@@ -198,3 +198,43 @@ def bone_ends(X, side, index, weight, n_body, floor, out):  # pragma: no cover -
                     v = X[a, 3 * k + c] if k < n_body else side[a, 3 * (k - n_body) + c]
                     acc = v * weight[r, j] if j == 0 else acc + v * weight[r, j]
                 out[a, r, c] = acc - floor[a] if c == 1 else acc
+
+
+@njit(cache=True, nogil=True)
+def eyeballs(side, helpers, n_helper, fields, unit, floor, out):  # pragma: no cover - compiled
+    """Each avatar's two eyeballs: the unit sphere ``unit`` (k, 3) scaled by its helper eyeball's mean
+    distance to its centroid and moved there, plus our deformers' fields on it, less the floor on y.
+
+    side (n, m) float32 the blend's side buffer: helper eyeball e in its rows helpers[e] ..
+    helpers[e] + n_helper - 1, the fields on the two spheres in its coordinates from ``fields``; out
+    (n, 2k, 3) float32. The arithmetic is numpy's in ``eyes.fit`` and ``eyes.place`` on a batch of
+    avatars (both means running sums over the helper's vertices), so an avatar alone gets the
+    bytes it gets in a batch.
+    """
+    k = unit.shape[0]
+    centre = np.empty(3, np.float32)
+    dist = np.empty(n_helper, np.float32)
+    for a in range(side.shape[0]):
+        for e in range(2):
+            h0 = 3 * helpers[e]
+            for c in range(3):
+                s = side[a, h0 + c]
+                for r in range(1, n_helper):
+                    s += side[a, h0 + 3 * r + c]
+                centre[c] = s / np.float32(n_helper)
+            for r in range(n_helper):
+                d0 = side[a, h0 + 3 * r] - centre[0]
+                d1 = side[a, h0 + 3 * r + 1] - centre[1]
+                d2 = side[a, h0 + 3 * r + 2] - centre[2]
+                dist[r] = np.sqrt((d0 * d0 + d1 * d1) + d2 * d2)
+            s = dist[0]
+            for r in range(1, n_helper):
+                s += dist[r]
+            radius = s / np.float32(n_helper)
+            f0 = fields + 3 * e * k
+            for v in range(k):
+                for c in range(3):
+                    placed = radius * unit[v, c] + centre[c]
+                    x = side[a, f0 + 3 * v + c] + placed
+                    out[a, e * k + v, c] = x - floor[a] if c == 1 else x
+

@@ -344,16 +344,6 @@ class Rig:
     def _chunk(self, S: np.ndarray, out: np.ndarray, posed: bool = True, ends_out=None) -> None:
         """Steps 1-6 for one chunk of avatars into ``out`` (n, V, 3); the rest bone ends (n, 2J, 3)
         into ``ends_out`` when given."""
-        if len(S) == 1:
-            # numpy's means over one avatar's helper eyeball (eyes.fit) round differently from those
-            # over several; two rows keep every avatar's bytes independent of the batch it is in
-            two = np.empty((2, *out.shape[1:]), np.float32)
-            ends2 = None if ends_out is None else np.empty((2, *ends_out.shape[1:]), np.float32)
-            self._chunk(np.repeat(S, 2, axis=0), two, posed, ends2)
-            out[0] = two[0]
-            if ends_out is not None:
-                ends_out[0] = ends2[0]
-            return
         Fm = factor_values(self.macro_values(S))
         W = np.ascontiguousarray(self._macros.weights(Fm), np.float32)     # 1. macro target weights
         G = self.features(S)                                                 # 2. local field strengths
@@ -369,7 +359,6 @@ class Rig:
             W, G, tiles, tptr, tk, pan.Dm, pan.fptr, pan.feats, pan.Dl, flat, side, pan.n_out, pan.n_macro, panels, floor)
         run(first, np.zeros(n, np.float32))  # the soles and the body rows the bone ends read, unfloored
         floor = _blend_kernel.lowest(flat, self._sole_y)         # 5. soles on y = 0 (the feet are lowest)
-        rest = side[:, : 3 * (len(self._blend) - body)].reshape(n, -1, 3)  # helper eyeballs, joint cubes
         want_ends = ends_out is not None or (posed and self.posing.posed_rows(S).any())
         ends = None  # the skeleton's bone ends: regressed from the blended joint cubes, less the floor
         if want_ends:  # before the second pass floors the body rows they read
@@ -378,12 +367,8 @@ class Rig:
         run(later, floor)                                        # everything else, the floor subtracted
         _blend_kernel.lower(flat, first_y, floor)
         # 4. eyeballs: the sphere on each blended helper eyeball, plus our deformers' fields on it
-        k = eyes.EYE_SPHERE.vertices.shape[0]
-        E = side[:, pan.extra: pan.extra + 6 * k].reshape(n, 2 * k, 3)
-        for e, helper in enumerate(self._eye_rows):
-            E[:, e * k:(e + 1) * k] += eyes.place(rest[:, helper - body])
-        E[:, :, 1] -= floor[:, None]
-        out[:, body:] = E
+        _blend_kernel.eyeballs(side, self._eye_helpers, len(self._eye_rows[0]), pan.extra, eyes.UNIT, floor,
+                               out[:, body:])
         if ends is None:
             return
         if ends_out is not None:
@@ -452,6 +437,7 @@ class Rig:
         b = assets.N_BODY
         k = len(assets.vertex_groups()["helper-l-eye"])  # the helper eyeballs follow the body (_blend_index)
         self._eye_rows = (np.arange(b, b + k), np.arange(b + k, b + 2 * k))
+        self._eye_helpers = np.array([0, k], np.int64)  # their first rows in the blend's side buffer
         self._soles = np.flatnonzero(self.template.part_mask("foot_l", "foot_r")[:b])  # where min y is
         self._sole_y = 3 * self._soles + 1  # their y coordinates in a row of the output
         self._whole = np.array([s.kind in ("integer", "bool", "categorical") for s in sliders])
