@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import threading
 from collections.abc import Mapping
-from contextlib import contextmanager
 from functools import cached_property, lru_cache
 from pathlib import Path
 
@@ -55,32 +54,9 @@ def _blas():
 
 
 def _blas_threads() -> int:
-    """How many threads BLAS may use now (1 under a caller's ``threadpool_limits(1)``)."""
+    """How many threads the rig may use now: as many as BLAS may (1 under a caller's
+    ``threadpool_limits(1)``, as dataset workers and compare's tasks set), though its chunks call no BLAS."""
     return max([1] + [lib["num_threads"] for lib in _blas().info()])
-
-
-_LIMIT_LOCK = threading.Lock()
-_LIMIT = {"depth": 0, "limiter": None}
-
-
-@contextmanager
-def _one_blas_thread():
-    """BLAS on one thread while any call of Rig.vertices runs its chunks on threads.
-
-    Counted, so that calls from several threads at once restore the caller's setting
-    when the last one ends (nested set/restore pairs could leave BLAS on one thread).
-    """
-    with _LIMIT_LOCK:
-        if _LIMIT["depth"] == 0:
-            _LIMIT["limiter"] = _blas().limit(limits=1)
-        _LIMIT["depth"] += 1
-    try:
-        yield
-    finally:
-        with _LIMIT_LOCK:
-            _LIMIT["depth"] -= 1
-            if _LIMIT["depth"] == 0:
-                _LIMIT["limiter"].restore_original_limits()
 
 
 _POOLS: dict = {}
@@ -215,9 +191,8 @@ class Rig:
 
         ``posed=False`` gives the rest pose (every pose slider at 0), the skinned GLB's bind pose.
 
-        Chunks of at most ``chunk`` avatars run on as many threads as BLAS may use (each
-        with a one-thread BLAS meanwhile), so the work outside the products runs in
-        parallel too. An avatar's bytes do not depend on its chunk or the thread count.
+        Chunks of at most ``chunk`` avatars run on as many threads as BLAS may use (their compiled
+        loops release the GIL). An avatar's bytes do not depend on its chunk or the thread count.
         """
         S = self.values(S)
         single = S.ndim == 1
@@ -231,8 +206,7 @@ class Rig:
         cuts = np.linspace(0, len(S), parts + 1).round().astype(int)
         steps = list(zip(cuts[:-1], cuts[1:]))
         if threads > 1 and len(steps) > 1:
-            with _one_blas_thread():
-                list(_pool(threads).map(lambda ab: self._chunk(S[ab[0]:ab[1]], out[ab[0]:ab[1]], posed), steps))
+            list(_pool(threads).map(lambda ab: self._chunk(S[ab[0]:ab[1]], out[ab[0]:ab[1]], posed), steps))
         else:
             for a, b in steps:
                 self._chunk(S[a:b], out[a:b], posed)
@@ -386,7 +360,6 @@ class Rig:
 
     def _build(self) -> None:
         """Everything that depends only on the template and the sliders, once."""
-        import threading
 
         self._buffers = threading.local()
         self._build_blend_set()
