@@ -4,8 +4,9 @@ Four figures, medians of repeats (these machines are shared and noisy: read the 
 
 1. ``rig.vertices`` on MakeHuman's body: meshes/s at batch sizes 2048 and 256.
 2. The dense blend ``T + W @ D`` a naive implementation would run: one float32
-   matrix product over as many targets as the rig blends (its 564 macro targets
-   and every local field), on the same number of vertices, at the same batch.
+   matrix product over as many targets as the rig blends (the distinct displacements
+   of MakeHuman's macro files, each repeated file once, and every local field), on the
+   same number of vertices, at the same batch.
 3. ``anny.Anny(...)`` forward (torch, CPU, 2 threads, no grad) at batch 256, when
    anny and torch import. Its first build caches its own data (about a minute).
 4. The same avatars posed (every pose slider from its prior) against unposed, and posed

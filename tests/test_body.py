@@ -59,6 +59,25 @@ def test_cells_hold_every_non_zero_weight():
     assert np.mean([len(a) for a in basis.cells(F)[1]]) < 100  # about 90 of 564 targets per avatar
 
 
+def test_repeated_macro_files_are_blended_once_with_their_summed_weights(rig):
+    for basis in (rig._macros, rig._local_macros):
+        dense = [rig._dense(k) for k in basis.keys]  # on the blend set: the body, helper eyeballs, joint cubes
+        first = {}
+        for k, d in zip(basis.keys, dense):  # the same displacement exactly when the same number
+            j = basis.same[basis.keys.index(k)]
+            if j in first:
+                assert np.array_equal(d, first[j])
+            else:
+                assert not any(np.array_equal(d, e) for e in first.values())
+                first[j] = d
+        assert sorted(first) == list(range(basis.n_targets))
+        F = macros.factor_values(rig.macro_values(rig.sample(64, seed=4)))
+        W, T = basis.weights(F), basis.target_weights(F)
+        for j in range(basis.n_targets):
+            np.testing.assert_allclose(T[:, j], W[:, basis.same == j].sum(axis=1), rtol=1e-12, atol=0)
+    assert rig._macros.n_targets < 0.5 * len(rig._macros.keys)  # 143 of MakeHuman's 340 dense files differ
+
+
 # -- the blend --------------------------------------------------------------------------------------
 def reference_vertices(rig, x: np.ndarray, n: int = assets.N_BODY) -> np.ndarray:
     """One avatar's base.obj vertices 0..n-1 by the plain rule in float64: base + sum of weighted

@@ -118,11 +118,18 @@ class MacroBasis:
     Parameters
     ----------
     keys : sequence of str
-        Macro target keys, one per row of the rig's macro displacement matrix.
+        Macro target keys.
+    same : (T,) int, optional
+        The displacement each key's file holds, numbered by first appearance: MakeHuman ships one
+        file under several names (the height and proportions targets do not depend on muscle or
+        weight), and the rig blends each displacement once, weighted by the sum of its keys'
+        weights (:meth:`target_weights`). Default: every key its own.
     """
 
-    def __init__(self, keys):
+    def __init__(self, keys, same=None):
         self.keys = tuple(keys)
+        self.same = np.arange(len(self.keys)) if same is None else np.asarray(same, np.int64)
+        self.n_targets = int(self.same.max()) + 1 if len(self.same) else 0
         words = [target_factors(k) for k in self.keys]
         width = max(len(w) for w in words)
         # factor columns of each target, padded with the constant "universal" column (1.0)
@@ -135,6 +142,16 @@ class MacroBasis:
     def weights(self, F: np.ndarray) -> np.ndarray:
         """(n, 26) factor values -> (n, T) target weights: the product of each target's factors."""
         return np.prod(F[:, self.columns], axis=2)
+
+    def target_weights(self, F: np.ndarray) -> np.ndarray:
+        """(n, 26) factor values -> (n, D) float64 weights of the distinct displacements: each the sum
+        of its keys' :meth:`weights`, added in key order column by column (each avatar's own sums)."""
+        W = self.weights(F)
+        first = np.unique(self.same, return_index=True)[1]
+        out = W[:, first].copy()
+        for k in np.setdiff1d(np.arange(len(self.same)), first):  # the repeated names
+            out[:, self.same[k]] += W[:, k]
+        return out
 
     def cells(self, F: np.ndarray) -> tuple[np.ndarray, list[np.ndarray | slice]]:
         """Group avatars by which factors are non-zero.

@@ -59,6 +59,19 @@ def _blas_threads() -> int:
     return max([1] + [lib["num_threads"] for lib in _blas().info()])
 
 
+
+def _distinct(keys: list, dense: dict) -> tuple[MacroBasis, np.ndarray]:
+    """The macro basis of ``keys`` and its distinct displacements (D, B, 3), in first-appearance order:
+    MakeHuman's files repeat (197 of the 340 dense macro targets here), and each is blended once."""
+    if not keys:
+        return MacroBasis(keys), np.zeros((0, 0, 3), np.float32)
+    D = np.stack([dense[k] for k in keys])
+    _, first, same = np.unique(D.reshape(len(keys), -1), axis=0, return_index=True, return_inverse=True)
+    order = np.argsort(first)                       # the distinct rows by first appearance
+    rank = np.empty_like(order)
+    rank[order] = np.arange(len(order))
+    return MacroBasis(keys, rank[same.ravel()]), D[first[order]]
+
 _POOLS: dict = {}
 
 
@@ -319,10 +332,10 @@ class Rig:
         """Steps 1-6 for one chunk of avatars into ``out`` (n, V, 3); the rest bone ends (n, 2J, 3)
         into ``ends_out`` when given."""
         Fm = factor_values(self.macro_values(S))
-        W = np.ascontiguousarray(self._macros.weights(Fm), np.float32)     # 1. macro target weights
+        W = np.ascontiguousarray(self._macros.target_weights(Fm), np.float32)  # 1. macro target weights
         G = self.features(S)                                                 # 2. local field strengths
         if self._local_macros.keys:
-            G = np.concatenate([G, self._local_macros.weights(Fm).astype(np.float32)], axis=1)
+            G = np.concatenate([G, self._local_macros.target_weights(Fm).astype(np.float32)], axis=1)
         G = np.ascontiguousarray(G, np.float32)
         n, body, pan = len(S), assets.N_BODY, self._panels
         tiles, tptr, tk = blend.tiles(W, pattern_key(Fm), _blend_kernel.TILE)
@@ -363,18 +376,19 @@ class Rig:
 
         self._buffers = threading.local()
         self._build_blend_set()
-        dense, local, keys = self._build_macros()
+        local, keys = self._build_macros()
         fields = self._build_fields()
-        for k in local:  # columns after features(): the local macro targets' weights (_chunk)
-            rows = np.flatnonzero(np.any(dense[k], axis=1))
-            fields.append((rows, dense[k][rows]))
-        del dense
+        for d in local:  # columns after features(): the local macro targets' weights (_chunk)
+            rows = np.flatnonzero(np.any(d, axis=1))
+            fields.append((rows, d[rows]))
+        del local
         # fields live on the blend set (rows 0..B-1) and, for our deformers, on the eyeballs (B..B+2k-1)
         B, k = len(self._blend), eyes.EYE_SPHERE.vertices.shape[0]
         self._panels = blend.panels(fields, self._Dm, assets.N_BODY, B, B + 2 * k)
         self._panel_order = blend.floor_first(self._panels, self._soles, self._end_body, assets.N_BODY)
         del self._Dm  # the panels hold it
-        self._n_targets = len(keys) + self._n_features - 1  # sculpted targets and fields (not the rest row)
+        # the distinct sculpted displacements and the fields (not the rest row)
+        self._n_targets = self._macros.n_targets + self._local_macros.n_targets + self._n_features - 1
 
     def _build_blend_set(self) -> None:
         """The blended vertices (body, helper eyeballs, joint cubes), the bone ends' regressor, the soles."""
@@ -415,8 +429,8 @@ class Rig:
         self._sole_y = 3 * self._soles + 1  # their y coordinates in a row of the output
         self._whole = np.array([s.kind in ("integer", "bool", "categorical") for s in sliders])
 
-    def _build_macros(self) -> tuple[dict, list, list]:
-        """1. The macro targets: the dense ones' matrix; returns ({key: (B, 3) deltas}, the local keys, all keys)."""
+    def _build_macros(self) -> tuple[list, list]:
+        """1. The macro targets: the dense ones' matrix; returns (the local ones' distinct (B, 3) deltas, all keys)."""
         sliders, table = self.sliders, self.targets
         self._macro_cols = [(VARIABLES.index(s.macro), j, None if s.macro == "age" else s.max)
                             for j, s in enumerate(sliders) if s.macro]
@@ -426,9 +440,9 @@ class Rig:
         # (weighted per avatar like them) instead of the dense macro rows
         local = [k for k in keys if np.any(dense[k], axis=1).mean() < SPARSE_MACRO]
         wide = [k for k in keys if k not in set(local)]  # still in age order
-        self._macros, self._local_macros = MacroBasis(wide), MacroBasis(local)
-        self._Dm = np.stack([dense[k] for k in wide]).reshape(len(wide), -1)
-        return dense, local, keys
+        (self._macros, wide_D), (self._local_macros, local_D) = (_distinct(ks, dense) for ks in (wide, local))
+        self._Dm = wide_D.reshape(len(wide_D), -1)
+        return local_D, keys
 
     def _build_fields(self) -> list[tuple[np.ndarray, np.ndarray]]:
         """2. The local fields, one per feature column of features(), the rest pose last."""
