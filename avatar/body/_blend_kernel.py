@@ -28,24 +28,13 @@ from llvmlite import ir
 from numba import njit, types
 from numba.extending import intrinsic
 
+from avatar.body import _vector as vx
+from avatar.body._vector import LANES
+
 TILE = 8    # avatars per tile: eight independent chains of fused multiply-adds (12 % faster than 4,
             # though a tile of 8 weights 62 targets where one of 4 weights 59)
-LANES = 16  # floats per panel: one 512-bit vector (two 256-bit ones on AVX2)
 GROUP = 32  # tiles at a time: their weights and strengths (about 1 MB) stay in cache...
 BLOCK = 16  # ...while blocks of 16 panels (their targets, about 350 kB) pass; each row is written in order
-
-_I64, _F32 = ir.IntType(64), ir.FloatType()
-_VEC = ir.VectorType(_F32, LANES)
-
-
-def _c_array(ty, dtype) -> bool:
-    return isinstance(ty, types.Array) and ty.layout == "C" and ty.dtype == dtype
-
-
-def _fma(builder):
-    name = f"llvm.fma.v{LANES}f32"
-    fn = builder.module.globals.get(name)
-    return fn or ir.Function(builder.module, ir.FunctionType(_VEC, [_VEC] * 3), name)
 
 
 def _chain(builder, rows, weights, wstride, index, q0, q1, dbase, by_index):
@@ -54,28 +43,28 @@ def _chain(builder, rows, weights, wstride, index, q0, q1, dbase, by_index):
     D's row is ``dbase + LANES * index[q]`` (``by_index``: a target's row of the panel) or
     ``dbase + LANES * q`` (a field's own pair row). Returns the TILE accumulators.
     """
-    fma, pre = _fma(builder), builder.block
+    fma, pre = vx.fma(builder), builder.block
     head, body, done = (builder.append_basic_block(s) for s in ("head", "body", "done"))
     wrows = [builder.gep(weights, [builder.mul(r, wstride)]) for r in rows]
     builder.branch(head)
     builder.position_at_end(head)
-    q = builder.phi(_I64)
+    q = builder.phi(vx.I64)
     q.add_incoming(q0, pre)
     acc = []
     for _ in rows:
-        a = builder.phi(_VEC)
-        a.add_incoming(ir.Constant(_VEC, None), pre)  # +0.0: a sum that starts at +0 adds zeros exactly
+        a = builder.phi(vx.VEC)
+        a.add_incoming(ir.Constant(vx.VEC, None), pre)  # +0.0: a sum that starts at +0 adds zeros exactly
         acc.append(a)
     builder.cbranch(builder.icmp_signed("<", q, q1), body, done)
     builder.position_at_end(body)
     k = builder.load(builder.gep(index, [q]))
-    row = builder.gep(dbase, [builder.mul(k if by_index else q, ir.Constant(_I64, LANES))])
-    d = builder.load(builder.bitcast(row, _VEC.as_pointer()), align=4)
+    row = builder.gep(dbase, [builder.mul(k if by_index else q, ir.Constant(vx.I64, LANES))])
+    d = builder.load(builder.bitcast(row, vx.VEC.as_pointer()), align=4)
     new = []
     for w_row, a in zip(wrows, acc):
-        new.append(builder.call(fma, [_splat(builder, builder.load(builder.gep(w_row, [k]))), d, a]))
+        new.append(builder.call(fma, [vx.splat(builder, builder.load(builder.gep(w_row, [k]))), d, a]))
     end = builder.block
-    q.add_incoming(builder.add(q, ir.Constant(_I64, 1)), end)
+    q.add_incoming(builder.add(q, ir.Constant(vx.I64, 1)), end)
     for a, v in zip(acc, new):
         a.add_incoming(v, end)
     builder.branch(head)
@@ -83,15 +72,10 @@ def _chain(builder, rows, weights, wstride, index, q0, q1, dbase, by_index):
     return acc
 
 
-def _splat(builder, w):
-    v = builder.insert_element(ir.Constant(_VEC, None), w, ir.Constant(ir.IntType(32), 0))
-    return builder.shuffle_vector(v, v, ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES))
-
-
 def _y_lanes(builder, phase):
     """1.0 on a panel's y lanes (coordinate mod 3 == 1, the panel starting at ``phase`` mod 3), 0.0
     elsewhere; all 0.0 for phase 3."""
-    masks = [ir.Constant(_VEC, [float((ph + j) % 3 == 1) if ph < 3 else 0.0 for j in range(LANES)])
+    masks = [ir.Constant(vx.VEC, [float((ph + j) % 3 == 1) if ph < 3 else 0.0 for j in range(LANES)])
              for ph in range(4)]
     out = masks[3]
     for ph in range(3):
@@ -104,9 +88,9 @@ def _tile_panel(typingctx, W, G, tiles, t, tk, q0, q1, Dm, p, feats, f0, f1, Dl,
     """One (tile, panel): X[a, c0:c0 + LANES] = macro chain + field chain - floor[a] on the y lanes, for each
     avatar a >= 0 of tile t. ``phase`` is the panel's first coordinate mod 3 (3: no y lanes)."""
     f32, i64 = types.float32, types.int64
-    if not (_c_array(W, f32) and _c_array(G, f32) and _c_array(tiles, i64) and _c_array(tk, i64)
-            and _c_array(Dm, f32) and _c_array(feats, i64) and _c_array(Dl, f32) and _c_array(X, f32)
-            and _c_array(floor, f32)):
+    if not (vx.c_array(W, f32) and vx.c_array(G, f32) and vx.c_array(tiles, i64) and vx.c_array(tk, i64)
+            and vx.c_array(Dm, f32) and vx.c_array(feats, i64) and vx.c_array(Dl, f32) and vx.c_array(X, f32)
+            and vx.c_array(floor, f32)):
         return None
     sig = types.void(W, G, tiles, t, tk, q0, q1, Dm, p, feats, f0, f1, Dl, X, c0, floor, phase)
 
@@ -116,19 +100,19 @@ def _tile_panel(typingctx, W, G, tiles, t, tk, q0, q1, Dm, p, feats, f0, f1, Dl,
                                               for i in (0, 1, 2, 4, 7, 9, 12, 13, 15))
         shape = lambda a, i: builder.extract_value(a.shape, i)  # noqa: E731
         tile = builder.gep(Ta.data, [builder.mul(tv, shape(Ta, 1))])
-        slots = [builder.load(builder.gep(tile, [ir.Constant(_I64, i)])) for i in range(TILE)]
-        zero = ir.Constant(_I64, 0)
+        slots = [builder.load(builder.gep(tile, [ir.Constant(vx.I64, i)])) for i in range(TILE)]
+        zero = ir.Constant(vx.I64, 0)
         rows = [builder.select(builder.icmp_signed("<", s, zero), zero, s) for s in slots]  # -1: an empty slot
-        dm = builder.gep(Da.data, [builder.mul(builder.mul(pv, shape(Da, 1)), ir.Constant(_I64, LANES))])
+        dm = builder.gep(Da.data, [builder.mul(builder.mul(pv, shape(Da, 1)), ir.Constant(vx.I64, LANES))])
         macro = _chain(builder, rows, Wa.data, shape(Wa, 1), Ka.data, q0v, q1v, dm, True)
         local = _chain(builder, rows, Ga.data, shape(Ga, 1), Fa.data, f0v, f1v, La.data, False)
         ys = _y_lanes(builder, phv)
         for s, r, m, loc in zip(slots, rows, macro, local):
             with builder.if_then(builder.icmp_signed(">=", s, zero)):
                 at = builder.gep(Xa.data, [builder.add(builder.mul(s, shape(Xa, 1)), c0v)])
-                lift = builder.fmul(_splat(builder, builder.load(builder.gep(Fl.data, [r]))), ys)
+                lift = builder.fmul(vx.splat(builder, builder.load(builder.gep(Fl.data, [r]))), ys)
                 # (m + l) - floor on y, - 0 elsewhere: exact, as the sum is never -0
-                builder.store(builder.fsub(builder.fadd(m, loc), lift), builder.bitcast(at, _VEC.as_pointer()), align=4)
+                builder.store(builder.fsub(builder.fadd(m, loc), lift), builder.bitcast(at, vx.VEC.as_pointer()), align=4)
         return context.get_dummy_value()
 
     return sig, codegen

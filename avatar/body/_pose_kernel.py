@@ -14,6 +14,9 @@ from numba import njit, types
 from numba.core import cgutils
 from numba.extending import intrinsic
 
+from avatar.body import _vector as vx
+from avatar.body._vector import LANES  # vertices a block
+
 
 @intrinsic
 def fma(typingctx, a, b, c):
@@ -132,32 +135,14 @@ def transforms(parents, heads, F, Q, dA, t):  # pragma: no cover - compiled
 
 
 # -- linear blend skinning ----------------------------------------------------------------------
-LANES = 16  # vertices a block: one 512-bit vector of floats (two 256-bit ones on AVX2)
-_I32, _I64, _F32 = ir.IntType(32), ir.IntType(64), ir.FloatType()
-_VEC, _IVEC = ir.VectorType(_F32, LANES), ir.VectorType(_I32, LANES)
-
-
-def _function(builder, name, ret, args):
-    return builder.module.globals.get(name) or ir.Function(builder.module, ir.FunctionType(ret, args), name)
-
-
-def _splat(builder, value):
-    v = builder.insert_element(ir.Constant(_VEC, None), value, ir.Constant(_I32, 0))
-    return builder.shuffle_vector(v, v, ir.Constant(_IVEC, [0] * LANES))
-
-
 def _gather(builder, base, index):
     """<LANES x float> of ``base[index[l]]`` for an <LANES x i32> index (``vgatherdps``)."""
-    ptrs = builder.gep(base, [index], source_etype=_F32)
+    ptrs = builder.gep(base, [index], source_etype=vx.F32)
     ptrs.type = ir.VectorType(base.type, LANES)  # llvmlite types a vector GEP as a scalar one
     mask = ir.Constant(ir.VectorType(ir.IntType(1), LANES), [1] * LANES)
-    fn = _function(builder, f"llvm.masked.gather.v{LANES}f32.v{LANES}p0", _VEC,
-                   [ptrs.type, _I32, mask.type, _VEC])
-    return builder.call(fn, [ptrs, ir.Constant(_I32, 4), mask, ir.Constant(_VEC, None)])
-
-
-def _vec_at(builder, base, offset, ty=_VEC):
-    return builder.bitcast(builder.gep(base, [offset]), ty.as_pointer())
+    fn = vx.function(builder, f"llvm.masked.gather.v{LANES}f32.v{LANES}p0", vx.VEC,
+                     [ptrs.type, vx.I32, mask.type, vx.VEC])
+    return builder.call(fn, [ptrs, ir.Constant(vx.I32, 4), mask, ir.Constant(vx.VEC, None)])
 
 
 def _arrays(context, builder, signature, args, which):
@@ -180,33 +165,33 @@ def _skin_block(typingctx, V, v0, perm, G, g0, bones, K, w, blk, buf, low, floor
         _, v0v, _, _, g0v, _, _, _, blkv, _, _, floor = args
         Va, Pa, Ga, Ba, Ka, Wa, Oa, La = _arrays(context, builder, signature, args, (0, 2, 3, 5, 6, 7, 9, 10))
         S = builder.extract_value(Wa.shape, 1)
-        fma = _function(builder, f"llvm.fma.v{LANES}f32", _VEC, [_VEC] * 3)
-        s0 = builder.mul(blkv, ir.Constant(_I64, LANES))
-        at = builder.mul(builder.load(_vec_at(builder, Pa.data, s0, _IVEC), align=4), ir.Constant(_IVEC, [3] * LANES))
+        fused = vx.fma(builder)
+        s0 = builder.mul(blkv, ir.Constant(vx.I64, LANES))
+        at = builder.mul(builder.load(vx.vector_at(builder, Pa.data, s0, vx.IVEC), align=4), ir.Constant(vx.IVEC, [3] * LANES))
         base = builder.gep(Va.data, [v0v])
-        xyz = [_gather(builder, base, builder.add(at, ir.Constant(_IVEC, [c] * LANES))) for c in range(3)]
+        xyz = [_gather(builder, base, builder.add(at, ir.Constant(vx.IVEC, [c] * LANES))) for c in range(3)]
         x, y, z = xyz
-        acc = [cgutils.alloca_once_value(builder, ir.Constant(_VEC, None)) for _ in range(3)]  # +0.0
+        acc = [cgutils.alloca_once_value(builder, ir.Constant(vx.VEC, None)) for _ in range(3)]  # +0.0
         count = builder.load(builder.gep(Ka.data, [blkv]))
-        row = builder.gep(Ba.data, [builder.mul(blkv, ir.Constant(_I64, 4))])
+        row = builder.gep(Ba.data, [builder.mul(blkv, ir.Constant(vx.I64, 4))])
         for k in range(4):  # the bones by weight, largest first, as many as the block's vertices have
-            with builder.if_then(builder.icmp_signed(">", count, ir.Constant(_I64, k))):
-                wk = builder.load(_vec_at(builder, Wa.data, builder.add(builder.mul(ir.Constant(_I64, k), S), s0)), align=4)
-                j = builder.sext(builder.load(builder.gep(row, [ir.Constant(_I64, k)])), _I64)
-                gj = builder.gep(Ga.data, [builder.add(g0v, builder.mul(j, ir.Constant(_I64, 12)))])
-                g = [_splat(builder, builder.load(builder.gep(gj, [ir.Constant(_I64, c)]))) for c in range(12)]
+            with builder.if_then(builder.icmp_signed(">", count, ir.Constant(vx.I64, k))):
+                wk = builder.load(vx.vector_at(builder, Wa.data, builder.add(builder.mul(ir.Constant(vx.I64, k), S), s0)), align=4)
+                j = builder.sext(builder.load(builder.gep(row, [ir.Constant(vx.I64, k)])), vx.I64)
+                gj = builder.gep(Ga.data, [builder.add(g0v, builder.mul(j, ir.Constant(vx.I64, 12)))])
+                g = [vx.splat(builder, builder.load(builder.gep(gj, [ir.Constant(vx.I64, c)]))) for c in range(12)]
                 for r in range(3):  # ((dA v)_r + t_r), fused as LLVM fused the scalar loop before
                     a0, a1, a2, tr = g[4 * r: 4 * r + 4]
-                    inner = builder.fadd(builder.call(fma, [a2, z, builder.call(fma, [a0, x, builder.fmul(a1, y)])]), tr)
-                    builder.store(builder.call(fma, [wk, inner, builder.load(acc[r])]), acc[r])
+                    inner = builder.fadd(builder.call(fused, [a2, z, builder.call(fused, [a0, x, builder.fmul(a1, y)])]), tr)
+                    builder.store(builder.call(fused, [wk, inner, builder.load(acc[r])]), acc[r])
         for c in range(3):
-            out = _vec_at(builder, Oa.data, builder.add(builder.mul(ir.Constant(_I64, c), S), s0))
+            out = vx.vector_at(builder, Oa.data, builder.add(builder.mul(ir.Constant(vx.I64, c), S), s0))
             posed = builder.fadd(xyz[c], builder.load(acc[c]))
             builder.store(posed, out, align=4)
             if c == 1:
                 with builder.if_then(floor):
-                    least = _function(builder, f"llvm.minnum.v{LANES}f32", _VEC, [_VEC] * 2)
-                    at = _vec_at(builder, La.data, ir.Constant(_I64, 0))
+                    least = vx.function(builder, f"llvm.minnum.v{LANES}f32", vx.VEC, [vx.VEC] * 2)
+                    at = vx.vector_at(builder, La.data, ir.Constant(vx.I64, 0))
                     builder.store(builder.call(least, [builder.load(at, align=4), posed]), at, align=4)
         return context.get_dummy_value()
 
@@ -223,15 +208,15 @@ def _unpermute(typingctx, buf, pos, i0, out, o0, lift):
         _, _, i0v, _, o0v, liftv = args
         Ba, Pa, Oa = _arrays(context, builder, signature, args, (0, 1, 3))
         S = builder.extract_value(Ba.shape, 1)
-        at = builder.load(_vec_at(builder, Pa.data, i0v, _IVEC), align=4)
-        xyz = [_gather(builder, builder.gep(Ba.data, [builder.mul(ir.Constant(_I64, c), S)]), at) for c in range(3)]
-        xyz[1] = builder.fadd(xyz[1], _splat(builder, liftv))
-        pair = builder.shuffle_vector(xyz[0], xyz[1], ir.Constant(ir.VectorType(_I32, 2 * LANES), list(range(2 * LANES))))
-        third = builder.shuffle_vector(xyz[2], xyz[2], ir.Constant(ir.VectorType(_I32, 2 * LANES), list(range(LANES)) * 2))
+        at = builder.load(vx.vector_at(builder, Pa.data, i0v, vx.IVEC), align=4)
+        xyz = [_gather(builder, builder.gep(Ba.data, [builder.mul(ir.Constant(vx.I64, c), S)]), at) for c in range(3)]
+        xyz[1] = builder.fadd(xyz[1], vx.splat(builder, liftv))
+        pair = builder.shuffle_vector(xyz[0], xyz[1], ir.Constant(ir.VectorType(vx.I32, 2 * LANES), list(range(2 * LANES))))
+        third = builder.shuffle_vector(xyz[2], xyz[2], ir.Constant(ir.VectorType(vx.I32, 2 * LANES), list(range(LANES)) * 2))
         order = [c * LANES + lane for lane in range(LANES) for c in range(3)]
-        rows = builder.shuffle_vector(pair, third, ir.Constant(ir.VectorType(_I32, 3 * LANES), order))
-        builder.store(rows, _vec_at(builder, Oa.data, builder.add(o0v, builder.mul(i0v, ir.Constant(_I64, 3))),
-                                    ir.VectorType(_F32, 3 * LANES)), align=4)
+        rows = builder.shuffle_vector(pair, third, ir.Constant(ir.VectorType(vx.I32, 3 * LANES), order))
+        builder.store(rows, vx.vector_at(builder, Oa.data, builder.add(o0v, builder.mul(i0v, ir.Constant(vx.I64, 3))),
+                                         ir.VectorType(vx.F32, 3 * LANES)), align=4)
         return context.get_dummy_value()
 
     return sig, codegen
