@@ -25,7 +25,7 @@ of a cell side by side in its tiles, so that a tile weights few targets.
 """
 from __future__ import annotations
 
-from functools import lru_cache
+from functools import cached_property, lru_cache
 
 import numpy as np
 
@@ -131,7 +131,7 @@ class MacroBasis:
         self.same = np.arange(len(self.keys)) if same is None else np.asarray(same, np.int64)
         self.n_targets = int(self.same.max()) + 1 if len(self.same) else 0
         words = [target_factors(k) for k in self.keys]
-        width = max(len(w) for w in words)
+        width = max((len(w) for w in words), default=1)
         # factor columns of each target, padded with the constant "universal" column (1.0)
         self.columns = np.full((len(words), width), _COL["universal"], np.int64)
         for t, ws in enumerate(words):
@@ -147,11 +147,21 @@ class MacroBasis:
         """(n, 26) factor values -> (n, D) float64 weights of the distinct displacements: each the sum
         of its keys' :meth:`weights`, added in key order column by column (each avatar's own sums)."""
         W = self.weights(F)
-        first = np.unique(self.same, return_index=True)[1]
-        out = W[:, first].copy()
-        for k in np.setdiff1d(np.arange(len(self.same)), first):  # the repeated names
-            out[:, self.same[k]] += W[:, k]
+        if not self._rounds:
+            return np.zeros((len(W), 0))
+        out = W[:, self._rounds[0]].copy()
+        for cols in self._rounds[1:]:  # round r adds each displacement's r-th name, if it has one
+            out[:, self.same[cols]] += W[:, cols]
         return out
+
+    @cached_property
+    def _rounds(self) -> list[np.ndarray]:
+        """The keys by their rank among the keys of the same displacement: round 0 holds each one's first."""
+        order = np.argsort(self.same, kind="stable")
+        start = np.searchsorted(self.same[order], self.same[order])  # first position of its group
+        rank = np.empty(len(order), np.int64)
+        rank[order] = np.arange(len(order)) - start
+        return [np.flatnonzero(rank == r) for r in range(int(rank.max()) + 1 if len(rank) else 0)]
 
     def cells(self, F: np.ndarray) -> tuple[np.ndarray, list[np.ndarray | slice]]:
         """Group avatars by which factors are non-zero.
