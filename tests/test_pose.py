@@ -384,7 +384,7 @@ def test_forward_kinematics_carries_a_still_bone_exactly(rig):
     sk = rig.posing.skeleton
     H, T = ends[:, 0::2], ends[:, 1::2]
     Q = pose.euler_xyz(rig.posing.angles(x))
-    dA, t = pose.skinning_transforms(sk.parents, sk.levels, H, pose.bone_frames(H, T, sk.rolls), Q)
+    dA, t = pose.skinning_transforms(sk.parents, H, pose.bone_frames(H, T, sk.rolls), Q)
     still = np.all(Q == np.eye(3), axis=(2, 3)) & (sk.parents >= 0)
     a, j = np.nonzero(still)
     assert len(j) > 10

@@ -191,9 +191,9 @@ def eyeballs(side, helpers, n_helper, fields, unit, floor, out):  # pragma: no c
 
     side (n, m) float32 the blend's side buffer: helper eyeball e in its rows helpers[e] ..
     helpers[e] + n_helper - 1, the fields on the two spheres in its coordinates from ``fields``; out
-    (n, 2k, 3) float32. The arithmetic is numpy's in ``eyes.fit`` and ``eyes.place`` on a batch of
-    avatars (both means running sums over the helper's vertices), so an avatar alone gets the
-    bytes it gets in a batch.
+    (n, 2k, 3) float32. The arithmetic is that of numpy's ``eyes.fit`` on a batch of avatars (both
+    means running sums over the helper's vertices) and of ``radius * unit + centre`` in float32,
+    so an avatar alone gets the bytes it gets in a batch.
     """
     k = unit.shape[0]
     centre = np.empty(3, np.float32)

@@ -79,12 +79,4 @@ def fit(helper: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return centre, radius
 
 
-UNIT = EYE_SPHERE.vertices.astype(np.float32)  # the rig's eyeballs: _blend_kernel.eyeballs
-
-
-def place(helper: np.ndarray) -> np.ndarray:
-    """(n, k, 3) float32 eyeball vertices for helper eyeballs (n, 72, 3)."""
-    centre, radius = fit(np.asarray(helper, np.float32))
-    out = radius[:, None, None] * UNIT[None]
-    out += centre[:, None, :]
-    return out
+UNIT = EYE_SPHERE.vertices.astype(np.float32)  # the rig places it on each avatar: _blend_kernel.eyeballs

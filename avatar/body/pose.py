@@ -60,11 +60,11 @@ def euler_xyz(angles: np.ndarray) -> np.ndarray:
     return out
 
 
-def skinning_transforms(parents: np.ndarray, levels, heads: np.ndarray, frames: np.ndarray,
+def skinning_transforms(parents: np.ndarray, heads: np.ndarray, frames: np.ndarray,
                         local: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Step 4: each bone's world transform from rest to pose, as ``(I + dA, t)``.
 
-    parents : (J,) int, -1 at the root, parents before children    levels : unused (the order suffices)
+    parents : (J,) int, -1 at the root, parents before children
     heads   : (n, J, 3)    frames : (n, J, 3, 3)    local : (n, J, 3, 3) rotations in the bones' frames
     returns : dA (n, J, 3, 3), t (n, J, 3), float64
 

@@ -89,7 +89,7 @@ class Posing:
         sk = self.skeleton
         heads, tails = ends[:, 0::2].astype(np.float64), ends[:, 1::2].astype(np.float64)
         frames = pose.bone_frames(heads, tails, sk.rolls)
-        dA, t = pose.skinning_transforms(sk.parents, sk.levels, heads, frames, pose.euler_xyz(self.angles(S)))
+        dA, t = pose.skinning_transforms(sk.parents, heads, frames, pose.euler_xyz(self.angles(S)))
         posed, lift = pose.skin(V, dA, t, self._slots, out)  # 4. on the floor
         return posed, heads, frames, dA, t, lift
 

@@ -424,7 +424,7 @@ class Rig:
         b = assets.N_BODY
         k = len(assets.vertex_groups()["helper-l-eye"])  # the helper eyeballs follow the body (_blend_index)
         self._eye_rows = (np.arange(b, b + k), np.arange(b + k, b + 2 * k))
-        self._eye_helpers = np.array([0, k], np.int64)  # their first rows in the blend's side buffer
+        self._eye_helpers = np.array([r[0] - b for r in self._eye_rows], np.int64)  # first rows in the side buffer
         self._soles = np.flatnonzero(self.template.part_mask("foot_l", "foot_r")[:b])  # where min y is
         self._sole_y = 3 * self._soles + 1  # their y coordinates in a row of the output
         self._whole = np.array([s.kind in ("integer", "bool", "categorical") for s in sliders])

@@ -506,7 +506,7 @@ def joint_terms(rig, S: np.ndarray, fields: np.ndarray) -> JointTerms:
     heads, tails = ends[0, 0::2].astype(np.float64), ends[0, 1::2].astype(np.float64)
     frames = pose.bone_frames(heads, tails, sk.rolls)                  # (J, 3, 3)
     Q = pose.euler_xyz(rig.posing.angles(S[None])[0])                 # (J, 3, 3)
-    dA = pose.skinning_transforms(sk.parents, sk.levels, heads[None], frames[None], Q[None])[0][0]
+    dA = pose.skinning_transforms(sk.parents, heads[None], frames[None], Q[None])[0][0]
     infl, w = sk.influences[:N], sk.weights[:N].astype(np.float64)
     Mv = eye + np.einsum("vk,vkij->vij", w, dA[infl])
     # the turned bones, and the turned bone whose transform each bone carries (-1: none, the identity)
