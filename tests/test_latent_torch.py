@@ -364,6 +364,71 @@ def test_conv_restarts_keep_the_most_independent_codes(one_torch_thread):
         L.ConvVAE(3, epochs=1, n_init=0, device="cpu").fit(X)
 
 
+def test_independent_axes_unmix_a_rotation_of_uniform_factors():
+    """Three independent uniform factors turned and scaled by a known matrix: the independent axes recover
+    each one (up to order and sign), unit variance, the mixing their exact inverse, signs by the rule."""
+    from avatar.latent.conv import independent_axes, negentropy
+
+    rng = np.random.default_rng(0)
+    S = rng.uniform(-1, 1, size=(4000, 3))
+    M = np.array([[1.0, 0.6, -0.3], [-0.4, 0.8, 0.5], [0.2, -0.5, 0.9]])
+    Z = S @ M.T + np.array([3.0, -1.0, 0.5])
+    W, A, mean, Y = independent_axes(Z, seed=0)
+    np.testing.assert_allclose(Y, (Z - mean) @ W.T, atol=1e-12)
+    np.testing.assert_allclose(W @ A, np.eye(3), atol=1e-9)
+    np.testing.assert_allclose(Y.std(axis=0), 1.0, atol=1e-6)
+    C = np.abs(np.corrcoef(Y.T, S.T)[:3, 3:])
+    assert np.all(C.max(axis=1) > 0.999) and sorted(C.argmax(axis=1)) == [0, 1, 2], C.round(3)
+    assert np.all(A[np.abs(A).argmax(axis=0), range(3)] > 0)           # each axis's largest mixing weight positive
+    assert negentropy(Y) > 2 * negentropy(Z)                          # unmixed: further from Gaussian
+    assert np.array_equal(independent_axes(Z, seed=0)[0], W)          # seeded: the same axes
+
+
+def test_negentropy_is_zero_for_gaussian_codes_and_ignores_a_constant_one():
+    from avatar.latent.conv import negentropy
+
+    rng = np.random.default_rng(1)
+    g, u = rng.normal(size=(200_000, 2)), rng.uniform(size=(200_000, 1))
+    assert negentropy(g) < 1e-5
+    # a uniform code: (E log cosh of a standardised uniform - E log cosh of a normal)^2, the former by quadrature
+    x = np.linspace(-np.sqrt(3), np.sqrt(3), 2_000_001)
+    want = (np.log(np.cosh(x)).mean() - 0.3745672) ** 2
+    assert abs(negentropy(u) - want) < 0.05 * want
+    assert np.isclose(negentropy(np.c_[u, np.ones_like(u)]), negentropy(u), rtol=1e-12, atol=0)
+
+
+def test_conv_rotate_ica_gives_the_unmixed_codes_and_round_trips(tmp_path, one_torch_thread):
+    """rotate="ica": codes are the ICA of the net's posterior means, decoding turns them back first, restarts
+    keep the most non-Gaussian unmixed codes, and a saved model loads to the same codes and images."""
+    from avatar.latent.conv import independent_axes
+
+    _, imgs = _discs(60, 32, 2)
+    X = imgs.reshape(60, -1) - imgs.reshape(60, -1).mean(0)
+    m = L.ConvVAE(3, epochs=2, random_state=5, device="cpu", n_init=3, rotate="ica").fit(X)
+    assert m.best_restart_ == int(np.argmax(m.restart_negentropy_)) and m.restart_negentropy_.shape == (3,)
+    plain = L.ConvVAE(3, epochs=2, random_state=5 + m.best_restart_, device="cpu").fit(X)
+    assert all(np.array_equal(p, q) for p, q in zip(m.params_, plain.params_)) and plain.unmixing_ is None
+    mu = plain.transform(X)                                            # the net's own codes
+    Z = m.transform(X)
+    np.testing.assert_allclose(Z, (mu - m.ica_mean_) @ m.unmixing_.T, atol=1e-12)
+    np.testing.assert_allclose(m.inverse_transform(Z), plain.inverse_transform(mu), atol=1e-9)
+    np.testing.assert_allclose(m.code_std_, 1.0, atol=1e-3)           # fitted on torch's float32 codes
+    W = independent_axes(mu.astype(np.float32).astype(np.float64), 5 + m.best_restart_)[0]
+    np.testing.assert_allclose(m.unmixing_, W, rtol=1e-4, atol=0)
+    L.save(m, tmp_path / "rot.npz")
+    back = L.load(tmp_path / "rot.npz")
+    assert back.get_params()["rotate"] == "ica" and np.array_equal(back.transform(X), Z)
+    assert np.array_equal(back.inverse_transform(Z[:4]), m.inverse_transform(Z[:4]))
+    arrays = m.learned()
+    del arrays["unmixing"]
+    with pytest.raises(ValueError, match="unmixing, mixing and ica_mean"):
+        L.ConvVAE(3, rotate="ica").set_learned(arrays)
+    with pytest.raises(ValueError, match="no ICA arrays"):
+        L.ConvVAE(3).set_learned(m.learned())
+    with pytest.raises(ValueError, match="rotate must be one of none, ica"):
+        L.ConvVAE(3, epochs=1, device="cpu", rotate="pca").fit(X)
+
+
 def test_conv_same_seed_same_weights_and_loads_without_torch(tmp_path, one_torch_thread):
     _, imgs = _discs(60, 32, 2)
     X = imgs.reshape(60, -1) - imgs.reshape(60, -1).mean(0)

@@ -51,6 +51,7 @@ _PARAM_TYPES = {
     "input_components": ("int", 1), "beta": ("float", 0.0), "patience": ("int", 1),
     "validation_fraction": ("fraction", 0.0), "weight_decay": ("float", 0.0), "channels": ("ints", 1),
     "device": ("choice", ("cpu", "cuda", "auto")), "n_init": ("int", 1),
+    "rotate": ("choice", ("none", "ica")),
 }
 
 __all__ = ["ExperimentConfig", "load_config", "config_from_text", "run", "load_experiment", "Experiment",

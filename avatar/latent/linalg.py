@@ -39,10 +39,16 @@ def wide_svd(A: np.ndarray, k: int | None = None) -> tuple[np.ndarray, np.ndarra
     return U, s, Vt
 
 
+def largest_positive(P: np.ndarray) -> np.ndarray:
+    """(k,) signs (+-1.0) that make each row of P (k, m) have its largest-magnitude entry positive."""
+    sign = np.sign(P[np.arange(len(P)), np.abs(P).argmax(axis=1)])
+    sign[sign == 0] = 1.0
+    return sign
+
+
 def flip_signs(U: np.ndarray | None, Vt: np.ndarray) -> tuple[np.ndarray | None, np.ndarray]:
     """Deterministic signs: each row of Vt has its largest-magnitude entry positive (U follows)."""
-    sign = np.sign(Vt[np.arange(len(Vt)), np.abs(Vt).argmax(axis=1)])
-    sign[sign == 0] = 1.0
+    sign = largest_positive(Vt)
     return (None if U is None else U * sign), Vt * sign[:, None]
 
 

@@ -26,6 +26,7 @@ import numpy as np
 from sklearn.base import BaseEstimator
 
 from ..threads import one_blas_thread
+from .linalg import largest_positive
 
 __all__ = ["LatentModel", "PCA", "IncrementalPCA", "ICA", "FactorAnalysis", "Autoencoder", "KINDS",
            "model_class"]
@@ -175,6 +176,23 @@ def _rng_int(random_state) -> int | None:
     if isinstance(random_state, np.random.Generator):
         return int(random_state.integers(2**31 - 1))
     return random_state
+
+
+def unmix(U: np.ndarray, fun: str = "logcosh", max_iter: int = 1000, tol: float = 1e-4, random_state=None):
+    """FastICA of U (n, k): (unmixing (k, k), mixing (k, k), mean (k,), iterations), the components
+    sorted by the variance they explain (FastICA's own order is arbitrary), so that
+    ``(U - mean) @ unmixing.T`` are unit-variance independent components and ``Z @ mixing.T + mean``
+    maps them back."""
+    from sklearn.decomposition import FastICA
+
+    ica = FastICA(n_components=U.shape[1], whiten="unit-variance", fun=fun, max_iter=max_iter, tol=tol,
+                  random_state=_rng_int(random_state))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # a ConvergenceWarning is reported by the iteration count
+        ica.fit(np.asarray(U, np.float64))
+    W, A = ica.components_, ica.mixing_
+    order = np.argsort(-(A ** 2).sum(axis=0), kind="stable")
+    return W[order], A[:, order], ica.mean_, int(ica.n_iter_)
 
 
 # -- PCA -------------------------------------------------------------------------
@@ -368,26 +386,14 @@ class ICA(LatentModel):
         self.fun = fun
 
     def _fit(self, X, basis):
-        from sklearn.decomposition import FastICA
-
         k = self.n_components
         self.mean_, self.basis_, _ = self._basis(X, k, basis)
         U = _project(X, self.mean_, self.basis_)
-        ica = FastICA(n_components=k, whiten="unit-variance", fun=self.fun, max_iter=self.max_iter, tol=self.tol,
-                      random_state=_rng_int(self.random_state))
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # a ConvergenceWarning is reported by n_iter_ below
-            ica.fit(np.asarray(U, np.float64))
-        W, A = ica.components_, ica.mixing_
-        order = np.argsort(-(A ** 2).sum(axis=0), kind="stable")
-        W, A = W[order], A[:, order]
-        P = A.T @ self.basis_
-        sign = np.sign(P[np.arange(k), np.abs(P).argmax(axis=1)])
-        sign[sign == 0] = 1
+        W, A, self.ica_mean_, self.n_iter_ = unmix(U, fun=self.fun, max_iter=self.max_iter, tol=self.tol,
+                                                   random_state=self.random_state)
+        sign = largest_positive(A.T @ self.basis_)
         self.unmixing_ = W * sign[:, None]
         self.mixing_ = A * sign[None, :]
-        self.ica_mean_ = ica.mean_
-        self.n_iter_ = int(ica.n_iter_)
 
     @property
     def components_(self) -> np.ndarray:
