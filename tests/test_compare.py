@@ -189,6 +189,22 @@ def test_a_picture_latent_is_compared_with_scene_sliders_as_nuisance(tmp_path):
     figures = sorted((tmp_path / "report" / "figures").glob("cae_*traversal*.png"))
     assert figures, sorted(p.name for p in (tmp_path / "report" / "figures").iterdir())
     assert Image.open(figures[0]).size[0] > 64 * 3        # three decoded 64 px pictures at least
+    # the slider strips show the dataset: its camera view, its fixed sliders, the range it drew
+    import numpy as np
+
+    from avatar.compare.pictures import StripScene, loaded
+
+    fitted, rig = loaded(str(tmp_path / "m.npz"))
+    scene = StripScene.of_experiment(fitted, rig(), fitted.model("cae"))
+    S = fitted.dataset.sliders
+    assert scene.view == "camera"
+    fixed = np.ptp(S, axis=0) == 0
+    np.testing.assert_array_equal(scene.base[fixed], S[0, fixed])
+    j = rig().spec.index("body.weight")
+    strip = scene.of("body.weight", 3)
+    np.testing.assert_allclose(strip["values"], np.linspace(S[:, j].min(), S[:, j].max(), 3))
+    assert S[:, j].min() <= strip["base"][j] <= S[:, j].max()
+    assert scene.of("scene.framing", 3)["values"] is None                # a category the dataset fixes: all levels
 
 
 def test_compare_reads_the_codes_the_fit_stored(report, experiment):

@@ -459,15 +459,15 @@ def upscale(images: np.ndarray, size: int) -> np.ndarray:
 
 
 def slider_traversal_images(rig, slider: str, steps: int = 7, views=("front",), size: int = 160, base=None,
-                            **render_kw):
-    """One slider from min to max (all levels for bool / categorical), the others at ``base``
-    (default: their defaults). Returns ``(images (steps, n_views, H, W, 3), labels)``."""
+                            values=None, **render_kw):
+    """One slider from min to max (all levels for bool / categorical; or through ``values``), the others
+    at ``base`` (default: their defaults). Returns ``(images (steps, n_views, H, W, 3), labels)``."""
     from avatar.rendering.pictures import traverse
 
     if rig.sliders[rig.spec.index(slider)].scene:
         views = ("camera",)          # a camera, light or background slider shows in the camera it sets
     render_kw.setdefault("frame", "fixed")
-    imgs, _, labels = traverse(rig, slider, steps, base=base, views=views, size=size, **render_kw)
+    imgs, _, labels = traverse(rig, slider, steps, base=base, views=views, size=size, values=values, **render_kw)
     return imgs, labels
 
 
@@ -482,19 +482,22 @@ def latent_traversal(rig, model, component: int, steps: int = 7, sd: float = 2.0
 
 def traversal_comparison(rig, model, component: int, slider: str | None, steps: int = 7, sd: float = 2.0,
                          views=("front",), size: int = 160, title: str | None = None, match: str = "",
-                         save=None, as_png: bool = False, **kw):
+                         save=None, as_png: bool = False, strip=None, **kw):
     """A latent component's strip with its best-matching slider's own strip below it: a PIL image
     (drawn with PIL, not matplotlib: a tenth of the time), or its PNG bytes with ``as_png``.
 
     slider : the matched slider's name, or None for the latent strip alone.
     match : text for the title, e.g. "|r| = 0.93".
+    strip : callable slider -> {"base": ..., "values": ...} for the slider's strip (default: its whole
+        range at the defaults), e.g. :meth:`avatar.compare.pictures.StripScene.of`.
     """
     from avatar.rendering.pictures import contact_sheet
 
     lat, lat_labels = latent_traversal_images(rig, model, component, steps, sd, views, size, **kw)
     rows, labels, names = [lat[:, 0]], [lat_labels], [f"component {component + 1}"]
     if slider is not None:  # a bool / categorical slider shows all its levels; rows are padded to match
-        sl, sl_labels = slider_traversal_images(rig, slider, steps, views, lat.shape[-2])
+        sl, sl_labels = slider_traversal_images(rig, slider, steps, views, lat.shape[-2],
+                                                **(strip(slider, steps) if strip else {}))
         rows.append(sl[:, 0])
         labels.append(list(sl_labels))
         names.append(slider)

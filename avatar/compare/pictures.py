@@ -12,6 +12,8 @@ the report's text is put together from the results.
 """
 from __future__ import annotations
 
+import hashlib
+
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +74,43 @@ def model_plots(name: str, res: dict, groups: list, fig_dir: Path, threshold: fl
     }
 
 
+class StripScene:
+    """How slider strips show a model's dataset: the sliders it keeps fixed at its values (framing, lights,
+    a base preset), the ones it varies at their defaults moved inside its range, and a traversed slider
+    over the range the dataset drew (a face dataset's age of 1 to 25 years, not the rig's 1 to 90).
+
+    ``view``: the stored render view of a picture latent (its strips show that camera), else None.
+    """
+
+    ROWS = 65536   # slider rows read at a time for the ranges: a million avatars' sliders are 3 GB
+
+    def __init__(self, rig, low: np.ndarray, high: np.ndarray, view: str | None = None):
+        self.rig, self.low, self.high, self.view = rig, low, high, view
+        self.base = np.clip(rig.defaults(), low, high)
+        self.key = hashlib.sha256(np.concatenate([low, high]).tobytes() + str(view).encode()).hexdigest()[:12]
+
+    @classmethod
+    def of_experiment(cls, exp, rig, model) -> "StripScene":
+        arr = exp.dataset.group["sliders"]
+        low, high = np.full(arr.shape[1], np.inf), np.full(arr.shape[1], -np.inf)
+        for i in range(0, arr.shape[0], cls.ROWS):
+            block = np.asarray(arr[i:i + cls.ROWS], np.float64)
+            low, high = np.minimum(low, block.min(axis=0)), np.maximum(high, block.max(axis=0))
+        ft = getattr(model, "features_", None)
+        views = exp.dataset.config["outputs"].get("renders", {}).get("views") or [None]
+        return cls(rig, low, high, views[0] if ft is not None and "renders" in ft.names else None)
+
+    def of(self, slider: str, steps: int) -> dict:
+        """The ``base`` and ``values`` of ``slider``'s strip: its drawn range in ``steps`` (every level of a
+        bool or category, and the whole range of a slider the dataset keeps fixed)."""
+        j = self.rig.spec.index(slider)
+        s = self.rig.sliders[j]
+        if s.kind in ("bool", "categorical") or not self.high[j] > self.low[j]:
+            return {"base": self.base, "values": None}
+        values = np.linspace(self.low[j], self.high[j], steps)
+        return {"base": self.base, "values": np.round(values) if s.kind == "integer" else values}
+
+
 def model_traversals(model_file: str, name: str, res: dict, fig_dir: Path, n: int = 2, steps: int = 7,
                      size: int = 128) -> dict:
     """One model's traversal pictures: {"pictures": [(png, caption), ...]}, or {"pictures": [],
@@ -83,19 +122,21 @@ def model_traversals(model_file: str, name: str, res: dict, fig_dir: Path, n: in
     """
     from avatar.rendering.core import RenderBackendError
 
-    model, rig = _model_and_rig(str(model_file), name)
-    views = picture_views(model)
+    exp, lazy_rig = loaded(str(model_file))
+    model, rig = exp.model(name), lazy_rig()
+    scene = StripScene.of_experiment(exp, rig, model)
+    views = (scene.view,) if scene.view else picture_views(model)
     out = []
     try:
         for i in _traversal_order(model, res, n):
             slider, rho = best_slider(res, i)
             match = f"|Spearman| {rho:.2f}" if slider is not None else ""
             png = fig.traversal_comparison(rig, model, i, slider, steps=steps, size=size, match=match, views=views,
-                                           as_png=True, save=fig_dir / f"{name}_traversal_{i + 1}.png")
+                                           as_png=True, save=fig_dir / f"{name}_traversal_{i + 1}.png", strip=scene.of)
             out.append((png, f"{res['code_names'][i]} and its best-matching slider {slider} ({match})."))
     except RenderBackendError as err:
         return {"pictures": [], "error": str(err)}
-    grid = fig.to_png(traversal_grid(rig, model, res, view=views[0]))
+    grid = fig.to_png(traversal_grid(rig, model, res, view=views[0], scene=scene))
     atomic_write(fig_dir / f"{name}_traversals_all.png", lambda f: f.write(grid))
     out.append((grid, f"Every {name} component, each beside the slider it follows most. A disentangled "
                                 "latent shows each row's two halves changing the avatar the same way."))
@@ -192,11 +233,6 @@ def strips(rig) -> Strips:
     return _STRIPS
 
 
-def _model_and_rig(model_file: str, name: str):
-    exp, rig = loaded(model_file)
-    return exp.model(name), rig()
-
-
 def focus_columns(*matrices: np.ndarray, limit: int = FOCUS) -> np.ndarray:
     """Columns (sorted) worth drawing of (k, F) matrices: all F when F <= limit, else the ``limit``
     whose largest entry, as a share of its matrix's largest, is greatest in any of them."""
@@ -244,11 +280,12 @@ def picture_views(model) -> tuple[str]:
 
 
 def traversal_grid(rig, model, res: dict, steps: int = 5, size: int = 96, sd: float = 2.0,
-                   slider_cache: dict | None = None, view: str = "front"):
+                   slider_cache: dict | None = None, view: str = "front", scene: StripScene | None = None):
     """Every component in one picture (a PIL image): one row per component.
 
     Each row shows the component from -sd to +sd (the others at their mean), then, after a
-    cell naming it, the slider it correlates with most swept over its range. Slider strips
+    cell naming it, the slider it correlates with most swept over its range (with ``scene``: over the
+    range its dataset drew, the dataset's other sliders as :class:`StripScene` sets them). Slider strips
     do not depend on the model: they are kept in ``slider_cache`` (default: :func:`strips`, this
     process's, shared with the compare's other workers).
     """
@@ -269,9 +306,10 @@ def traversal_grid(rig, model, res: dict, steps: int = 5, size: int = 96, sd: fl
             labels += [""] * (steps + 1)
             continue
         px = lat.shape[-2]                     # a picture latent decodes at its own size
-        key = (slider, steps, px, view)
+        key = (slider, steps, px, view) + ((scene.key,) if scene else ())
         if key not in cache:
-            imgs, vals = fig.slider_traversal_images(rig, slider, steps, (view,), px)
+            imgs, vals = fig.slider_traversal_images(rig, slider, steps, (view,), px,
+                                                     **(scene.of(slider, steps) if scene else {}))
             cache[key] = (imgs[:steps, 0], [str(v) for v in vals[:steps]])
         imgs, vals = cache[key]
         imgs = list(imgs)

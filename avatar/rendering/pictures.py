@@ -105,8 +105,9 @@ FACE_GROUPS = ("head", "forehead", "eyebrows", "eyes", "nose", "ears", "cheek", 
                "face", "hair")
 
 
-def traverse(rig, slider: str, steps: int = 7, base=None, views: Sequence | None = None, size=256, **kw):
-    """One slider from min to max, the others at ``base`` (default: defaults).
+def traverse(rig, slider: str, steps: int = 7, base=None, views: Sequence | None = None, size=256, values=None,
+             **kw):
+    """One slider from min to max (or through ``values``), the others at ``base`` (default: defaults).
 
     Returns ``(images (steps, n_views, H, W, 3), values (steps,), labels)``. ``views``
     defaults to the face close-up and the head in profile for face sliders, the
@@ -116,7 +117,7 @@ def traverse(rig, slider: str, steps: int = 7, base=None, views: Sequence | None
     s = _slider(rig, slider)
     j = rig.slider_names.index(slider)
     x = rig.defaults() if base is None else np.asarray(rig.values(base), np.float64)
-    values = traversal_values(s, steps)
+    values = traversal_values(s, steps) if values is None else np.asarray(values, np.float64)
     S = np.repeat(x[None], len(values), axis=0)
     S[:, j] = values
     if views is None:
