@@ -232,11 +232,15 @@ def triangles(quads: np.ndarray, along_02: np.ndarray) -> np.ndarray:
     return np.concatenate([first, second])
 
 
-@lru_cache(maxsize=None)
 def load(name: str = "humanoid") -> Template:
     """The template ``name`` (only ``humanoid``: MakeHuman's body), built from the assets once per process."""
     if name not in TEMPLATES:
         raise ValueError(f"unknown template {name!r}; the templates are: {', '.join(TEMPLATES)}")
+    return _build(name)   # one cache key per name: lru_cache tells load() from load("humanoid")
+
+
+@lru_cache(maxsize=None)
+def _build(name: str) -> Template:
     from avatar.body.targets import default_targets
 
     base = assets.base_mesh()
