@@ -67,12 +67,11 @@ import numpy as np
 from numpy.lib.stride_tricks import sliding_window_view
 
 from .models import KINDS, LatentModel
+from .rotation import Unmixed, independent_axes, negentropy
 
-__all__ = ["ConvAE", "ConvVAE", "code_dependence", "conv2d", "conv_transpose2d", "image_side", "independent_axes",
-           "negentropy"]
+__all__ = ["ConvAE", "ConvVAE", "code_dependence", "conv2d", "conv_transpose2d", "image_side"]
 
 KERNEL, STRIDE, PAD = 4, 2, 1
-ROTATIONS = ("none", "ica")   # rotate: the codes as the net makes them, or their independent components
 ROWS = 64   # images per block in the numpy passes: the im2col copy of a 64 px layer stays under ~70 MB
 
 
@@ -234,50 +233,8 @@ def code_dependence(Z: np.ndarray) -> float:
     return float(-0.5 * logdet) if sign > 0 else float("inf")
 
 
-def negentropy(Z: np.ndarray) -> float:
-    """How far the codes Z (n, k) are from Gaussian: Hyvarinen's approximation summed over codes,
-    sum_j (E[log cosh y_j] - E[log cosh nu])^2 of the standardised codes y_j, nu a standard normal
-    (0 for Gaussian codes; independent uniform factors, unmixed, score highest). A constant code adds 0."""
-    std = Z.std(axis=0)
-    y = (Z - Z.mean(axis=0)) / np.where(std > 0, std, 1.0)
-    return float(((np.log(np.cosh(y)).mean(axis=0) - _GAUSS_LOGCOSH) ** 2 * (std > 0)).sum())
-
-
-def _gauss_logcosh() -> float:
-    """E[log cosh nu] of a standard normal nu, by 80-point Gauss-Hermite quadrature (0.3746)."""
-    x, w = np.polynomial.hermite_e.hermegauss(80)
-    return float((w * np.log(np.cosh(x))).sum() / w.sum())
-
-
-_GAUSS_LOGCOSH = _gauss_logcosh()
-ICA_STARTS = 4   # FastICA starts per net; the most non-Gaussian result is kept
-
-
-def independent_axes(Z: np.ndarray, seed):
-    """The independent components of codes Z (n, k): (unmixing (k, k), mixing (k, k), mean (k,), the
-    unmixed codes (n, k)), ``(Z - mean) @ unmixing.T``, unit variance, sorted by the variance they explain
-    and signed so that each one's largest mixing weight is positive.
-
-    FastICA with the kurtosis contrast (``fun="cube"``: the codes of uniform factors are sub-Gaussian, and
-    on scene-known it converged in 6-40 iterations where log cosh often took 2,000), from ``ICA_STARTS``
-    seeds (``seed``, +1, ...), keeping the most non-Gaussian (:func:`negentropy`)."""
-    from .linalg import largest_positive
-    from .models import unmix
-
-    best = None
-    for j in range(ICA_STARTS):
-        W, A, mean, _ = unmix(Z, fun="cube", max_iter=2000, tol=1e-6, random_state=None if seed is None else seed + j)
-        sign = largest_positive(A.T)
-        W, A = W * sign[:, None], A * sign[None, :]
-        Y = (Z - mean) @ W.T
-        score = negentropy(Y)
-        if best is None or score > best[0]:
-            best = (score, (W, A, mean, Y))
-    return best[1]
-
-
 # -- the models ----------------------------------------------------------------------------
-class _ConvModel(LatentModel):
+class _ConvModel(Unmixed, LatentModel):
     """The shared body of :class:`ConvAE` and :class:`ConvVAE` (see the module docstring).
 
     Learned: ``params_`` (list of float64 arrays in torch's layouts, stored as
@@ -290,8 +247,7 @@ class _ConvModel(LatentModel):
     """
 
     variational = False
-    _arrays = _optional = ("unmixing", "mixing", "ica_mean")   # rotate: ica only
-    unmixing_ = mixing_ = ica_mean_ = None
+    _arrays = _optional = Unmixed.ARRAYS   # rotate: ica only
 
     def __init__(self, n_components: int = 10, random_state=None, channels=(32, 32, 64, 64), hidden=(256,),
                  epochs: int = 100, batch_size: int = 64, learning_rate: float = 1e-3, patience: int = 10,
@@ -351,8 +307,7 @@ class _ConvModel(LatentModel):
         k = self.n_components
         if int(self.n_init) < 1:
             raise ValueError(f"n_init must be at least 1, got {self.n_init!r}")
-        if self.rotate not in ROTATIONS:
-            raise ValueError(f"rotate must be one of {', '.join(ROTATIONS)}, got {self.rotate!r}")
+        self._check_rotate()
         dependence, nongauss, best = [], [], None
         for i in range(int(self.n_init)):     # restart i from seed random_state + i (None: unseeded)
             seed = None if self.random_state is None else int(self.random_state) + i
@@ -378,9 +333,9 @@ class _ConvModel(LatentModel):
         _, self.best_restart_, net, hist, Z, unmixed = best
         self.params_ = nets.torch_params([net])
         self.image_side_ = side
-        self.unmixing_ = self.mixing_ = self.ica_mean_ = None
+        self._set_unmixing(unmixed)
         if unmixed is not None:
-            self.unmixing_, self.mixing_, self.ica_mean_, Z = unmixed
+            Z = unmixed[3]
         nets.record(self, hist)
         self._code_stats(Z)
         return False
@@ -403,12 +358,11 @@ class _ConvModel(LatentModel):
         if not len(X):
             return np.zeros((0, self.n_components))
         Z = np.concatenate([self._encode_rows(np.asarray(X[i:i + ROWS], np.float64)) for i in range(0, len(X), ROWS)])
-        return Z if self.unmixing_ is None else (Z - self.ica_mean_) @ self.unmixing_.T
+        return self._unmixed(Z)
 
     def _decode(self, Z):
         self._check_images()
-        if self.mixing_ is not None:
-            Z = Z @ self.mixing_.T + self.ica_mean_     # back to the net's own code axes
+        Z = self._net_codes(Z)
         return np.concatenate([self._decode_rows(Z[i:i + ROWS]) for i in range(0, len(Z), ROWS)]) if len(Z) \
             else np.zeros((0, self.n_features_in_))
 
@@ -467,13 +421,7 @@ class _ConvModel(LatentModel):
         return super().set_learned(arrays)
 
     def _check_state(self):
-        k, rotated = self.n_components, [a is not None for a in (self.unmixing_, self.mixing_, self.ica_mean_)]
-        if any(rotated) != (self.rotate == "ica") or not (all(rotated) or not any(rotated)):
-            raise ValueError(f"{self.kind}: rotate {self.rotate!r} needs "
-                             f"{'the arrays unmixing, mixing and ica_mean' if self.rotate == 'ica' else 'no ICA arrays'}")
-        if all(rotated) and (self.unmixing_.shape != (k, k) or self.mixing_.shape != (k, k)
-                             or self.ica_mean_.shape != (k,)):
-            raise ValueError(f"{self.kind}: the ICA arrays must have shapes ({k}, {k}), ({k}, {k}) and ({k},)")
+        self._check_unmixing()
         s = self.image_side_
         if image_side(self.n_features_in_, len(self._widths()[0])) != s:
             raise ValueError(f"{self.kind}: image side {s} does not match {self.n_features_in_} features")

@@ -27,6 +27,7 @@ from sklearn.base import BaseEstimator
 
 from ..threads import one_blas_thread
 from .linalg import largest_positive
+from .rotation import Unmixed, independent_axes
 
 __all__ = ["LatentModel", "PCA", "IncrementalPCA", "ICA", "FactorAnalysis", "Autoencoder", "KINDS",
            "model_class"]
@@ -562,7 +563,7 @@ def _squared_error(net, x, noise, training):  # noqa: ARG001 - the nets.train lo
     return ((net(x) - x) ** 2).sum(dim=1)
 
 
-class Autoencoder(MLPWeights, LatentModel):
+class Autoencoder(Unmixed, MLPWeights, LatentModel):
     """A nonlinear autoencoder trained with PyTorch (:mod:`avatar.latent.nets`), PCA-k plus a learned correction.
 
     Parameters
@@ -580,6 +581,9 @@ class Autoencoder(MLPWeights, LatentModel):
         configs keep it.
     input_components : int
         r, the principal components the network sees (the rest of X is lost).
+    rotate : {"none", "ica"}
+        "ica": the codes are the independent components of the network's codes
+        (:class:`avatar.latent.rotation.Unmixed`). Default "none".
 
     The network works on U, the first r principal components of X divided by
     one global scale (see :class:`MLPWeights`), and minimises the summed
@@ -609,13 +613,14 @@ class Autoencoder(MLPWeights, LatentModel):
     """
 
     kind = "autoencoder"
-    _arrays = ("mean", "basis", "scale", "skip")
-    _optional = ("skip",)
+    _arrays = ("mean", "basis", "scale", "skip") + Unmixed.ARRAYS
+    _optional = ("skip",) + Unmixed.ARRAYS
 
     def __init__(self, n_components: int = 16, random_state=None, hidden=(128, 128), epochs: int = 200,
                  batch_size: int = 64, learning_rate: float = 1e-3, alpha: float = 0.0,
                  input_components: int = 256, patience: int = 20, validation_fraction: float = 0.1,
-                 device: str = "cpu"):
+                 device: str = "cpu", rotate: str = "none"):
+        self.rotate = rotate
         self.n_components = n_components
         self.random_state = random_state
         self.hidden = hidden
@@ -632,6 +637,7 @@ class Autoencoder(MLPWeights, LatentModel):
         from . import nets
 
         torch = nets.import_torch("the autoencoder")
+        self._check_rotate()
         U = self._inputs(X, basis)
         h, k, r = self._hidden(), self.n_components, U.shape[1]
         tanh = [True] * len(h) + [False]
@@ -646,6 +652,7 @@ class Autoencoder(MLPWeights, LatentModel):
         self.weights_, self.biases_ = nets.dense_arrays([net])
         self.skip_ = np.asarray(1, np.int64)
         nets.record(self, hist)
+        self._fit_unmixing(X)
 
     @property
     def _n_encoder(self) -> int:
@@ -660,12 +667,12 @@ class Autoencoder(MLPWeights, LatentModel):
 
         n, U = self._n_encoder, self._scaled(X)
         H = self._layers(U, self.weights_[:n], self.biases_[:n], tanh_last=not self._skip)
-        return embed(U, self.n_components) + H if self._skip else H
+        return self._unmixed(embed(U, self.n_components) + H if self._skip else H)
 
     def _decode(self, Z):
         from .nets import embed
 
-        n = self._n_encoder
+        n, Z = self._n_encoder, self._net_codes(Z)
         if not self._skip:
             return self._decode_from(Z, n)
         H = embed(Z, self.basis_.shape[0]) + self._layers(Z, self.weights_[n:], self.biases_[n:], tanh_last=False)
@@ -673,6 +680,7 @@ class Autoencoder(MLPWeights, LatentModel):
 
     def _check_state(self):
         self._check_inputs()
+        self._check_unmixing()
         r, h = self.basis_.shape[0], self._hidden()
         sizes = [r] + h + [self.n_components] + h[::-1] + [r]
         if len(self.weights_) != len(sizes) - 1 or len(self.biases_) != len(sizes) - 1:

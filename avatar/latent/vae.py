@@ -8,6 +8,7 @@ PyTorch installed.
 from __future__ import annotations
 
 from .models import KINDS, LatentModel, MLPWeights
+from .rotation import Unmixed
 
 __all__ = ["VAE", "torch_available", "gaussian_kl"]
 
@@ -43,7 +44,7 @@ def _vae_loss(beta: float):
     return loss
 
 
-class VAE(MLPWeights, LatentModel):
+class VAE(Unmixed, MLPWeights, LatentModel):
     """A beta-VAE on the first ``input_components`` principal components (scaled like :class:`Autoencoder`).
 
     Encoder ``hidden`` (tanh) -> mean and log-variance of a k-dimensional
@@ -54,7 +55,8 @@ class VAE(MLPWeights, LatentModel):
     noise variance is the first component's variance, so the default 0.01
     keeps detail down to a tenth of that component's spread; raise it for a
     smoother, more disentangled latent (beta-VAE), lower it for sharper
-    reconstructions. Codes are the posterior means.
+    reconstructions. Codes are the posterior means; with ``rotate="ica"`` their
+    independent components (:class:`avatar.latent.rotation.Unmixed`).
 
     Training: :func:`avatar.latent.nets.train` (minibatch Adam, ``epochs`` at
     most, early stopping after ``patience`` epochs without a better loss on the
@@ -69,12 +71,14 @@ class VAE(MLPWeights, LatentModel):
     """
 
     kind = "vae"
-    _arrays = ("mean", "basis", "scale")
+    _arrays = ("mean", "basis", "scale") + Unmixed.ARRAYS
+    _optional = Unmixed.ARRAYS
 
     def __init__(self, n_components: int = 16, random_state=None, hidden=(256, 64), epochs: int = 200,
                  batch_size: int = 64, learning_rate: float = 1e-3, beta: float = 0.01, input_components: int = 256,
                  patience: int = 20, validation_fraction: float = 0.1, weight_decay: float = 0.0,
-                 device: str = "cpu"):
+                 device: str = "cpu", rotate: str = "none"):
+        self.rotate = rotate
         self.n_components = n_components
         self.random_state = random_state
         self.hidden = hidden
@@ -92,6 +96,7 @@ class VAE(MLPWeights, LatentModel):
         from . import nets
 
         torch = nets.import_torch("the VAE")
+        self._check_rotate()
         U = self._inputs(X, basis)
         h, k, r = self._hidden(), self.n_components, U.shape[1]
         width = h[-1] if h else r
@@ -107,6 +112,7 @@ class VAE(MLPWeights, LatentModel):
                                random_state=self.random_state, device=self.device, threads=1)
         self.weights_, self.biases_ = nets.dense_arrays([net])
         nets.record(self, hist)
+        self._fit_unmixing(X)
 
     @property
     def _n_enc(self) -> int:
@@ -115,13 +121,14 @@ class VAE(MLPWeights, LatentModel):
     def _encode(self, X):
         n = self._n_enc
         H = self._layers(self._scaled(X), self.weights_[:n], self.biases_[:n], tanh_last=True)
-        return H @ self.weights_[n] + self.biases_[n]   # the posterior mean
+        return self._unmixed(H @ self.weights_[n] + self.biases_[n])   # the posterior mean (unmixed)
 
     def _decode(self, Z):
-        return self._decode_from(Z, self._n_enc + 2)  # after the encoder and its mean / log-variance heads
+        return self._decode_from(self._net_codes(Z), self._n_enc + 2)  # after the encoder and its mean / log-variance heads
 
     def _check_state(self):
         self._check_inputs()
+        self._check_unmixing()
         r, k = self.basis_.shape[0], self.n_components
         h = self._hidden()
         width = h[-1] if h else r
