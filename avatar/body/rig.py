@@ -24,7 +24,6 @@ and the rig YAML, so they are built once when the rig is loaded.
 from __future__ import annotations
 
 import hashlib
-
 import threading
 from collections.abc import Mapping
 from functools import cached_property, lru_cache
@@ -61,7 +60,6 @@ def _blas_threads() -> int:
     return max([1] + [lib["num_threads"] for lib in _blas().info()])
 
 
-
 def _distinct(keys: list, dense: dict) -> tuple[MacroBasis, np.ndarray]:
     """The macro basis of ``keys`` and its distinct displacements (D, B, 3), in first-appearance order:
     MakeHuman's files repeat (197 of the 340 dense macro targets here), and each is blended once."""
@@ -74,10 +72,10 @@ def _distinct(keys: list, dense: dict) -> tuple[MacroBasis, np.ndarray]:
     for i, k in enumerate(keys):
         d = np.ascontiguousarray(dense[k])
         group = first.setdefault(hashlib.blake2b(d.tobytes(), digest_size=16).digest(), [])
-        j = next((j for j in group if np.array_equal(dense[keys[j]], d)), None)
+        j = next((j for j in group if np.array_equal(dense[keys[j]], d)), None)   # a first appearance
         if j is None:
             group.append(i)
-        same[i] = i if j is None else same[j]
+        same[i] = i if j is None else j
     firsts = np.unique(same)                        # each distinct row's first appearance, in order
     rank = np.searchsorted(firsts, same)
     return MacroBasis(keys, rank), np.stack([dense[keys[i]] for i in firsts])

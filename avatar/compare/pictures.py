@@ -13,7 +13,6 @@ the report's text is put together from the results.
 from __future__ import annotations
 
 import hashlib
-
 from pathlib import Path
 
 import numpy as np
@@ -74,6 +73,9 @@ def model_plots(name: str, res: dict, groups: list, fig_dir: Path, threshold: fl
     }
 
 
+_RANGES: dict = {}   # {dataset path: (low (P,), high (P,))} of the slider values it drew (StripScene)
+
+
 class StripScene:
     """How slider strips show a model's dataset: the sliders it keeps fixed at its values (framing, lights,
     a base preset), the ones it varies at their defaults moved inside its range, and a traversed slider
@@ -91,11 +93,16 @@ class StripScene:
 
     @classmethod
     def of_experiment(cls, exp, rig, model) -> "StripScene":
-        arr = exp.dataset.group["sliders"]
-        low, high = np.full(arr.shape[1], np.inf), np.full(arr.shape[1], -np.inf)
-        for i in range(0, arr.shape[0], cls.ROWS):
-            block = np.asarray(arr[i:i + cls.ROWS], np.float64)
-            low, high = np.minimum(low, block.min(axis=0)), np.maximum(high, block.max(axis=0))
+        key = str(exp.dataset_path)
+        if key not in _RANGES:   # once per dataset and process: every model of the experiment shares it
+            arr = exp.dataset.group["sliders"]
+            low, high = np.full(arr.shape[1], np.inf), np.full(arr.shape[1], -np.inf)
+            for i in range(0, arr.shape[0], cls.ROWS):
+                block = np.asarray(arr[i:i + cls.ROWS], np.float64)
+                low, high = np.minimum(low, block.min(axis=0)), np.maximum(high, block.max(axis=0))
+            _RANGES.clear()
+            _RANGES[key] = (low, high)
+        low, high = _RANGES[key]
         ft = getattr(model, "features_", None)
         views = exp.dataset.config["outputs"].get("renders", {}).get("views") or [None]
         return cls(rig, low, high, views[0] if ft is not None and "renders" in ft.names else None)
@@ -178,6 +185,7 @@ def forget() -> None:
     """Drop this process's kept experiment, rig and slider strips (a compare does at its end: a rig is large)."""
     _LOADED.clear()
     _STRIPS.clear()
+    _RANGES.clear()
 
 
 class Strips:

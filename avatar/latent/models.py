@@ -27,7 +27,7 @@ from sklearn.base import BaseEstimator
 
 from ..threads import one_blas_thread
 from .linalg import largest_positive
-from .rotation import Unmixed, independent_axes
+from .rotation import Unmixed
 
 __all__ = ["LatentModel", "PCA", "IncrementalPCA", "ICA", "FactorAnalysis", "Autoencoder", "KINDS",
            "model_class"]

@@ -67,9 +67,11 @@ class Unmixed:
     independent components of the net's own codes (:func:`independent_axes`).
 
     Learned with ``rotate="ica"``: ``unmixing_``, ``mixing_`` (k, k) and ``ica_mean_`` (k,); None without.
-    A subclass lists :data:`ARRAYS` among its (optional) learned arrays, calls :meth:`_set_unmixing` in
-    its fit, :meth:`_unmixed` on its net's codes and :meth:`_net_codes` before decoding, and
-    :meth:`_check_unmixing` in its state check.
+    A subclass lists :data:`ARRAYS` among its (optional) learned arrays, calls :meth:`_check_rotate` and
+    then :meth:`_fit_unmixing` (one net) or :meth:`_set_unmixing` (the kept restart's axes) in its fit,
+    :meth:`_unmixed` on its net's codes and :meth:`_net_codes` before decoding, and
+    :meth:`_check_unmixing` in its state check. (``models`` imports this module, so the two helpers from
+    ``models`` are imported where they are used.)
     """
 
     ARRAYS = ("unmixing", "mixing", "ica_mean")
