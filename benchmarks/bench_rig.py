@@ -28,7 +28,7 @@ import time
 
 import avatar  # noqa: F401 - before numpy: it may choose OpenBLAS's kernel (avatar/__init__.py)
 import numpy as np
-from avatar.body._blend_kernel import LANES
+from avatar.body._blend_kernel import PANEL
 
 
 
@@ -99,8 +99,8 @@ def main() -> None:
     print(f"rig: {len(rig.sliders)} sliders, {rig.n_vertices} vertices "
           f"({len(rig._blend)} blended), {rig._n_targets} targets and fields")
     panels, pairs, true = panel_pairs(rig)
-    print(f"local fields: {panels} panels of {LANES} coordinates, {pairs:,} (field x panel) pairs: "
-          f"{pairs * LANES:,} products for {true:,} non-zero coordinates ({pairs * LANES / true:.2f}x)")
+    print(f"local fields: {panels} panels of {PANEL} coordinates, {pairs:,} (field x panel) pairs: "
+          f"{pairs * PANEL:,} products for {true:,} non-zero coordinates ({pairs * PANEL / true:.2f}x)")
     S = {n: rig.sample(n, seed=0) for n in (2048, 256)}
     k, dense = dense_blend(rig, 2048)
     t = interleaved({2048: lambda: rig.vertices(S[2048]), 256: lambda: rig.vertices(S[256]), "dense": dense},

@@ -141,12 +141,13 @@ def test_rows_do_not_depend_on_the_batch_they_are_computed_in(rig):
 
 def test_the_blend_kernel_sums_the_weighted_rows_of_each_panel():
     """The compiled blend against float64 products, on random matrices with zero weights, zero strengths,
-    fields missing from panels and empty tile slots (whose rows it must leave alone)."""
+    targets and fields missing from panels and empty tile slots (whose rows it must leave alone)."""
     from avatar.body import _blend_kernel as kernel, blend
 
     rng = np.random.default_rng(3)
-    n, Tm, B, K, n_body = 23, 30, 40, 12, 25                   # 23 avatars: the last tile is part-empty
-    Dm = rng.standard_normal((Tm, 3 * B)).astype(np.float32)
+    n, Tm, B, K, n_body = 23, 150, 40, 12, 25                  # 23 avatars: the last tile is part-empty;
+    Dm = rng.standard_normal((Tm, 3 * B)).astype(np.float32)   # 150 targets: three words of bits
+    Dm *= np.repeat(rng.random((Tm, -(-3 * B // kernel.PANEL))) < 0.6, kernel.PANEL, axis=1)[:, : 3 * B]
     fields = []
     for k in range(K):
         rows = np.sort(rng.choice(B + 6, size=rng.integers(1, 12), replace=False))  # rows >= B: eyeball fields
@@ -154,13 +155,14 @@ def test_the_blend_kernel_sums_the_weighted_rows_of_each_panel():
     W = rng.random((n, Tm)).astype(np.float32) * (rng.random((n, Tm)) < 0.3)
     G = rng.random((n, K)).astype(np.float32) * (rng.random((n, K)) < 0.7)
     pan = blend.panels(fields, Dm, n_body, B, B + 6)
-    tiles, tptr, tk = blend.tiles(W, rng.integers(0, 4, n), kernel.TILE)
+    tiles, tbits = blend.tiles(W, rng.integers(0, 4, n), kernel.TILE)
     assert (tiles == -1).sum() == 1 and sorted(tiles[tiles >= 0]) == list(range(n))
-    out = np.full((n, 3 * n_body + 16), np.nan, np.float32)      # room for the last body panel's padding
+    out = np.full((n, 3 * n_body + kernel.PANEL), np.nan, np.float32)     # room for the last body panel's padding
     side = np.full((n, pan.side_width), np.nan, np.float32)
     floor = rng.random(n).astype(np.float32)
     everything = np.arange(len(pan.fptr) - 1)
-    kernel.blend(W, G, tiles, tptr, tk, pan.Dm, pan.fptr, pan.feats, pan.Dl, out, side, pan.n_out, pan.n_macro,
+    assert (pan.pbits != 0).any() and (~pan.pbits != 0).any()        # some targets skip some panels
+    kernel.blend(W, G, tiles, tbits, pan.Dm, pan.pbits, pan.fptr, pan.feats, pan.Dl, out, side, pan.n_out, pan.n_macro,
                  everything, floor)
     D = np.zeros((K, 3 * (B + 6)))
     for k, (rows, d) in enumerate(fields):
@@ -174,11 +176,24 @@ def test_the_blend_kernel_sums_the_weighted_rows_of_each_panel():
     # an avatar's bytes are its own: the same avatar computed alone, in its own tile
     for i in (0, 7, 22):
         o1, s1 = np.zeros((1, out.shape[1]), np.float32), np.zeros((1, side.shape[1]), np.float32)
-        t1, p1, k1 = blend.tiles(W[i:i + 1], np.zeros(1, np.int64), kernel.TILE)
-        kernel.blend(W[i:i + 1], G[i:i + 1], t1, p1, k1, pan.Dm, pan.fptr, pan.feats, pan.Dl, o1, s1,
+        t1, b1 = blend.tiles(W[i:i + 1], np.zeros(1, np.int64), kernel.TILE)
+        kernel.blend(W[i:i + 1], G[i:i + 1], t1, b1, pan.Dm, pan.pbits, pan.fptr, pan.feats, pan.Dl, o1, s1,
                      pan.n_out, pan.n_macro, everything, floor[i:i + 1])
         assert o1[0, : 3 * n_body].tobytes() == out[i, : 3 * n_body].tobytes()
         assert s1[0].tobytes() == side[i].tobytes()
+
+
+def test_bitsets_hold_each_rows_columns():
+    """blend.bitsets: bit j of word w is column 64 w + j, for widths short of, at and past a word."""
+    from avatar.body import blend
+
+    rng = np.random.default_rng(0)
+    for width in (1, 63, 64, 65, 150):
+        mask = rng.random((7, width)) < 0.4
+        bits = blend.bitsets(mask)
+        assert bits.dtype == np.uint64 and bits.shape == (7, -(-width // 64))
+        got = (bits[:, np.arange(width) // 64] >> (np.arange(width) % 64).astype(np.uint64)) & np.uint64(1)
+        np.testing.assert_array_equal(got.astype(bool), mask)
 
 
 def test_linear_modifiers_used_by_the_compare_tests_are_exactly_linear(rig):

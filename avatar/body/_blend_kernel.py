@@ -1,25 +1,30 @@
 """The compiled blend: macro targets and local fields summed in registers, panel by panel.
 
 Step 3 of the rig (``X = W @ Dm + G @ D``, :mod:`avatar.body.rig`) for a chunk of avatars, in
-tiles of ``TILE`` avatars and panels of ``LANES`` consecutive blended coordinates. For one
-(tile, panel) the kernel keeps two ``LANES``-float accumulators per avatar in vector registers:
+tiles of ``TILE`` avatars and panels of ``PANEL`` consecutive blended coordinates (two 16-float
+vectors). For one (tile, panel) the kernel keeps two vectors of accumulators per avatar in registers:
 
 1. macros   acc_m[i] += W[a_i, k] * Dm[panel, k]    over the targets k some avatar of the tile
-                                                    weights (a zero weight adds nothing)
+                                                    weights and that move the panel (bit sets
+                                                    of both, intersected word by word)
 2. locals   acc_l[i] += G[a_i, f] * Dl[pair]        over the fields f that move the panel
 3. store    X[a_i, panel] = (acc_m[i] + acc_l[i]) - floor[a_i] on the y lanes
 
 Each sum is a chain of fused multiply-adds in a fixed order (targets, then fields, by index),
 which is how OpenBLAS's kernels sum one row of a product, so the bytes equal those the rig made
 with BLAS products before (the same sha256 for posed, rest and preset avatars). A zero term adds
-nothing exactly, as a sum that starts at +0.0 never becomes -0.0, so a tile may sum targets that
-only its other avatars weight. The rig runs two passes: the panels holding the soles first (the
-floor is their lowest y), then the others with the floor taken off as they are stored. An avatar's bytes depend only on its own
-inputs: not on its tile, chunk or thread. BLAS had to multiply every row of a cell's merged
-targets (55.6 of 176 are non-zero per avatar) and every field of a block (2.3x its non-zero
-pairs, then a scatter into the output); here a tile reads only its targets' rows and a panel
-only its fields. The loops are LLVM vector code written with llvmlite (``<16 x float>`` and
-``llvm.fma``): numba's own loops did not keep the accumulators in registers (5-20x slower).
+nothing exactly, as a sum that starts at +0.0 never becomes -0.0: a tile may sum targets that
+only its other avatars weight, skip the targets that are zero on a panel, and a pair of fields
+may cover a panel's two vectors where only one moves. The rig runs two passes: the panels
+holding the soles first (the floor is their lowest y), then the others with the floor taken off
+as they are stored. An avatar's bytes depend only on its own inputs: not on its tile, chunk or
+thread.
+
+Each weight is broadcast once and multiplies both vectors of a row, so a step of the chains is 16
+fused multiply-adds for two row loads and eight broadcasts; with one vector a panel the loads
+bound the loop, and the y-lane stores of 64 bytes scattered over eight rows cost 2.5x those of
+128. The loops are LLVM vector code written with llvmlite (``<16 x float>`` and ``llvm.fma``):
+numba's own loops did not keep the accumulators in registers (5-20x slower).
 """
 from __future__ import annotations
 
@@ -31,49 +36,107 @@ from numba.extending import intrinsic
 from avatar.body import _vector as vx
 from avatar.body._vector import LANES
 
+VECTORS = 2  # vectors a panel: a tile's weight, broadcast once, multiplies both (8 x 2 accumulators); with
+             # one, the loads (a row and 8 broadcasts for 8 fused multiply-adds) bound the loop
+PANEL = VECTORS * LANES  # coordinates a panel
+
 TILE = 8    # avatars per tile: eight independent chains of fused multiply-adds (12 % faster than 4,
             # though a tile of 8 weights 62 targets where one of 4 weights 59)
 GROUP = 32  # tiles at a time: their weights and strengths (about 1 MB) stay in cache...
 BLOCK = 16  # ...while blocks of 16 panels (their targets, about 350 kB) pass; each row is written in order
 
 
-def _chain(builder, rows, weights, wstride, index, q0, q1, dbase, by_index):
-    """Emit ``acc[i] = sum_q weights[rows[i], index[q]] * D[...]`` for q in q0..q1-1.
+def _accumulators(builder, n: int, pre):
+    """``n`` accumulator phis of a loop's head, +0.0 on entry from ``pre`` (a sum that starts at +0 adds
+    zeros exactly)."""
+    acc = [builder.phi(vx.VEC) for _ in range(n)]
+    for a in acc:
+        a.add_incoming(ir.Constant(vx.VEC, None), pre)
+    return acc
 
-    D's row is ``dbase + LANES * index[q]`` (``by_index``: a target's row of the panel) or
-    ``dbase + LANES * q`` (a field's own pair row). Returns the TILE accumulators.
-    """
-    fma, pre = vx.fma(builder), builder.block
+
+def _fma_step(builder, wrows, k, row, acc):
+    """acc[i VECTORS + v] + weight(i, k) * row[v] for each avatar row i of the tile and vector v of the
+    panel's row ``row``: each weight is broadcast once for both vectors."""
+    fma = vx.fma(builder)
+    d = [builder.load(vx.vector_at(builder, row, ir.Constant(vx.I64, v * LANES)), align=4) for v in range(VECTORS)]
+    new = []
+    for i, w_row in enumerate(wrows):
+        w = vx.splat(builder, builder.load(builder.gep(w_row, [k])))
+        new.extend(builder.call(fma, [w, d[v], acc[i * VECTORS + v]]) for v in range(VECTORS))
+    return new
+
+
+def _by_avatar(acc):
+    return [acc[i * VECTORS:(i + 1) * VECTORS] for i in range(TILE)]
+
+
+def _field_chain(builder, rows, weights, wstride, index, q0, q1, dbase):
+    """Emit ``acc[i][v] = sum_q weights[rows[i], index[q]] * D[q][v]`` for q in q0..q1-1, D's rows of
+    ``PANEL`` floats from ``dbase`` (a panel's fields). Returns the TILE lists of VECTORS accumulators."""
+    pre = builder.block
     head, body, done = (builder.append_basic_block(s) for s in ("head", "body", "done"))
     wrows = [builder.gep(weights, [builder.mul(r, wstride)]) for r in rows]
     builder.branch(head)
     builder.position_at_end(head)
     q = builder.phi(vx.I64)
     q.add_incoming(q0, pre)
-    acc = []
-    for _ in rows:
-        a = builder.phi(vx.VEC)
-        a.add_incoming(ir.Constant(vx.VEC, None), pre)  # +0.0: a sum that starts at +0 adds zeros exactly
-        acc.append(a)
+    acc = _accumulators(builder, TILE * VECTORS, pre)
     builder.cbranch(builder.icmp_signed("<", q, q1), body, done)
     builder.position_at_end(body)
     k = builder.load(builder.gep(index, [q]))
-    row = builder.gep(dbase, [builder.mul(k if by_index else q, ir.Constant(vx.I64, LANES))])
-    d = builder.load(builder.bitcast(row, vx.VEC.as_pointer()), align=4)
-    new = []
-    for w_row, a in zip(wrows, acc):
-        new.append(builder.call(fma, [vx.splat(builder, builder.load(builder.gep(w_row, [k]))), d, a]))
+    new = _fma_step(builder, wrows, k, builder.gep(dbase, [builder.mul(q, ir.Constant(vx.I64, PANEL))]), acc)
     end = builder.block
     q.add_incoming(builder.add(q, ir.Constant(vx.I64, 1)), end)
     for a, v in zip(acc, new):
         a.add_incoming(v, end)
     builder.branch(head)
     builder.position_at_end(done)
-    return acc
+    return _by_avatar(acc)
+
+
+def _target_chain(builder, rows, weights, wstride, tbits, pbits, words, dbase):
+    """Emit ``acc[i][v] = sum_k weights[rows[i], k] * D[k][v]`` over the targets k (ascending) set in both
+    bit sets ``tbits`` (the tile's weighted targets) and ``pbits`` (those moving the panel), ``words``
+    uint64 each; D's rows of ``PANEL`` floats from ``dbase`` (the panel's targets)."""
+    pre = builder.block
+    head, advance, fetch, body, done = (builder.append_basic_block(s)
+                                        for s in ("head", "advance", "fetch", "body", "done"))
+    wrows = [builder.gep(weights, [builder.mul(r, wstride)]) for r in rows]
+    one, bits64 = ir.Constant(vx.I64, 1), ir.Constant(vx.I64, 64)
+    builder.branch(head)
+    builder.position_at_end(head)       # state: word w, its bits x still to sum
+    w, x = builder.phi(vx.I64), builder.phi(vx.I64)
+    w.add_incoming(ir.Constant(vx.I64, -1), pre)
+    x.add_incoming(ir.Constant(vx.I64, 0), pre)
+    acc = _accumulators(builder, TILE * VECTORS, pre)
+    builder.cbranch(builder.icmp_unsigned("!=", x, ir.Constant(vx.I64, 0)), body, advance)
+    builder.position_at_end(advance)    # the next word, if any
+    w1 = builder.add(w, one)
+    builder.cbranch(builder.icmp_signed("<", w1, words), fetch, done)
+    builder.position_at_end(fetch)
+    x1 = builder.and_(builder.load(builder.gep(tbits, [w1])), builder.load(builder.gep(pbits, [w1])))
+    w.add_incoming(w1, fetch)
+    x.add_incoming(x1, fetch)
+    for a in acc:
+        a.add_incoming(a, fetch)
+    builder.branch(head)
+    builder.position_at_end(body)       # the lowest set bit: target 64 w + its index
+    cttz = vx.function(builder, "llvm.cttz.i64", vx.I64, [vx.I64, ir.IntType(1)])
+    k = builder.add(builder.mul(w, bits64), builder.call(cttz, [x, ir.Constant(ir.IntType(1), 1)]))
+    new = _fma_step(builder, wrows, k, builder.gep(dbase, [builder.mul(k, ir.Constant(vx.I64, PANEL))]), acc)
+    end = builder.block
+    w.add_incoming(w, end)
+    x.add_incoming(builder.and_(x, builder.sub(x, one)), end)
+    for a, v in zip(acc, new):
+        a.add_incoming(v, end)
+    builder.branch(head)
+    builder.position_at_end(done)
+    return _by_avatar(acc)
 
 
 def _y_lanes(builder, phase):
-    """1.0 on a panel's y lanes (coordinate mod 3 == 1, the panel starting at ``phase`` mod 3), 0.0
+    """1.0 on a vector's y lanes (coordinate mod 3 == 1, the vector starting at ``phase`` mod 3), 0.0
     elsewhere; all 0.0 for phase 3."""
     masks = [ir.Constant(vx.VEC, [float((ph + j) % 3 == 1) if ph < 3 else 0.0 for j in range(LANES)])
              for ph in range(4)]
@@ -84,61 +147,81 @@ def _y_lanes(builder, phase):
 
 
 @intrinsic
-def _tile_panel(typingctx, W, G, tiles, t, tk, q0, q1, Dm, p, feats, f0, f1, Dl, X, c0, floor, phase):
-    """One (tile, panel): X[a, c0:c0 + LANES] = macro chain + field chain - floor[a] on the y lanes, for each
-    avatar a >= 0 of tile t. ``phase`` is the panel's first coordinate mod 3 (3: no y lanes)."""
-    f32, i64 = types.float32, types.int64
-    if not (vx.c_array(W, f32) and vx.c_array(G, f32) and vx.c_array(tiles, i64) and vx.c_array(tk, i64)
-            and vx.c_array(Dm, f32) and vx.c_array(feats, i64) and vx.c_array(Dl, f32) and vx.c_array(X, f32)
-            and vx.c_array(floor, f32)):
+def _tile_panel(typingctx, W, G, tiles, t, tbits, pbits, words, Dm, p, feats, f0, f1, Dl, X, c0, floor, phase,
+                scratch):
+    """One (tile, panel): X[a, c0:c0 + PANEL] = macro chain + field chain - floor[a] on the y lanes, for each
+    avatar a >= 0 of tile t. The macro chain sums the targets set in both tbits[t] and pbits[p] (``words``
+    of them; 0: none). ``phase`` is the panel's first coordinate mod 3 (3: no y lanes). The macro sums wait
+    in ``scratch`` (TILE PANEL float32) while the field chain runs: kept in registers, they left too few for
+    its accumulators, which LLVM then spilled inside its loop (1.8x slower)."""
+    f32, i64, u64 = types.float32, types.int64, types.uint64
+    if not (vx.c_array(W, f32) and vx.c_array(G, f32) and vx.c_array(tiles, i64) and vx.c_array(tbits, u64)
+            and vx.c_array(pbits, u64) and vx.c_array(Dm, f32) and vx.c_array(feats, i64) and vx.c_array(Dl, f32)
+            and vx.c_array(X, f32) and vx.c_array(floor, f32) and vx.c_array(scratch, f32)):
         return None
-    sig = types.void(W, G, tiles, t, tk, q0, q1, Dm, p, feats, f0, f1, Dl, X, c0, floor, phase)
+    sig = types.void(W, G, tiles, t, tbits, pbits, words, Dm, p, feats, f0, f1, Dl, X, c0, floor, phase, scratch)
 
     def codegen(context, builder, signature, args):
-        Wv, Gv, Tv, tv, tkv, q0v, q1v, Dmv, pv, Fv, f0v, f1v, Dlv, Xv, c0v, Flv, phv = args
-        Wa, Ga, Ta, Ka, Da, Fa, La, Xa, Fl = (context.make_array(signature.args[i])(context, builder, args[i])
-                                              for i in (0, 1, 2, 4, 7, 9, 12, 13, 15))
+        Wv, Gv, Tv, tv, TBv, PBv, wordsv, Dmv, pv, Fv, f0v, f1v, Dlv, Xv, c0v, Flv, phv, Sv = args
+        Wa, Ga, Ta, TB, PB, Da, Fa, La, Xa, Fl, Sa = (context.make_array(signature.args[i])(context, builder, args[i])
+                                                      for i in (0, 1, 2, 4, 5, 7, 9, 12, 13, 15, 17))
         shape = lambda a, i: builder.extract_value(a.shape, i)  # noqa: E731
         tile = builder.gep(Ta.data, [builder.mul(tv, shape(Ta, 1))])
         slots = [builder.load(builder.gep(tile, [ir.Constant(vx.I64, i)])) for i in range(TILE)]
         zero = ir.Constant(vx.I64, 0)
         rows = [builder.select(builder.icmp_signed("<", s, zero), zero, s) for s in slots]  # -1: an empty slot
-        dm = builder.gep(Da.data, [builder.mul(builder.mul(pv, shape(Da, 1)), ir.Constant(vx.I64, LANES))])
-        macro = _chain(builder, rows, Wa.data, shape(Wa, 1), Ka.data, q0v, q1v, dm, True)
-        local = _chain(builder, rows, Ga.data, shape(Ga, 1), Fa.data, f0v, f1v, La.data, False)
-        ys = _y_lanes(builder, phv)
+        dm = builder.gep(Da.data, [builder.mul(builder.mul(pv, shape(Da, 1)), ir.Constant(vx.I64, PANEL))])
+        tb = builder.gep(TB.data, [builder.mul(tv, shape(TB, 1))])
+        pb = builder.gep(PB.data, [builder.mul(pv, shape(PB, 1))])
+        macro = _target_chain(builder, rows, Wa.data, shape(Wa, 1), tb, pb, wordsv, dm)
+        parked = [vx.vector_at(builder, Sa.data, ir.Constant(vx.I64, j * LANES)) for j in range(TILE * VECTORS)]
+        for at, m in zip(parked, (m for ms in macro for m in ms)):
+            builder.store(m, at, align=4)
+        barrier = ir.FunctionType(ir.VoidType(), [])  # the stores happen here and the loads after: no
+        builder.asm(barrier, "", "~{memory}", [], True)  # forwarding that would keep the sums in registers
+        local = _field_chain(builder, rows, Ga.data, shape(Ga, 1), Fa.data, f0v, f1v, La.data)
+        builder.asm(barrier, "", "~{memory}", [], True)
+        loaded = iter([builder.load(at, align=4) for at in parked])
+        macro = [[next(loaded) for _ in range(VECTORS)] for _ in range(TILE)]
+        three = ir.Constant(phv.type, 3)  # the vectors' phases: phase + 16 v mod 3 (3 stays 3: no y lanes)
+        ys = [_y_lanes(builder, builder.select(builder.icmp_signed("<", phv, three),
+                                               builder.urem(builder.add(phv, ir.Constant(phv.type, v * LANES)), three),
+                                               three)) for v in range(VECTORS)]
         for s, r, m, loc in zip(slots, rows, macro, local):
             with builder.if_then(builder.icmp_signed(">=", s, zero)):
                 at = builder.gep(Xa.data, [builder.add(builder.mul(s, shape(Xa, 1)), c0v)])
-                lift = builder.fmul(vx.splat(builder, builder.load(builder.gep(Fl.data, [r]))), ys)
-                # (m + l) - floor on y, - 0 elsewhere: exact, as the sum is never -0
-                builder.store(builder.fsub(builder.fadd(m, loc), lift), builder.bitcast(at, vx.VEC.as_pointer()), align=4)
+                floor_a = vx.splat(builder, builder.load(builder.gep(Fl.data, [r])))
+                for v in range(VECTORS):  # (m + l) - floor on y, - 0 elsewhere: exact, as the sum is never -0
+                    value = builder.fsub(builder.fadd(m[v], loc[v]), builder.fmul(floor_a, ys[v]))
+                    builder.store(value, vx.vector_at(builder, at, ir.Constant(vx.I64, v * LANES)), align=4)
         return context.get_dummy_value()
 
     return sig, codegen
 
 
 @njit(cache=True, nogil=True)
-def blend(W, G, tiles, tptr, tk, Dm, fptr, feats, Dl, out, side, n_out, n_macro, panels, floor,
+def blend(W, G, tiles, tbits, Dm, pbits, fptr, feats, Dl, out, side, n_out, n_macro, panels, floor,
           group=GROUP, block=BLOCK):  # pragma: no cover - compiled
     """Blend panels ``panels`` of a chunk: body panels (< n_out) into ``out``, less ``floor`` on y; the
     others into ``side``; macros on panels < n_macro.
 
     W (n, Tm) macro weights, G (n, K) field strengths, floor (n,), float32; tiles (nt, TILE) avatar
-    rows (-1: empty), tile t's targets tk[tptr[t]:tptr[t + 1]]; Dm (n_macro, Tm, LANES) the macro
-    targets by panel; panel p's fields feats[fptr[p]:fptr[p + 1]] with rows Dl[fptr[p]:...]
-    (pairs, LANES). out (n, >= LANES n_out) and side (n, LANES (all panels - n_out)) float32.
+    rows (-1: empty), tbits (nt, words) uint64 the targets each tile weights, as bit sets; Dm (n_macro,
+    Tm, PANEL) the macro targets by panel, pbits (n_macro, words) those non-zero on each; panel p's fields feats[fptr[p]:fptr[p + 1]] with rows Dl[fptr[p]:...]
+    (pairs, PANEL); both 64-byte aligned. out (n, >= PANEL n_out) and side (n, PANEL (all panels - n_out))
+    float32.
     """
     nt = tiles.shape[0]
+    scratch = np.empty(TILE * PANEL, np.float32)
     for g in range(0, nt, group):  # a group's weights stay in cache while the panels stream past
         for b in range(0, len(panels), block):  # a block's targets stay in cache while the group's tiles pass
             for t in range(g, min(g + group, nt)):
                 for i in range(b, min(b + block, len(panels))):  # each avatar's row written in order
                     p = panels[i]
-                    X, c0, phase = (out, p * LANES, p * LANES % 3) if p < n_out else (side, (p - n_out) * LANES, 3)
-                    q0, q1 = (tptr[t], tptr[t + 1]) if p < n_macro else (0, 0)
-                    _tile_panel(W, G, tiles, t, tk, q0, q1, Dm, min(p, n_macro - 1), feats, fptr[p], fptr[p + 1],
-                                Dl, X, c0, floor, phase)
+                    X, c0, phase = (out, p * PANEL, p * PANEL % 3) if p < n_out else (side, (p - n_out) * PANEL, 3)
+                    words = tbits.shape[1] if p < n_macro else 0
+                    _tile_panel(W, G, tiles, t, tbits, pbits, words, Dm, min(p, n_macro - 1), feats, fptr[p],
+                                fptr[p + 1], Dl, X, c0, floor, phase, scratch)
 
 
 @njit(cache=True, nogil=True)

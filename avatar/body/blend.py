@@ -1,7 +1,7 @@
 """The blend's layout: macro targets and local fields by panel of blended coordinates.
 
 The rig blends ``X = W @ Dm + G @ D`` (:mod:`avatar.body.rig`, step 3) with a compiled kernel
-(:mod:`avatar.body._blend_kernel`) that walks panels of ``LANES`` consecutive coordinates. This
+(:mod:`avatar.body._blend_kernel`) that walks panels of ``PANEL`` consecutive coordinates. This
 module lays the template's matrices out for it, once at build (template-only work):
 
 * **coordinates** ``[body | helpers and joint cubes | eyeball fields]``: the body's 3 x 13,380
@@ -9,11 +9,13 @@ module lays the template's matrices out for it, once at build (template-only wor
   the skeleton), then our deformers' fields on the eyeball spheres. Each part is padded to whole
   panels, so a panel lands in one output: the body's in the caller's array, the others in a side
   buffer.
-* **macros** ``Dm (macro panels, Tm, LANES)``: every dense macro target's row of each panel,
+* **macros** ``Dm (macro panels, Tm, PANEL)``: every dense macro target's row of each panel,
   contiguous, so that a tile of avatars reads just its own targets' rows of a panel.
-* **fields** per panel, the fields that move it (sorted), with their ``LANES`` deltas: the
-  fields' non-zero (field, 16-coordinate) pairs, 2.1x their non-zero coordinates, where the
-  block-sparse BLAS products this replaced computed 4.0x.
+  ``pbits`` marks, per panel, the targets that move it: a tile sums only those of its own.
+* **fields** per panel, the fields that move it (sorted), with their ``PANEL`` deltas: the
+  fields' non-zero (field, 32-coordinate) pairs, 2.4x their non-zero coordinates (2.1x with
+  16-coordinate panels, for 1.8x the steps), where the block-sparse BLAS products this replaced
+  computed 4.0x.
 """
 from __future__ import annotations
 
@@ -22,17 +24,18 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from avatar.body._blend_kernel import LANES
+from avatar.body._blend_kernel import PANEL
 
 
 @dataclass(frozen=True, eq=False)
 class Panels:
-    """The blend's matrices by panel (see the module docstring); shapes in panels of ``LANES``."""
+    """The blend's matrices by panel (see the module docstring); shapes in panels of ``PANEL``."""
 
-    Dm: np.ndarray        # (n_macro, Tm, LANES) float32: macro targets, panel by panel
+    Dm: np.ndarray        # (n_macro, Tm, PANEL) float32: macro targets, panel by panel
+    pbits: np.ndarray     # (n_macro, words) uint64: bit k of panel p: target k moves it (a zero block adds nothing)
     fptr: np.ndarray      # (panels + 1,) int64: panel p's fields are feats[fptr[p]:fptr[p + 1]]
     feats: np.ndarray     # (pairs,) int64: feature columns
-    Dl: np.ndarray        # (pairs, LANES) float32: their deltas on the panel
+    Dl: np.ndarray        # (pairs, PANEL) float32: their deltas on the panel
     n_out: int            # panels of body coordinates (into the caller's array)
     n_macro: int          # panels the macro targets move (the body and the rest of the blend set)
     extra: int            # side-buffer coordinate where the eyeball fields start
@@ -40,7 +43,7 @@ class Panels:
 
     @property
     def side_width(self) -> int:
-        return (len(self.fptr) - 1 - self.n_out) * LANES
+        return (len(self.fptr) - 1 - self.n_out) * PANEL
 
 
 def _aligned(a: np.ndarray) -> np.ndarray:
@@ -53,7 +56,7 @@ def _aligned(a: np.ndarray) -> np.ndarray:
 
 
 def _pad(n: int) -> int:
-    return -(-n // LANES) * LANES
+    return -(-n // PANEL) * PANEL
 
 
 def panels(fields, Dm: np.ndarray, n_body: int, n_blend: int, n_all: int) -> Panels:
@@ -77,20 +80,20 @@ def panels(fields, Dm: np.ndarray, n_body: int, n_blend: int, n_all: int) -> Pan
         part = (coord >= body).astype(np.int64) + (coord >= body + rest)
         return starts[part] + coord - np.array([0, body, body + rest])[part]
 
-    n_macro = starts[2] // LANES
+    n_macro = starts[2] // PANEL
     padded = np.zeros((len(Dm), starts[2]), np.float32)
     padded[:, place(np.arange(Dm.shape[1]))] = Dm
-    macro = np.ascontiguousarray(padded.reshape(len(Dm), n_macro, LANES).transpose(1, 0, 2))
+    macro = np.ascontiguousarray(padded.reshape(len(Dm), n_macro, PANEL).transpose(1, 0, 2))
     feature, coord, value = _nonzero(fields)
     pos = place(coord)
-    panel, lane = pos // LANES, pos % LANES
+    panel, lane = pos // PANEL, pos % PANEL
     pair_key = panel * len(fields) + feature
     keys, pair = np.unique(pair_key, return_inverse=True)   # sorted by panel, then feature
-    Dl = np.zeros((len(keys), LANES), np.float32)
+    Dl = np.zeros((len(keys), PANEL), np.float32)
     Dl[pair, lane] = value
-    fptr = np.searchsorted(keys // len(fields), np.arange(width // LANES + 1)).astype(np.int64)
+    fptr = np.searchsorted(keys // len(fields), np.arange(width // PANEL + 1)).astype(np.int64)
     on_blend = coord < 3 * n_blend
-    return Panels(_aligned(macro), fptr, (keys % len(fields)).astype(np.int64), _aligned(Dl), int(starts[1] // LANES), int(n_macro),
+    return Panels(_aligned(macro), bitsets((macro != 0).any(axis=2)), fptr, (keys % len(fields)).astype(np.int64), _aligned(Dl), int(starts[1] // PANEL), int(n_macro),
                   int(starts[2] - starts[1]), (feature[on_blend], coord[on_blend], value[on_blend]))
 
 
@@ -113,19 +116,28 @@ def floor_first(pan: Panels, soles: np.ndarray, read: np.ndarray, n_body: int):
     panels' body y coordinates lose it too.
     """
     rows = np.union1d(soles, read)
-    body = np.unique((3 * rows[:, None] + np.arange(3)).ravel() // LANES)
+    body = np.unique((3 * rows[:, None] + np.arange(3)).ravel() // PANEL)
     first = np.concatenate([body, np.arange(pan.n_out, len(pan.fptr) - 1)])
     later = np.setdiff1d(np.arange(pan.n_out), body)
-    cols = (first[:, None] * LANES + np.arange(LANES)).ravel()
+    cols = (first[:, None] * PANEL + np.arange(PANEL)).ravel()
     return first.astype(np.int64), later.astype(np.int64), cols[(cols % 3 == 1) & (cols < 3 * n_body)]
 
 
-def tiles(W: np.ndarray, key: np.ndarray, tile: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def bitsets(mask: np.ndarray) -> np.ndarray:
+    """(m, words) uint64 bit sets of the rows of ``mask`` (m, T) bool: bit j of word w is column 64 w + j."""
+    words = -(-mask.shape[1] // 64)
+    padded = np.zeros((len(mask), 64 * words), bool)
+    padded[:, : mask.shape[1]] = mask
+    packed = np.packbits(padded, axis=1, bitorder="little")
+    return np.ascontiguousarray(packed.view("<u8").astype(np.uint64))
+
+
+def tiles(W: np.ndarray, key: np.ndarray, tile: int) -> tuple[np.ndarray, np.ndarray]:
     """Tiles of ``tile`` avatars (neighbours in the order of ``key``, :func:`~avatar.body.macros.pattern_key`)
     and the targets each tile weights.
 
-    Returns (tiles (nt, tile) int64, -1 in empty slots; tptr (nt + 1,); tk (tptr[-1],)): tile t's
-    targets are tk[tptr[t]:tptr[t + 1]], those some avatar of it weights non-zero, ascending.
+    Returns (tiles (nt, tile) int64, -1 in empty slots; tbits (nt, words) uint64): the targets some
+    avatar of the tile weights non-zero, as :func:`bitsets`.
     """
     order = np.argsort(key, kind="stable")
     slots = np.full(-(-len(W) // tile) * tile, -1, np.int64)
@@ -135,8 +147,7 @@ def tiles(W: np.ndarray, key: np.ndarray, tile: int) -> tuple[np.ndarray, np.nda
     for i in range(tile):
         real = slots[:, i] >= 0
         used[real] |= W[slots[real, i]] != 0
-    tk = np.nonzero(used)[1].astype(np.int64)
-    return slots, np.concatenate([[0], np.cumsum(used.sum(axis=1))]).astype(np.int64), tk
+    return slots, bitsets(used)
 
 
 @functools.lru_cache(maxsize=1)

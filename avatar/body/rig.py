@@ -347,12 +347,13 @@ class Rig:
             G = np.concatenate([G, self._local_macros.target_weights(Fm).astype(np.float32)], axis=1)
         G = np.ascontiguousarray(G, np.float32)
         n, body, pan = len(S), assets.N_BODY, self._panels
-        tiles, tptr, tk = blend.tiles(W, pattern_key(Fm), _blend_kernel.TILE)
+        tiles, tbits = blend.tiles(W, pattern_key(Fm), _blend_kernel.TILE)
         side = self._scratch(n * pan.side_width, "side").reshape(n, pan.side_width)
         flat = out.reshape(n, -1)
         first, later, first_y = self._panel_order
         run = lambda panels, floor: _blend_kernel.blend(  # noqa: E731 - 3. blend
-            W, G, tiles, tptr, tk, pan.Dm, pan.fptr, pan.feats, pan.Dl, flat, side, pan.n_out, pan.n_macro, panels, floor)
+            W, G, tiles, tbits, pan.Dm, pan.pbits, pan.fptr, pan.feats, pan.Dl, flat, side, pan.n_out, pan.n_macro,
+            panels, floor)
         run(first, np.zeros(n, np.float32))  # the soles and the body rows the bone ends read, unfloored
         floor = _blend_kernel.lowest(flat, self._sole_y)         # 5. soles on y = 0 (the feet are lowest)
         want_ends = ends_out is not None or (posed and self.posing.posed_rows(S).any())
