@@ -196,6 +196,67 @@ def test_bitsets_hold_each_rows_columns():
         np.testing.assert_array_equal(got.astype(bool), mask)
 
 
+def test_recycled_outputs_never_share_memory_with_a_live_array():
+    """buffers.Recycler: a dropped array's memory comes back; a kept array, or a kept view of one, keeps it."""
+    from avatar.body.buffers import Recycler
+
+    pool = Recycler(keep=2, most=1 << 20)
+    a = pool.empty((10, 4))
+    assert a.flags.writeable and a.flags.c_contiguous and a.dtype == np.float32 and a.shape == (10, 4)
+    where = a.ctypes.data
+    del a
+    b = pool.empty((3, 4))                                   # smaller: the same memory again
+    assert b.ctypes.data == where
+    view = b[1:]
+    del b
+    c = pool.empty((10, 4))                                  # b's view still lives: other memory
+    assert c.ctypes.data != where
+    c[...] = 1.0
+    view[...] = 2.0
+    assert (c == 1.0).all()
+    d = pool.empty((10, 4))                                  # both buffers in use: a third, the oldest forgotten
+    assert len({d.ctypes.data, c.ctypes.data, where}) == 3 and pool.held == 2 * 160
+    del view
+    big = pool.empty((1 << 19, 1))                            # over ``most``: a plain array, not kept
+    assert big.flags.owndata and pool.held <= 2 * 160
+
+
+def test_recycled_outputs_under_threads_are_each_their_own():
+    """Threads taking and dropping arrays at once never get memory another live array uses."""
+    import threading
+
+    from avatar.body.buffers import Recycler
+
+    pool, problems = Recycler(keep=2), []
+
+    def work(k):
+        for i in range(300):
+            a = pool.empty((64,), np.int64)
+            a[...] = k * 1000 + i
+            if not (a == k * 1000 + i).all():
+                problems.append((k, i))
+
+    threads = [threading.Thread(target=work, args=(k,)) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not problems
+
+
+def test_a_kept_result_is_not_overwritten_by_the_next(rig):
+    """rig.vertices hands out memory again only once its last result is dropped."""
+    S = rig.sample(4, seed=0)
+    first = rig.vertices(S)
+    copy = first.copy()
+    second = rig.vertices(rig.sample(4, seed=1))
+    assert first.tobytes() == copy.tobytes() and second.tobytes() != copy.tobytes()
+    where = first.ctypes.data
+    del first
+    third = rig.vertices(S)                                   # first's memory again (second's is in use)
+    assert third.ctypes.data == where and third.tobytes() == copy.tobytes()
+
+
 def test_linear_modifiers_used_by_the_compare_tests_are_exactly_linear(rig):
     """MakeHuman pairs whose decr target is the incr target negated: linear over -100..100."""
     from test_compare import LINEAR
