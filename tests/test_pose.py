@@ -343,6 +343,9 @@ def _random_skin(rng, n=3, N=141, n_body=100, J=9):
 
 def test_skin_slots_hold_every_vertex_once_with_its_own_bones():
     V, dA, t, infl, w, n_body = _random_skin(np.random.default_rng(0))
+    w[0] = w[7] = (0.4, 0.3, 0.2, 0.1)
+    infl[7] = infl[0][[2, 0, 3, 1]]                          # vertex 0's bones in another order...
+    w[7] = w[0][[2, 0, 3, 1]]
     s = pose.skin_slots(infl, w, n_body)
     L = len(s.perm) // len(s.K)
     assert len(s.perm) == L * len(s.K) and np.array_equal(s.perm[s.pos], np.arange(len(infl)))
@@ -350,8 +353,14 @@ def test_skin_slots_hold_every_vertex_once_with_its_own_bones():
     for i in range(len(infl)):
         k = int((w[i] > 0).sum())
         b = blocks[i]
-        assert s.K[b] == k and np.array_equal(s.bones[b, :k], infl[i, :k])
-        np.testing.assert_array_equal(s.w[:, s.pos[i]], w[i])
+        by_bone = np.argsort(infl[i, :k])                    # a block's bones in ascending index
+        assert s.K[b] == k and np.array_equal(s.bones[b, :k], infl[i, :k][by_bone])
+        np.testing.assert_array_equal(s.w[:k, s.pos[i]], w[i, :k][by_bone])
+        assert (s.w[k:, s.pos[i]] == 0).all()
+    from collections import Counter                        # vertices with the same set of bones, in any
+    sets = Counter((i >= n_body, *sorted(infl[i, :int((w[i] > 0).sum())])) for i in range(len(infl)))  # order,
+    assert len(s.K) == sum(-(-count // L) for count in sets.values())                  # share blocks
+    assert blocks[7] == blocks[0]                             # ...shares its block
     assert np.all(blocks[:n_body] < s.body_blocks) and np.all(blocks[n_body:] >= s.body_blocks)
     for b in range(len(s.K)):  # spare slots repeat a vertex of their own block
         assert np.all(blocks[s.perm[b * L:(b + 1) * L]] == b)

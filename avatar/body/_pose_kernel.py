@@ -174,7 +174,7 @@ def _skin_block(typingctx, V, v0, perm, G, g0, bones, K, w, blk, buf, low, floor
         acc = [cgutils.alloca_once_value(builder, ir.Constant(vx.VEC, None)) for _ in range(3)]  # +0.0
         count = builder.load(builder.gep(Ka.data, [blkv]))
         row = builder.gep(Ba.data, [builder.mul(blkv, ir.Constant(vx.I64, 4))])
-        for k in range(4):  # the bones by weight, largest first, as many as the block's vertices have
+        for k in range(4):  # the block's bones in ascending index, as many as its vertices have
             with builder.if_then(builder.icmp_signed(">", count, ir.Constant(vx.I64, k))):
                 wk = builder.load(vx.vector_at(builder, Wa.data, builder.add(builder.mul(ir.Constant(vx.I64, k), S), s0)), align=4)
                 j = builder.sext(builder.load(builder.gep(row, [ir.Constant(vx.I64, k)])), vx.I64)
@@ -231,10 +231,9 @@ def skin(V, G, perm, pos, bones, K, w, body_blocks, buf, out, lift):  # pragma: 
     the slot tables of :func:`avatar.body.pose.skin_slots` (the body's in the first ``body_blocks``
     blocks); buf (3, S) float32 scratch; lift (n,) float32 out.
 
-    Vertices sharing the same bones (in the same order) share blocks of slots, so a block reads
-    each bone's transform once, for all its lanes. Each vertex's sum runs over its bones by weight,
-    largest first, a chain of fused multiply-adds from +0.0, as the scalar loop before this one
-    summed (the same bytes). A vertex's result depends on its own inputs only.
+    Vertices sharing the same bones share blocks of slots, so a block reads each bone's transform
+    once, for all its lanes. Each vertex's sum runs over its bones in ascending index, a chain of
+    fused multiply-adds from +0.0. A vertex's result depends on its own inputs only.
     """
     n, N = V.shape[0], V.shape[1]
     Vf, Gf, Of = V.reshape(-1), G.reshape(-1), out.reshape(-1)

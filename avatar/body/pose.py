@@ -84,13 +84,14 @@ def skinning_transforms(parents: np.ndarray, heads: np.ndarray, frames: np.ndarr
 class SkinSlots:
     """The skeleton's influences laid out for the skinning loop, once per template.
 
-    Vertices with the same bones in the same order (by weight, zero weights dropped), and on the
-    same side of ``n_body``, fill blocks of ``LANES`` slots together; a block's spare slots repeat
-    its last vertex. The body's blocks come first.
+    Vertices with the same bones (zero weights dropped), and on the same side of ``n_body``, fill
+    blocks of ``LANES`` slots together, each vertex's bones in ascending index; a block's spare slots
+    repeat its last vertex. The body's blocks come first. (Grouped by bones in weight order instead,
+    the 14,472 vertices took 2,029 blocks, 2.2 slots a vertex; as sets they take 1,215.)
 
     perm  : (S,) int32     the vertex in each slot      pos : (N,) int32  each vertex's slot
     bones : (B, 4) int32   each block's bones           K   : (B,) int64  how many
-    w     : (4, S) float32 each slot's weights, in the order of its block's bones
+    w     : (4, S) float32 each slot's weights, in the order of its block's bones (0 past K)
     body_blocks : int      the blocks of body vertices
     """
 
@@ -103,10 +104,14 @@ class SkinSlots:
 
 
 def skin_slots(influences: np.ndarray, weights: np.ndarray, n_body: int) -> SkinSlots:
-    """The slot tables of ``influences`` (N, 4) int and ``weights`` (N, 4), largest weight first;
-    vertices from ``n_body`` on (the eyeballs) in blocks of their own, after the body's."""
+    """The slot tables of ``influences`` (N, 4) int and ``weights`` (N, 4); vertices from ``n_body`` on
+    (the eyeballs) in blocks of their own, after the body's."""
     weights = np.asarray(weights, np.float32)
-    key = np.column_stack([np.arange(len(weights)) >= n_body, np.where(weights > 0, influences, -1)])
+    none = np.iinfo(np.int64).max  # an unused influence: after every bone
+    bone = np.where(weights > 0, influences, none)
+    by_bone = np.argsort(bone, axis=1, kind="stable")
+    bone, weights = np.take_along_axis(bone, by_bone, axis=1), np.take_along_axis(weights, by_bone, axis=1)
+    key = np.column_stack([np.arange(len(weights)) >= n_body, bone])
     sets, of, count = np.unique(key, axis=0, return_inverse=True, return_counts=True)
     of = of.ravel()
     blocks = -(-count // _k.LANES)
@@ -118,8 +123,9 @@ def skin_slots(influences: np.ndarray, weights: np.ndarray, n_body: int) -> Skin
     perm = order[first[slot_set] + rank].astype(np.int32)               # spare slots: the last vertex
     pos = np.empty(len(order), np.int32)
     pos[order] = start[of[order]] + np.arange(len(order)) - first[of[order]]
-    bones = np.repeat(np.maximum(sets[:, 1:], 0), blocks, axis=0).astype(np.int32)
-    K = np.repeat((sets[:, 1:] >= 0).sum(axis=1), blocks).astype(np.int64)
+    used = sets[:, 1:] != none
+    bones = np.repeat(np.where(used, sets[:, 1:], 0), blocks, axis=0).astype(np.int32)
+    K = np.repeat(used.sum(axis=1), blocks).astype(np.int64)
     return SkinSlots(perm, pos, bones, K, np.ascontiguousarray(weights[perm].T),
                      int(blocks[sets[:, 0] == 0].sum()))
 
