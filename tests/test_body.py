@@ -183,6 +183,40 @@ def test_the_blend_kernel_sums_the_weighted_rows_of_each_panel():
         assert s1[0].tobytes() == side[i].tobytes()
 
 
+def test_compiled_weights_are_numpys_bytes(rig):
+    """_weights_kernel: the macro weights equal MacroBasis.target_weights (float64 sums, then float32) and
+    the field strengths the plain rule, at random values and at every slider's extremes."""
+    from avatar.body import _weights_kernel
+    from avatar.body.macros import factor_values, normalise_races
+
+    S = rig.values(rig.sample(40, seed=2))
+    lo, hi = (np.array([getattr(s, k) for s in rig.sliders], float) for k in ("min", "max"))
+    ends = np.repeat(rig.defaults()[None], 2 * len(lo), axis=0)
+    ends[np.arange(len(lo)) * 2, np.arange(len(lo))], ends[np.arange(len(lo)) * 2 + 1, np.arange(len(lo))] = lo, hi
+    for X in (S, rig.values(ends)):
+        Fm = factor_values(rig.macro_values(X))
+        for basis in (rig._macros, rig._local_macros):
+            got = np.full((len(X), basis.n_targets + 3), np.nan, np.float32)
+            _weights_kernel.target_weights(Fm, basis.columns, *basis.by_displacement, got, 3)
+            assert got[:, 3:].tobytes() == basis.target_weights(Fm).astype(np.float32).tobytes()
+        G = rig.features(X)
+        races = normalise_races(rig.macro_values(X)[:, 8:11]).astype(np.float32)
+        cont, dflt, up_span, down_span, up_col, down_col, onehot, on_value, race_col, race_src, race_of = \
+            rig._strength_tables
+        want = np.zeros_like(G)
+        for i, j in enumerate(cont):                        # the rule, slider by slider
+            if up_col[i] >= 0:
+                want[:, up_col[i]] = np.maximum((X[:, j] - dflt[i]) / up_span[i], 0.0)
+            if down_col[i] >= 0:
+                want[:, down_col[i]] = np.maximum((dflt[i] - X[:, j]) / down_span[i], 0.0)
+        for (col, j), value in zip(onehot, on_value):
+            want[:, col] = X[:, j] == value
+        want[:, race_col] = want[:, race_src] * races[:, race_of]
+        want[:, -1] = 1.0
+        assert G.tobytes() == want.tobytes()
+    assert (G[:, race_col] != 0).any()                       # the expressions at their extremes
+
+
 def test_bitsets_hold_each_rows_columns():
     """blend.bitsets: bit j of word w is column 64 w + j, for widths short of, at and past a word."""
     from avatar.body import blend

@@ -132,6 +132,15 @@ def bitsets(mask: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(packed.view("<u8").astype(np.uint64))
 
 
+def panel_masks(cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The panels holding columns ``cols`` of a row: (first columns (P,) int64, (P, PANEL) bool: which
+    of each panel's columns are in ``cols``)."""
+    panel = np.unique(cols // PANEL)
+    mask = np.zeros((len(panel), PANEL), bool)
+    mask[np.searchsorted(panel, cols // PANEL), cols % PANEL] = True
+    return (panel * PANEL).astype(np.int64), mask
+
+
 def tiles(W: np.ndarray, key: np.ndarray, tile: int) -> tuple[np.ndarray, np.ndarray]:
     """Tiles of ``tile`` avatars (neighbours in the order of ``key``, :func:`~avatar.body.macros.pattern_key`)
     and the targets each tile weights.

@@ -155,6 +155,13 @@ class MacroBasis:
         return out
 
     @cached_property
+    def by_displacement(self) -> tuple[np.ndarray, np.ndarray]:
+        """(keys (T,), starts (D + 1,)): displacement d's keys are keys[starts[d]:starts[d + 1]], ascending
+        (the order :meth:`target_weights` sums them in)."""
+        keys = np.argsort(self.same, kind="stable")
+        return keys.astype(np.int64), np.searchsorted(self.same[keys], np.arange(self.n_targets + 1)).astype(np.int64)
+
+    @cached_property
     def _rounds(self) -> list[np.ndarray]:
         """The keys by their rank among the keys of the same displacement: round 0 holds each one's first."""
         order = np.argsort(self.same, kind="stable")

@@ -31,10 +31,10 @@ from pathlib import Path
 
 import numpy as np
 
-from avatar.body import _blend_kernel, assets, blend, buffers, deformers, eyes
+from avatar.body import _blend_kernel, _weights_kernel, assets, blend, buffers, deformers, eyes
 from avatar.body.catalogue import target_keys
-from avatar.body.macros import (VARIABLES, MacroBasis, age_order, factor_values, is_macro_target, pattern_key,
-                                 years_to_age)
+from avatar.body.macros import (FACTORS, VARIABLES, MacroBasis, age_order, factor_values, is_macro_target,
+                                 pattern_key, years_to_age)
 from avatar.body.targets import TargetTable, default_targets
 from avatar.body.template import Template, load as load_template
 from avatar.spec.sliders import RigSpec, SliderSpec, load_rig_spec
@@ -42,7 +42,7 @@ from avatar.spec.sliders import RigSpec, SliderSpec, load_rig_spec
 ROOT = Path(__file__).resolve().parents[2]
 DEFAULT_RIG = ROOT / "configs" / "rigs" / "humanoid.yaml"
 MACRO_DEFAULTS = np.array([0.5] * 8 + [1 / 3] * 3)  # MakeHuman's neutral macro values
-RACE_COLUMNS = slice(8, 11)
+RACE_FACTORS = slice(FACTORS.index("african"), FACTORS.index("caucasian") + 1)  # their shares among the factors
 SPARSE_MACRO = 0.1  # macro targets moving less of the blend set than this are blended as local fields
 MIN_THREAD_CHUNK = 96  # avatars per chunk at least on several threads (fewer ran faster on one, here)
 
@@ -192,21 +192,19 @@ class Rig:
 
     def features(self, S: np.ndarray) -> np.ndarray:
         """(n, K) float32 strengths of the local fields for slider values ``S`` (n, P)."""
-        S = np.atleast_2d(S)
-        F = np.zeros((len(S), self._n_features), dtype=np.float32)
-        up = np.clip((S[:, self._cont] - self._dflt) / self._span_up, 0.0, None)
-        down = np.clip((self._dflt - S[:, self._cont]) / self._span_down, 0.0, None)
-        F[:, self._col_up] = up[:, self._has_up]
-        F[:, self._col_down] = down[:, self._has_down]
-        for col, j, value in self._onehot:  # bools and categories: a loop over sliders
-            F[:, col] = S[:, j] == value
-        if len(self._race_cols):  # expression units: one field per ethnicity, times its share
-            from avatar.body.macros import normalise_races
+        S = np.atleast_2d(np.asarray(S, np.float64))
+        return self._strengths(S, factor_values(self.macro_values(S)), self._n_features)
 
-            races = normalise_races(self.macro_values(S)[:, RACE_COLUMNS]).astype(np.float32)
-            F[:, self._race_cols] = F[:, self._race_src] * races[:, self._race_of]
-        F[:, -1] = 1.0  # the rest pose row
-        return F
+    def _strengths(self, S: np.ndarray, Fm: np.ndarray, width: int) -> np.ndarray:
+        """(n, width) float32: the fields' strengths (:meth:`features`) in the first K columns, 0 after.
+
+        Each slider's value above / below its default as 0..1, bools and categories as 0/1, an
+        expression unit's field per ethnicity times that ethnicity's share (factor values ``Fm``),
+        and the rest pose row at 1 (``_weights_kernel.strengths``)."""
+        out = np.empty((len(S), width), np.float32)
+        races = np.ascontiguousarray(Fm[:, RACE_FACTORS], np.float32)
+        _weights_kernel.strengths(np.ascontiguousarray(S), *self._strength_tables, races, self._n_features - 1, out)
+        return out
 
     def vertices(self, S, chunk: int = 1024, posed: bool = True) -> np.ndarray:
         """(n, V, 3) float32 vertex positions for slider values ``S`` (n, P); (V, 3) for (P,).
@@ -343,28 +341,28 @@ class Rig:
         """Steps 1-6 for one chunk of avatars into ``out`` (n, V, 3); the rest bone ends (n, 2J, 3)
         into ``ends_out`` when given."""
         Fm = factor_values(self.macro_values(S))
-        W = np.ascontiguousarray(self._macros.target_weights(Fm), np.float32)  # 1. macro target weights
-        G = self.features(S)                                                 # 2. local field strengths
-        if self._local_macros.keys:
-            G = np.concatenate([G, self._local_macros.target_weights(Fm).astype(np.float32)], axis=1)
-        G = np.ascontiguousarray(G, np.float32)
         n, body, pan = len(S), assets.N_BODY, self._panels
+        W = np.empty((n, self._macros.n_targets), np.float32)                 # 1. macro target weights
+        _weights_kernel.target_weights(Fm, self._macros.columns, *self._macros.by_displacement, W, 0)
+        G = self._strengths(S, Fm, self._n_features + self._local_macros.n_targets)  # 2. local field strengths,
+        _weights_kernel.target_weights(Fm, self._local_macros.columns, *self._local_macros.by_displacement, G,
+                                       self._n_features)                    # then the local macros' weights
         tiles, tbits = blend.tiles(W, pattern_key(Fm), _blend_kernel.TILE)
         side = self._scratch(n * pan.side_width, "side").reshape(n, pan.side_width)
         flat = out.reshape(n, -1)
-        first, later, first_y = self._panel_order
+        first, later, (lift_at, lift_ys) = self._panel_order
         run = lambda panels, floor: _blend_kernel.blend(  # noqa: E731 - 3. blend
             W, G, tiles, tbits, pan.Dm, pan.pbits, pan.fptr, pan.feats, pan.Dl, flat, side, pan.n_out, pan.n_macro,
             panels, floor)
         run(first, np.zeros(n, np.float32))  # the soles and the body rows the bone ends read, unfloored
-        floor = _blend_kernel.lowest(flat, self._sole_y)         # 5. soles on y = 0 (the feet are lowest)
+        floor = _blend_kernel.lowest(flat, *self._sole_panels)   # 5. soles on y = 0 (the feet are lowest)
         want_ends = ends_out is not None or (posed and self.posing.posed_rows(S).any())
         ends = None  # the skeleton's bone ends: regressed from the blended joint cubes, less the floor
         if want_ends:  # before the second pass floors the body rows they read
             ends = np.empty((n, len(self._end_index), 3), np.float32)
             _blend_kernel.bone_ends(flat, side, self._end_index, self._end_weight, body, floor, ends)
         run(later, floor)                                        # everything else, the floor subtracted
-        _blend_kernel.lower(flat, first_y, floor)
+        _blend_kernel.lower(flat, lift_at, lift_ys, floor)
         # 4. eyeballs: the sphere on each blended helper eyeball, plus our deformers' fields on it
         _blend_kernel.eyeballs(side, self._eye_helpers, len(self._eye_rows[0]), pan.extra, eyes.UNIT, floor,
                                out[:, body:])
@@ -398,7 +396,11 @@ class Rig:
         # fields live on the blend set (rows 0..B-1) and, for our deformers, on the eyeballs (B..B+2k-1)
         B, k = len(self._blend), eyes.EYE_SPHERE.vertices.shape[0]
         self._panels = blend.panels(fields, self._Dm, assets.N_BODY, B, B + 2 * k)
-        self._panel_order = blend.floor_first(self._panels, self._soles, self._end_body, assets.N_BODY)
+        first, later, first_y = blend.floor_first(self._panels, self._soles, self._end_body, assets.N_BODY)
+        at, ys = blend.panel_masks(first_y)
+        self._panel_order = first, later, (at, ys.astype(np.float32))
+        at, keep = blend.panel_masks(3 * self._soles + 1)  # the soles' y coordinates
+        self._sole_panels = at, np.where(keep, 0.0, np.inf).astype(np.float32)
         del self._Dm  # the panels hold it
         # the distinct sculpted displacements and the fields (not the rest row)
         self._n_targets = self._macros.n_targets + self._local_macros.n_targets + self._n_features - 1
@@ -439,7 +441,6 @@ class Rig:
         self._eye_rows = (np.arange(b, b + k), np.arange(b + k, b + 2 * k))
         self._eye_helpers = np.array([r[0] - b for r in self._eye_rows], np.int64)  # first rows in the side buffer
         self._soles = np.flatnonzero(self.template.part_mask("foot_l", "foot_r")[:b])  # where min y is
-        self._sole_y = 3 * self._soles + 1  # their y coordinates in a row of the output
         self._whole = np.array([s.kind in ("integer", "bool", "categorical") for s in sliders])
 
     def _build_macros(self) -> tuple[list, list]:
@@ -462,12 +463,8 @@ class Rig:
         sliders = self.sliders
         # local features: (rows into the blend set, (k, 3) deltas) per feature
         fields: list[tuple[np.ndarray, np.ndarray]] = []
-        self._onehot, race_cols, race_of, race_src = [], [], [], []
+        onehot, race_cols, race_of, race_src = [], [], [], []
         cont = [j for j, s in enumerate(sliders) if s.kind in ("continuous", "integer") and not s.macro]
-        self._cont = np.array(cont, dtype=np.int64)
-        self._dflt = np.array([sliders[j].default for j in cont])
-        self._span_up = np.array([max(sliders[j].max - sliders[j].default, 1e-12) for j in cont])
-        self._span_down = np.array([max(sliders[j].default - sliders[j].min, 1e-12) for j in cont])
         has_up, has_down, col_up, col_down = [], [], [], []
         for j in cont:
             s = sliders[j]
@@ -496,17 +493,22 @@ class Rig:
                     fields.append(f)
         for j, s in enumerate(sliders):
             if s.kind == "bool" and s.effects:
-                self._onehot.append((len(fields), j, 1.0))
+                onehot.append((len(fields), j, 1.0))
                 fields.append(self._effect_field(s.effects))
             elif s.kind == "categorical":
                 for c, name in enumerate(s.categories):
                     if s.effects.get(name):
-                        self._onehot.append((len(fields), j, float(c)))
+                        onehot.append((len(fields), j, float(c)))
                         fields.append(self._effect_field(s.effects[name]))
-        self._has_up, self._has_down = np.array(has_up, bool), np.array(has_down, bool)
-        self._col_up, self._col_down = np.array(col_up, np.int64), np.array(col_down, np.int64)
-        self._race_cols, self._race_of = np.array(race_cols, np.int64), np.array(race_of, np.int64)
-        self._race_src = np.array(race_src, np.int64)
+        up_col, down_col = np.full(len(cont), -1, np.int64), np.full(len(cont), -1, np.int64)
+        up_col[np.array(has_up, bool)], down_col[np.array(has_down, bool)] = col_up, col_down
+        self._strength_tables = (  # the arguments of _weights_kernel.strengths, in order
+            np.array(cont, np.int64), np.array([sliders[j].default for j in cont], np.float64),
+            np.array([max(sliders[j].max - sliders[j].default, 1e-12) for j in cont], np.float64),
+            np.array([max(sliders[j].default - sliders[j].min, 1e-12) for j in cont], np.float64),
+            up_col, down_col, np.array([(col, j) for col, j, _ in onehot], np.int64).reshape(-1, 2),
+            np.array([v for *_, v in onehot], np.float64), np.array(race_cols, np.int64),
+            np.array(race_src, np.int64), np.array(race_of, np.int64))
         rest = (np.arange(len(self._blend)), assets.base_mesh().vertices[self._blend].astype(np.float32))
         fields.append(rest)
         self._n_features = len(fields)
