@@ -13,7 +13,9 @@ Four figures, medians of repeats (these machines are shared and noisy: read the 
    against anny's forward (which always runs its linear blend skinning).
 
 Each ratio compares figures timed in alternation (one repeat of each in turn), so
-that both see the same load. It also prints the local fields' block-sparse layout:
+that both see the same load. A last pair of lines times turns of three calls each: the rig's first
+call after anny's turn runs up to 1.6x slower than the next two here (its 20 ms feel cold caches
+and clocks; anny's 300 ms do not), so it prints the sustained ratio beside the first-call one. It also prints the local fields' block-sparse layout:
 the (feature x vertex) pairs its products compute against those the fields have.
 
 Aims: at least 3x the dense blend and at least 20x anny (issue 12); posing at most 2x the
@@ -71,15 +73,21 @@ def anny_forward(n: int, threads: int = 2):
     return run, info
 
 
-def interleaved(fns: dict, repeats: int) -> dict:
-    """Median seconds of each callable, timed one call of each in turn ``repeats`` times."""
-    times: dict = {name: [] for name in fns}
+def interleaved(fns: dict, repeats: int, calls: int = 1) -> dict:
+    """Median seconds of each callable, timed in turn ``repeats`` times, ``calls`` calls a turn.
+
+    With ``calls`` > 1 the result is a list, the median of each call of a turn: the first call after
+    another's turn pays for cold caches and clocks, which a call of 20 ms (the rig at 256) feels and
+    one of 300 ms (anny's forward) does not."""
+    times: dict = {name: [[] for _ in range(calls)] for name in fns}
     for _ in range(repeats):
         for name, fn in fns.items():
-            t = time.perf_counter()
-            fn()
-            times[name].append(time.perf_counter() - t)
-    return {name: float(np.median(ts)) for name, ts in times.items()}
+            for c in range(calls):
+                t = time.perf_counter()
+                fn()
+                times[name][c].append(time.perf_counter() - t)
+    med = {name: [float(np.median(ts)) for ts in by_call] for name, by_call in times.items()}
+    return {name: m[0] for name, m in med.items()} if calls == 1 else med
 
 
 def panel_pairs(rig) -> tuple[int, int, int]:
@@ -135,6 +143,12 @@ def main() -> None:
     print(f"ratio rig / anny (256)     : {ours_now / anny_rate:8.2f}  (aim >= 20)")
     print(f"ratio rig (2048) / anny    : {ours[2048] / anny_rate:8.2f}")
     print(f"posed rig / anny (256)     : {posed_now / anny_rate:8.2f}  (aim >= 5; anny's forward always skins)")
+    t = interleaved({"anny": run, 256: lambda: rig.vertices(S[256])}, args.repeats, calls=3)
+    first, later = 256 / t[256][0], 256 / float(np.median(t[256][1:]))
+    print(f"in turns of 3 calls        : rig {first:.0f} meshes/s on the first call of a turn, {later:.0f} on the "
+          f"next two; anny {256 / t['anny'][0]:.0f} and {256 / float(np.median(t['anny'][1:])):.0f}")
+    print(f"ratio rig / anny, sustained: {later / (256 / float(np.median(t['anny'][1:]))):8.2f}  (the calls after "
+          f"the first of each turn)")
 
 
 if __name__ == "__main__":
