@@ -291,6 +291,30 @@ def test_a_kept_result_is_not_overwritten_by_the_next(rig):
     assert third.ctypes.data == where and third.tobytes() == copy.tobytes()
 
 
+def test_a_chunk_of_few_varied_sliders_skips_the_others_fields_to_the_same_bytes(rig):
+    """Avatars that vary three sliders blend only the fields some of them use: the bytes they get among
+    prior avatars (every field blended), and a layout kept per set of fields used, the last few."""
+    rng = np.random.default_rng(0)
+    S = np.repeat(rig.defaults()[None], 40, axis=0)
+    for name in ("nose.width1", "body.age", "ears.l_flap"):
+        s = rig.sliders[rig.spec.index(name)]
+        S[:, rig.spec.index(name)] = rng.uniform(s.min, s.max, len(S))
+    rig._layouts.clear()
+    alone = rig.vertices(S)
+    assert len(rig._layouts) == 1                               # the fields used by the chunk, only
+    fptr, feats, _ = next(iter(rig._layouts.values()))
+    assert len(feats) < 0.1 * len(rig._panels.feats) and fptr[-1] == len(feats)
+    among = rig.vertices(np.concatenate([rig.sample(60, seed=1), S]))[60:]
+    assert alone.tobytes() == among.tobytes()
+    from avatar.body.rig import LAYOUTS
+
+    for name in [s.name for s in rig.sliders if s.name.startswith("nose.")][:LAYOUTS + 3]:
+        T = np.repeat(rig.defaults()[None], 8, axis=0)         # other sets of fields: the last few kept
+        T[:, rig.spec.index(name)] = rig.sliders[rig.spec.index(name)].max
+        rig.vertices(T)
+    assert len(rig._layouts) == LAYOUTS
+
+
 def test_linear_modifiers_used_by_the_compare_tests_are_exactly_linear(rig):
     """MakeHuman pairs whose decr target is the incr target negated: linear over -100..100."""
     from test_compare import LINEAR

@@ -97,6 +97,16 @@ def panels(fields, Dm: np.ndarray, n_body: int, n_blend: int, n_all: int) -> Pan
                   int(starts[2] - starts[1]), (feature[on_blend], coord[on_blend], value[on_blend]))
 
 
+def only_fields(pan: Panels, used: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The panels' field lists with only the fields ``used`` (K,) bool: (fptr, feats, Dl) as in ``pan``.
+
+    A chunk whose avatars all leave a field at 0 adds nothing with it, exactly, so the blend may skip
+    its pairs: a dataset that varies a few sliders then blends just their fields."""
+    keep = used[pan.feats]
+    before = np.concatenate([[0], np.cumsum(keep)])
+    return before[pan.fptr].astype(np.int64), pan.feats[keep], _aligned(pan.Dl[keep])
+
+
 def _nonzero(fields) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(feature, coordinate, delta) of every non-zero delta of the fields, coordinate = 3 row + axis."""
     out = []

@@ -44,6 +44,7 @@ DEFAULT_RIG = ROOT / "configs" / "rigs" / "humanoid.yaml"
 MACRO_DEFAULTS = np.array([0.5] * 8 + [1 / 3] * 3)  # MakeHuman's neutral macro values
 RACE_FACTORS = slice(FACTORS.index("african"), FACTORS.index("caucasian") + 1)  # their shares among the factors
 SPARSE_MACRO = 0.1  # macro targets moving less of the blend set than this are blended as local fields
+LAYOUTS = 4  # field layouts kept for chunks that use few fields (_fields_used)
 MIN_THREAD_CHUNK = 96  # avatars per chunk at least on several threads (fewer ran faster on one, here)
 
 
@@ -348,12 +349,12 @@ class Rig:
         _weights_kernel.target_weights(Fm, self._local_macros.columns, *self._local_macros.by_displacement, G,
                                        self._n_features)                    # then the local macros' weights
         tiles, tbits = blend.tiles(W, pattern_key(Fm), _blend_kernel.TILE)
+        fptr, feats, Dl = self._fields_used(G)
         side = self._scratch(n * pan.side_width, "side").reshape(n, pan.side_width)
         flat = out.reshape(n, -1)
         first, later, (lift_at, lift_ys) = self._panel_order
         run = lambda panels, floor: _blend_kernel.blend(  # noqa: E731 - 3. blend
-            W, G, tiles, tbits, pan.Dm, pan.pbits, pan.fptr, pan.feats, pan.Dl, flat, side, pan.n_out, pan.n_macro,
-            panels, floor)
+            W, G, tiles, tbits, pan.Dm, pan.pbits, fptr, feats, Dl, flat, side, pan.n_out, pan.n_macro, panels, floor)
         run(first, np.zeros(n, np.float32))  # the soles and the body rows the bone ends read, unfloored
         floor = _blend_kernel.lowest(flat, *self._sole_panels)   # 5. soles on y = 0 (the feet are lowest)
         want_ends = ends_out is not None or (posed and self.posing.posed_rows(S).any())
@@ -373,6 +374,21 @@ class Rig:
         if posed:  # 6. the pose (posing.py)
             self.posing.apply(out, ends, S)
 
+    def _fields_used(self, G: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The blend's field lists (fptr, feats, Dl) for a chunk of strengths ``G`` (n, K): all of them, or,
+        when the chunk leaves the fields of over half the pairs at 0, only the others
+        (:func:`~avatar.body.blend.only_fields`; the last few such layouts are kept)."""
+        pan, used = self._panels, (G != 0).any(axis=0)
+        if used[pan.feats].mean() > 0.5:
+            return pan.fptr, pan.feats, pan.Dl
+        key = np.packbits(used).tobytes()
+        with self._layouts_lock:
+            got = self._layouts.pop(key, None) or blend.only_fields(pan, used)
+            self._layouts[key] = got  # the most recent last
+            while len(self._layouts) > LAYOUTS:
+                self._layouts.pop(next(iter(self._layouts)))
+        return got
+
     def _scratch(self, size: int, name: str) -> np.ndarray:
         """Float32 work buffer ``name`` of ``size``, kept per thread: a fresh one costs a page fault per 4 kB."""
         buf = getattr(self._buffers, name, None)
@@ -386,6 +402,7 @@ class Rig:
 
         self._buffers = threading.local()
         self._outputs = buffers.Recycler()
+        self._layouts, self._layouts_lock = {}, threading.Lock()  # _fields_used's
         self._build_blend_set()
         local, keys = self._build_macros()
         fields = self._build_fields()
