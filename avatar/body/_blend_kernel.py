@@ -207,9 +207,9 @@ def blend(W, G, tiles, tbits, Dm, pbits, fptr, feats, Dl, out, side, n_out, n_ma
 
     W (n, Tm) macro weights, G (n, K) field strengths, floor (n,), float32; tiles (nt, TILE) avatar
     rows (-1: empty), tbits (nt, words) uint64 the targets each tile weights, as bit sets; Dm (n_macro,
-    Tm, PANEL) the macro targets by panel, pbits (n_macro, words) those non-zero on each; panel p's fields feats[fptr[p]:fptr[p + 1]] with rows Dl[fptr[p]:...]
-    (pairs, PANEL); both 64-byte aligned. out (n, >= PANEL n_out) and side (n, PANEL (all panels - n_out))
-    float32.
+    Tm, PANEL) the macro targets by panel, pbits (n_macro, words) those non-zero on each; panel p's
+    fields feats[fptr[p]:fptr[p + 1]] with rows Dl[fptr[p]:...] (pairs, PANEL). out (n, >= PANEL n_out)
+    and side (n, PANEL (all panels - n_out)) float32.
     """
     nt = tiles.shape[0]
     scratch = np.empty(TILE * PANEL, np.float32)

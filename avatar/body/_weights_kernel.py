@@ -1,10 +1,11 @@
 """The compiled loops of steps 1-2 of the rig: macro target weights and local field strengths.
 
-Each loop does numpy's arithmetic of :meth:`avatar.body.macros.MacroBasis.target_weights` and
-:meth:`avatar.body.rig.Rig.features` operation for operation (products left to right, sums in key
-order, the same float32 roundings), so the weights are the same bytes. numpy's versions are
-dozens of fancy-indexed passes over small arrays (36 rounds of sums alone): 12 µs an avatar here
-at chunks of 128, where the blend they feed takes 90.
+Each loop does the arithmetic of the numpy code it replaced operation for operation (products
+left to right as ``np.prod``, sums in key order, the same float32 roundings), so the weights are the
+same bytes: :meth:`avatar.body.macros.MacroBasis.target_weights` and
+:meth:`avatar.body.rig.Rig.features` call them. numpy's versions were dozens of fancy-indexed passes
+over small arrays (36 rounds of sums alone): 12 µs an avatar here at chunks of 128, where the blend
+they feed takes 90.
 """
 from __future__ import annotations
 
@@ -19,7 +20,7 @@ def target_weights(F, columns, keys, starts, out, col0):  # pragma: no cover - c
 
     F (n, 26) float64 factor values; columns (T, m) int64 each key's factor columns; keys (T,) the
     keys by displacement (each displacement's in ascending order) and starts (D + 1,) where each
-    displacement's begin; out (n, >= col0 + D) float32.
+    displacement's begin; out (n, >= col0 + D) float32 or float64.
     """
     for a in range(F.shape[0]):
         for d in range(starts.shape[0] - 1):

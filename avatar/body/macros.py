@@ -29,6 +29,8 @@ from functools import cached_property, lru_cache
 
 import numpy as np
 
+from avatar.body import _weights_kernel
+
 # the macro variables in the order of their column in a (n, 11) array of values
 VARIABLES = ("gender", "age", "muscle", "weight", "height", "proportions", "cupsize", "firmness",
              "african", "asian", "caucasian")
@@ -143,15 +145,15 @@ class MacroBasis:
         """(n, 26) factor values -> (n, T) target weights: the product of each target's factors."""
         return np.prod(F[:, self.columns], axis=2)
 
-    def target_weights(self, F: np.ndarray) -> np.ndarray:
-        """(n, 26) factor values -> (n, D) float64 weights of the distinct displacements: each the sum
-        of its keys' :meth:`weights`, added in key order column by column (each avatar's own sums)."""
-        W = self.weights(F)
-        if not self._rounds:
-            return np.zeros((len(W), 0))
-        out = W[:, self._rounds[0]].copy()
-        for cols in self._rounds[1:]:  # round r adds each displacement's r-th name, if it has one
-            out[:, self.same[cols]] += W[:, cols]
+    def target_weights(self, F: np.ndarray, out: np.ndarray | None = None, col0: int = 0) -> np.ndarray:
+        """(n, 26) factor values -> (n, D) weights of the distinct displacements: each the sum of its
+        keys' :meth:`weights`, added in key order in float64 (each avatar's own sums).
+
+        Into columns ``col0``.. of ``out`` when given (float32 there: the float64 sums rounded once),
+        else a new float64 array; compiled (``_weights_kernel.target_weights``)."""
+        F = np.ascontiguousarray(F, np.float64)
+        out = np.empty((len(F), self.n_targets)) if out is None else out
+        _weights_kernel.target_weights(F, self.columns, *self.by_displacement, out, col0)
         return out
 
     @cached_property
@@ -160,15 +162,6 @@ class MacroBasis:
         (the order :meth:`target_weights` sums them in)."""
         keys = np.argsort(self.same, kind="stable")
         return keys.astype(np.int64), np.searchsorted(self.same[keys], np.arange(self.n_targets + 1)).astype(np.int64)
-
-    @cached_property
-    def _rounds(self) -> list[np.ndarray]:
-        """The keys by their rank among the keys of the same displacement: round 0 holds each one's first."""
-        order = np.argsort(self.same, kind="stable")
-        start = np.searchsorted(self.same[order], self.same[order])  # first position of its group
-        rank = np.empty(len(order), np.int64)
-        rank[order] = np.arange(len(order)) - start
-        return [np.flatnonzero(rank == r) for r in range(int(rank.max()) + 1 if len(rank) else 0)]
 
     def cells(self, F: np.ndarray) -> tuple[np.ndarray, list[np.ndarray | slice]]:
         """Group avatars by which factors are non-zero.

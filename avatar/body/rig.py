@@ -343,11 +343,9 @@ class Rig:
         into ``ends_out`` when given."""
         Fm = factor_values(self.macro_values(S))
         n, body, pan = len(S), assets.N_BODY, self._panels
-        W = np.empty((n, self._macros.n_targets), np.float32)                 # 1. macro target weights
-        _weights_kernel.target_weights(Fm, self._macros.columns, *self._macros.by_displacement, W, 0)
+        W = self._macros.target_weights(Fm, np.empty((n, self._macros.n_targets), np.float32))  # 1. macro weights
         G = self._strengths(S, Fm, self._n_features + self._local_macros.n_targets)  # 2. local field strengths,
-        _weights_kernel.target_weights(Fm, self._local_macros.columns, *self._local_macros.by_displacement, G,
-                                       self._n_features)                    # then the local macros' weights
+        self._local_macros.target_weights(Fm, G, self._n_features)          # then the local macros' weights
         tiles, tbits = blend.tiles(W, pattern_key(Fm), _blend_kernel.TILE)
         fptr, feats, Dl = self._fields_used(G)
         side = self._scratch(n * pan.side_width, "side").reshape(n, pan.side_width)
