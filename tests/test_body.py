@@ -139,6 +139,62 @@ def test_rows_do_not_depend_on_the_batch_they_are_computed_in(rig):
         assert rig.vertices(S[order]).tobytes() == whole[order].tobytes()
 
 
+def test_a_chunk_shared_among_threads_gives_each_avatar_its_one_thread_bytes(rig):
+    """The blend's passes dealt among threads by panels, the rest split by avatars: the same bytes for
+    1 to 5 threads, at rest (the joint cubes skipped), posed, and with the rest bone ends wanted."""
+    from threadpoolctl import threadpool_limits
+
+    rest, posed = rig.sample(70, seed=5), rig.sample(70, seed=5, pose=True)
+    for S, want_ends in ((rest, False), (posed, False), (rest, True)):
+        got = []
+        for threads in (1, 2, 3, 5):
+            out = np.full((len(S), rig.n_vertices, 3), np.nan, np.float32)
+            ends = np.full((len(S), 2 * rig.posing.n_bones, 3), np.nan, np.float32) if want_ends else None
+            rig._chunk(rig.values(S), out, True, ends, threads)
+            got.append(out.tobytes() + (ends.tobytes() if want_ends else b""))
+        assert all(g == got[0] for g in got[1:]) and not np.isnan(out).any()
+    with threadpool_limits(1, user_api="blas"):
+        alone = rig.vertices(posed)
+    assert alone.tobytes() == rig.vertices(posed).tobytes()
+
+
+def test_workers_deal_every_panel_once_in_whole_blocks():
+    from avatar.body import workers
+    from avatar.body._blend_kernel import BLOCK
+
+    panels = np.arange(7, 7 + 3 * (5 * BLOCK + 3), 3)
+    for threads in (1, 2, 3, 4, 9):
+        shares = workers.deal(panels, threads)
+        assert len(shares) == min(threads, 6) and all(s.dtype == np.int64 and s.flags.c_contiguous for s in shares)
+        assert np.array_equal(np.sort(np.concatenate(shares)), panels)
+        for s in shares:
+            assert (np.diff(s) > 0).all()
+            starts = np.searchsorted(panels, s[::BLOCK])
+            assert (starts % BLOCK == 0).all()                 # each share is whole blocks of the list
+        assert max(map(len, shares)) - min(map(len, shares)) <= BLOCK
+    for n, threads in ((10, 3), (2, 5), (0, 2), (7, 1)):
+        parts = workers.rows(n, threads)
+        assert parts[0][0] == 0 and parts[-1][1] == n and all(a[1] == b[0] for a, b in zip(parts, parts[1:]))
+        assert len(parts) == max(1, min(n, threads)) and all(b > a for a, b in parts if n)
+
+
+def test_workers_each_runs_the_first_part_here_the_others_on_the_pool_and_raises_their_errors():
+    import threading
+
+    from avatar.body import workers
+
+    seen = {}
+    workers.each(lambda k: seen.setdefault(k, threading.get_ident()), [0, 1, 2])
+    me = threading.get_ident()
+    assert sorted(seen) == [0, 1, 2] and seen[0] == me and me not in (seen[1], seen[2])
+
+    def fail(k):
+        if k == 2:
+            raise ValueError("part 2")
+    with pytest.raises(ValueError, match="part 2"):
+        workers.each(fail, [0, 1, 2])
+
+
 def test_the_blend_kernel_sums_the_weighted_rows_of_each_panel():
     """The compiled blend against float64 products, on random matrices with zero weights, zero strengths,
     targets and fields missing from panels and empty tile slots (whose rows it must leave alone)."""

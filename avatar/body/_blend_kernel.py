@@ -200,8 +200,8 @@ def _tile_panel(typingctx, W, G, tiles, t, tbits, pbits, words, Dm, p, feats, f0
 
 
 @njit(cache=True, nogil=True)
-def blend(W, G, tiles, tbits, Dm, pbits, fptr, feats, Dl, out, side, n_out, n_macro, panels, floor,
-          group=GROUP, block=BLOCK):  # pragma: no cover - compiled
+def blend(W, G, tiles, tbits, Dm, pbits, fptr, feats, Dl, out, side, n_out, n_macro, panels,
+          floor):  # pragma: no cover - compiled
     """Blend panels ``panels`` of a chunk: body panels (< n_out) into ``out``, less ``floor`` on y; the
     others into ``side``; macros on panels < n_macro.
 
@@ -210,13 +210,16 @@ def blend(W, G, tiles, tbits, Dm, pbits, fptr, feats, Dl, out, side, n_out, n_ma
     Tm, PANEL) the macro targets by panel, pbits (n_macro, words) those non-zero on each; panel p's
     fields feats[fptr[p]:fptr[p + 1]] with rows Dl[fptr[p]:...] (pairs, PANEL). out (n, >= PANEL n_out)
     and side (n, PANEL (all panels - n_out)) float32.
+
+    No argument has a default: numba's dispatcher types a call that omits one in Python (150 µs
+    holding the GIL, here), where a full call takes 1 µs.
     """
     nt = tiles.shape[0]
     scratch = np.empty(TILE * PANEL, np.float32)
-    for g in range(0, nt, group):  # a group's weights stay in cache while the panels stream past
-        for b in range(0, len(panels), block):  # a block's targets stay in cache while the group's tiles pass
-            for t in range(g, min(g + group, nt)):
-                for i in range(b, min(b + block, len(panels))):  # each avatar's row written in order
+    for g in range(0, nt, GROUP):  # a group's weights stay in cache while the panels stream past
+        for b in range(0, len(panels), BLOCK):  # a block's targets stay in cache while the group's tiles pass
+            for t in range(g, min(g + GROUP, nt)):
+                for i in range(b, min(b + BLOCK, len(panels))):  # each avatar's row written in order
                     p = panels[i]
                     X, c0, phase = (out, p * PANEL, p * PANEL % 3) if p < n_out else (side, (p - n_out) * PANEL, 3)
                     words = tbits.shape[1] if p < n_macro else 0

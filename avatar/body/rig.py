@@ -31,7 +31,7 @@ from pathlib import Path
 
 import numpy as np
 
-from avatar.body import _blend_kernel, _weights_kernel, assets, blend, buffers, deformers, eyes
+from avatar.body import _blend_kernel, _weights_kernel, assets, blend, buffers, deformers, eyes, workers
 from avatar.body.catalogue import target_keys
 from avatar.body.macros import (FACTORS, VARIABLES, MacroBasis, age_order, factor_values, is_macro_target,
                                  pattern_key, years_to_age)
@@ -45,20 +45,7 @@ MACRO_DEFAULTS = np.array([0.5] * 8 + [1 / 3] * 3)  # MakeHuman's neutral macro 
 RACE_FACTORS = slice(FACTORS.index("african"), FACTORS.index("caucasian") + 1)  # their shares among the factors
 SPARSE_MACRO = 0.1  # macro targets moving less of the blend set than this are blended as local fields
 LAYOUTS = 4  # field layouts kept for chunks that use few fields (_fields_used)
-MIN_THREAD_CHUNK = 96  # avatars per chunk at least on several threads (fewer ran faster on one, here)
-
-
-@lru_cache(maxsize=1)
-def _blas():
-    from threadpoolctl import ThreadpoolController  # a dependency of scikit-learn
-
-    return ThreadpoolController().select(user_api="blas")
-
-
-def _blas_threads() -> int:
-    """How many threads the rig may use now: as many as BLAS may (1 under a caller's
-    ``threadpool_limits(1)``, as dataset workers and compare's tasks set), though its chunks call no BLAS."""
-    return max([1] + [lib["num_threads"] for lib in _blas().info()])
+MIN_SHARED = 32  # avatars a call at least to share its chunks among threads (workers.py)
 
 
 def _distinct(keys: list, dense: dict) -> tuple[MacroBasis, np.ndarray]:
@@ -80,23 +67,6 @@ def _distinct(keys: list, dense: dict) -> tuple[MacroBasis, np.ndarray]:
     firsts = np.unique(same)                        # each distinct row's first appearance, in order
     rank = np.searchsorted(firsts, same)
     return MacroBasis(keys, rank), np.stack([dense[keys[i]] for i in firsts])
-
-
-_POOLS: dict = {}
-
-
-def _pool(threads: int):
-    """A thread pool kept for the process (its threads keep their scratch buffers, see _scratch).
-
-    Keyed by process id too: a forked child has the parent's pool object but not its threads.
-    """
-    import os
-    from concurrent.futures import ThreadPoolExecutor
-
-    key = (os.getpid(), threads)
-    if key not in _POOLS:
-        _POOLS[key] = ThreadPoolExecutor(threads, thread_name_prefix="avatar-rig")
-    return _POOLS[key]
 
 
 def _blend_index() -> np.ndarray:
@@ -163,13 +133,15 @@ class Rig:
             raise ValueError(f"expected (P,) or (n, P) slider values with P = {len(self.sliders)}, "
                              f"got shape {arr.shape}")
         rows = np.atleast_2d(arr)
-        bad = ~np.isfinite(rows) | (rows < self.spec.lows()) | (rows > self.spec.highs())
-        bad |= self._whole & (rows != np.round(rows))
+        lows, highs = self._range
+        bad = ~((rows >= lows) & (rows <= highs))  # NaN compares False; the ranges are finite
+        whole = rows[:, self._whole]
+        bad[:, self._whole] |= whole != np.round(whole)
         if bad.any():
             i, j = np.argwhere(bad)[0]
             s = self.sliders[j]
             raise ValueError(f"avatar {i}: {s.name} = {rows[i, j]:g} is not a valid value "
-                             f"(range {self.spec.lows()[j]:g} to {self.spec.highs()[j]:g}"
+                             f"(range {lows[j]:g} to {highs[j]:g}"
                              f"{', whole numbers' if self._whole[j] else ''})")
         return arr
 
@@ -194,45 +166,37 @@ class Rig:
     def features(self, S: np.ndarray) -> np.ndarray:
         """(n, K) float32 strengths of the local fields for slider values ``S`` (n, P)."""
         S = np.atleast_2d(np.asarray(S, np.float64))
-        return self._strengths(S, factor_values(self.macro_values(S)), self._n_features)
+        out = np.empty((len(S), self._n_features), np.float32)
+        self._strengths(S, factor_values(self.macro_values(S)), out)
+        return out
 
-    def _strengths(self, S: np.ndarray, Fm: np.ndarray, width: int) -> np.ndarray:
-        """(n, width) float32: the fields' strengths (:meth:`features`) in the first K columns, 0 after.
+    def _strengths(self, S: np.ndarray, Fm: np.ndarray, out: np.ndarray) -> None:
+        """The fields' strengths (:meth:`features`) into the first K columns of ``out`` (n, >= K) float32, 0 after.
 
         Each slider's value above / below its default as 0..1, bools and categories as 0/1, an
         expression unit's field per ethnicity times that ethnicity's share (factor values ``Fm``),
         and the rest pose row at 1 (``_weights_kernel.strengths``)."""
-        out = np.empty((len(S), width), np.float32)
         races = np.ascontiguousarray(Fm[:, RACE_FACTORS], np.float32)
         _weights_kernel.strengths(np.ascontiguousarray(S), *self._strength_tables, races, self._n_features - 1, out)
-        return out
 
     def vertices(self, S, chunk: int = 1024, posed: bool = True) -> np.ndarray:
         """(n, V, 3) float32 vertex positions for slider values ``S`` (n, P); (V, 3) for (P,).
 
         ``posed=False`` gives the rest pose (every pose slider at 0), the skinned GLB's bind pose.
 
-        Chunks of at most ``chunk`` avatars run on as many threads as BLAS may use (their compiled
-        loops release the GIL). An avatar's bytes do not depend on its chunk or the thread count.
-        The array reuses the memory of an earlier result once every array over it is gone
-        (:mod:`avatar.body.buffers`): fresh pages cost up to 4x the blend.
+        Chunks of at most ``chunk`` avatars run one after the other, each shared by as many threads
+        as BLAS may use (:mod:`avatar.body.workers`; the compiled loops release the GIL). An avatar's
+        bytes do not depend on its chunk or the thread count. The array reuses the memory of an
+        earlier result once every array over it is gone (:mod:`avatar.body.buffers`): fresh pages
+        cost up to 4x the blend.
         """
         S = self.values(S)
         single = S.ndim == 1
         S = np.atleast_2d(S)
         out = self._outputs.empty((len(S), self.n_vertices, 3), np.float32)
-        threads = _blas_threads() if len(S) >= 2 * MIN_THREAD_CHUNK else 1
-        parts = -(-len(S) // chunk)
-        if threads > 1:  # a whole number of chunks per thread, each at least MIN_THREAD_CHUNK avatars
-            parts = -(-max(parts, threads) // threads) * threads
-            parts = min(parts, len(S) // MIN_THREAD_CHUNK)
-        cuts = np.linspace(0, len(S), parts + 1).round().astype(int)
-        steps = list(zip(cuts[:-1], cuts[1:]))
-        if threads > 1 and len(steps) > 1:
-            list(_pool(threads).map(lambda ab: self._chunk(S[ab[0]:ab[1]], out[ab[0]:ab[1]], posed), steps))
-        else:
-            for a, b in steps:
-                self._chunk(S[a:b], out[a:b], posed)
+        threads = workers.allowed() if len(S) >= MIN_SHARED else 1
+        for a in range(0, len(S), chunk):
+            self._chunk(S[a:a + chunk], out[a:a + chunk], posed, threads=threads)
         return out[0] if single else out
 
     # -- skeleton --------------------------------------------------------
@@ -240,8 +204,9 @@ class Rig:
         """Rest vertices (n, V, 3) and rest bone ends (n, 2J, 3), float32, of checked values ``S`` (n, P)."""
         V = np.empty((len(S), self.n_vertices, 3), np.float32)
         ends = np.empty((len(S), 2 * self.posing.n_bones, 3), np.float32)
+        threads = workers.allowed() if len(S) >= MIN_SHARED else 1
         for i in range(0, len(S), 1024):
-            self._chunk(S[i:i + 1024], V[i:i + 1024], False, ends[i:i + 1024])
+            self._chunk(S[i:i + 1024], V[i:i + 1024], False, ends[i:i + 1024], threads)
         return V, ends
 
     def rest_ends(self, S) -> np.ndarray:
@@ -338,46 +303,75 @@ class Rig:
         return mesh
 
     # -- internals -------------------------------------------------------
-    def _chunk(self, S: np.ndarray, out: np.ndarray, posed: bool = True, ends_out=None) -> None:
-        """Steps 1-6 for one chunk of avatars into ``out`` (n, V, 3); the rest bone ends (n, 2J, 3)
-        into ``ends_out`` when given."""
-        Fm = factor_values(self.macro_values(S))
+    def _chunk(self, S: np.ndarray, out: np.ndarray, posed: bool = True, ends_out=None, threads: int = 1) -> None:
+        """Steps 1-6 for one chunk of avatars into ``out`` (n, V, 3), on ``threads`` threads (the blend's
+        passes shared by panels, the rest by avatars: :mod:`avatar.body.workers`); the rest bone ends
+        (n, 2J, 3) into ``ends_out`` when given."""
         n, body, pan = len(S), assets.N_BODY, self._panels
-        W = self._macros.target_weights(Fm, np.empty((n, self._macros.n_targets), np.float32))  # 1. macro weights
-        G = self._strengths(S, Fm, self._n_features + self._local_macros.n_targets)  # 2. local field strengths,
-        self._local_macros.target_weights(Fm, G, self._n_features)          # then the local macros' weights
+        rows = workers.rows(n, threads)
+        Fm = factor_values(self.macro_values(S))
+        W = np.empty((n, self._macros.n_targets), np.float32)
+        G = np.empty((n, self._n_features + self._local_macros.n_targets), np.float32)
+
+        def weigh(r):  # 1. macro weights; 2. local field strengths, then the local macros' weights
+            a, b = r
+            self._macros.target_weights(Fm[a:b], W[a:b])
+            self._strengths(S[a:b], Fm[a:b], G[a:b])
+            self._local_macros.target_weights(Fm[a:b], G[a:b], self._n_features)
+
+        workers.each(weigh, rows)
         tiles, tbits = blend.tiles(W, pattern_key(Fm), _blend_kernel.TILE)
         fptr, feats, Dl = self._fields_used(G)
         side = self._scratch(n * pan.side_width, "side").reshape(n, pan.side_width)
         flat = out.reshape(n, -1)
-        first, later, (lift_at, lift_ys) = self._panel_order
-        run = lambda panels, floor: _blend_kernel.blend(  # noqa: E731 - 3. blend
-            W, G, tiles, tbits, pan.Dm, pan.pbits, fptr, feats, Dl, flat, side, pan.n_out, pan.n_macro, panels, floor)
-        run(first, np.zeros(n, np.float32))  # the soles and the body rows the bone ends read, unfloored
-        floor = _blend_kernel.lowest(flat, *self._sole_panels)   # 5. soles on y = 0 (the feet are lowest)
         want_ends = ends_out is not None or (posed and self.posing.posed_rows(S).any())
-        ends = None  # the skeleton's bone ends: regressed from the blended joint cubes, less the floor
-        if want_ends:  # before the second pass floors the body rows they read
-            ends = np.empty((n, len(self._end_index), 3), np.float32)
-            _blend_kernel.bone_ends(flat, side, self._end_index, self._end_weight, body, floor, ends)
-        run(later, floor)                                        # everything else, the floor subtracted
-        _blend_kernel.lower(flat, lift_at, lift_ys, floor)
-        # 4. eyeballs: the sphere on each blended helper eyeball, plus our deformers' fields on it
-        _blend_kernel.eyeballs(side, self._eye_helpers, len(self._eye_rows[0]), pan.extra, eyes.UNIT, floor,
-                               out[:, body:])
-        if ends is None:
-            return
+        ends = np.empty((n, len(self._end_index), 3), np.float32) if want_ends else None
+        floor = np.zeros(n, np.float32)
+        first, later = self._panel_shares(threads, want_ends)
+
+        def run(panels):  # 3. blend, a share of the panels for every avatar of the chunk
+            _blend_kernel.blend(W, G, tiles, tbits, pan.Dm, pan.pbits, fptr, feats, Dl, flat, side, pan.n_out,
+                                pan.n_macro, panels, floor)
+
+        def ground(r):  # 5. soles on y = 0 (the feet are lowest); the bone ends before the body rows they
+            a, b = r    # read are floored: regressed from the blended joint cubes, less the floor
+            floor[a:b] = _blend_kernel.lowest(flat[a:b], *self._sole_panels)
+            if want_ends:
+                _blend_kernel.bone_ends(flat[a:b], side[a:b], self._end_index, self._end_weight, body, floor[a:b],
+                                        ends[a:b])
+
+        def finish(r):
+            a, b = r
+            _blend_kernel.lower(flat[a:b], *self._lift, floor[a:b])
+            # 4. eyeballs: the sphere on each blended helper eyeball, plus our deformers' fields on it
+            _blend_kernel.eyeballs(side[a:b], self._eye_helpers, len(self._eye_rows[0]), pan.extra, eyes.UNIT,
+                                   floor[a:b], out[a:b, body:])
+            if want_ends and posed:  # 6. the pose (posing.py)
+                self.posing.apply(out[a:b], ends[a:b], S[a:b])
+
+        workers.each(run, first)  # the soles and the body rows the bone ends read, unfloored (floor 0)
+        workers.each(ground, rows)
+        workers.each(run, later)  # everything else, the floor subtracted as it is stored
+        workers.each(finish, rows)
         if ends_out is not None:
             ends_out[:] = ends
-        if posed:  # 6. the pose (posing.py)
-            self.posing.apply(out, ends, S)
+
+    def _panel_shares(self, threads: int, ends: bool) -> tuple[list, list]:
+        """The blend's two passes dealt among ``threads`` (:func:`workers.deal`): the first holds the
+        side buffer's joint cubes only when the bone ends are wanted (nothing else reads them)."""
+        key = (threads, ends)
+        if key not in self._shares:
+            first, later, joints = self._passes
+            first = first if ends else first[~joints]
+            self._shares[key] = workers.deal(first, threads), workers.deal(later, threads)
+        return self._shares[key]
 
     def _fields_used(self, G: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The blend's field lists (fptr, feats, Dl) for a chunk of strengths ``G`` (n, K): all of them, or,
         when the chunk leaves the fields of over half the pairs at 0, only the others
         (:func:`~avatar.body.blend.only_fields`; the last few such layouts are kept)."""
         pan, used = self._panels, (G != 0).any(axis=0)
-        if used[pan.feats].mean() > 0.5:
+        if self._pairs_of[used].sum() > 0.5 * len(pan.feats):
             return pan.fptr, pan.feats, pan.Dl
         key = np.packbits(used).tobytes()
         with self._layouts_lock:
@@ -401,6 +395,7 @@ class Rig:
         self._buffers = threading.local()
         self._outputs = buffers.Recycler()
         self._layouts, self._layouts_lock = {}, threading.Lock()  # _fields_used's
+        self._shares = {}  # _panel_shares'
         self._build_blend_set()
         local, keys = self._build_macros()
         fields = self._build_fields()
@@ -411,9 +406,13 @@ class Rig:
         # fields live on the blend set (rows 0..B-1) and, for our deformers, on the eyeballs (B..B+2k-1)
         B, k = len(self._blend), eyes.EYE_SPHERE.vertices.shape[0]
         self._panels = blend.panels(fields, self._Dm, assets.N_BODY, B, B + 2 * k)
+        self._pairs_of = np.bincount(self._panels.feats, minlength=len(fields))  # each field's (field, panel) pairs
         first, later, first_y = blend.floor_first(self._panels, self._soles, self._end_body, assets.N_BODY)
+        side = first - self._panels.n_out  # the side buffer's panels: helper eyeballs, joint cubes, eye fields
+        eyes_end = -(-3 * sum(map(len, self._eye_rows)) // _blend_kernel.PANEL)
+        self._passes = first, later, (side >= eyes_end) & (side < self._panels.extra // _blend_kernel.PANEL)
         at, ys = blend.panel_masks(first_y)
-        self._panel_order = first, later, (at, ys.astype(np.float32))
+        self._lift = at, ys.astype(np.float32)  # the first pass's body y coordinates, floored after it
         at, keep = blend.panel_masks(3 * self._soles + 1)  # the soles' y coordinates
         self._sole_panels = at, np.where(keep, 0.0, np.inf).astype(np.float32)
         del self._Dm  # the panels hold it
@@ -457,6 +456,7 @@ class Rig:
         self._eye_helpers = np.array([r[0] - b for r in self._eye_rows], np.int64)  # first rows in the side buffer
         self._soles = np.flatnonzero(self.template.part_mask("foot_l", "foot_r")[:b])  # where min y is
         self._whole = np.array([s.kind in ("integer", "bool", "categorical") for s in sliders])
+        self._range = self.spec.lows(), self.spec.highs()  # values()' checks
 
     def _build_macros(self) -> tuple[list, list]:
         """1. The macro targets: the dense ones' matrix; returns (the local ones' distinct (B, 3) deltas, all keys)."""
