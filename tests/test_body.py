@@ -211,14 +211,20 @@ def test_the_blend_kernel_sums_the_weighted_rows_of_each_panel():
     W = rng.random((n, Tm)).astype(np.float32) * (rng.random((n, Tm)) < 0.3)
     G = rng.random((n, K)).astype(np.float32) * (rng.random((n, K)) < 0.7)
     pan = blend.panels(fields, Dm, n_body, B, B + 6)
-    tiles, tbits = blend.tiles(W, rng.integers(0, 4, n), kernel.TILE)
+    tiles = blend.tiles(rng.integers(0, 4, n), kernel.TILE)
     assert (tiles == -1).sum() == 1 and sorted(tiles[tiles >= 0]) == list(range(n))
+    Wt, Gt = blend.by_tile(W, tiles), blend.by_tile(G, tiles)
+    for t, slots in enumerate(tiles):                           # tile by tile, avatars side by side
+        for i, a in enumerate(slots):
+            assert (Wt[t, :, i] == (W[a] if a >= 0 else 0)).all() and (Gt[t, :, i] == (G[a] if a >= 0 else 0)).all()
+    tbits = blend.tile_bits(Wt)
+    np.testing.assert_array_equal(tbits, blend.bitsets(np.array([(W[s[s >= 0]] != 0).any(axis=0) for s in tiles])))
     out = np.full((n, 3 * n_body + kernel.PANEL), np.nan, np.float32)     # room for the last body panel's padding
     side = np.full((n, pan.side_width), np.nan, np.float32)
     floor = rng.random(n).astype(np.float32)
     everything = np.arange(len(pan.fptr) - 1)
     assert (pan.pbits != 0).any() and (~pan.pbits != 0).any()        # some targets skip some panels
-    kernel.blend(W, G, tiles, tbits, pan.Dm, pan.pbits, pan.fptr, pan.feats, pan.Dl, out, side, pan.n_out, pan.n_macro,
+    kernel.blend(Wt, Gt, tiles, tbits, pan.Dm, pan.pbits, pan.fptr, pan.feats, pan.Dl, out, side, pan.n_out, pan.n_macro,
                  everything, floor)
     D = np.zeros((K, 3 * (B + 6)))
     for k, (rows, d) in enumerate(fields):
@@ -232,8 +238,9 @@ def test_the_blend_kernel_sums_the_weighted_rows_of_each_panel():
     # an avatar's bytes are its own: the same avatar computed alone, in its own tile
     for i in (0, 7, 22):
         o1, s1 = np.zeros((1, out.shape[1]), np.float32), np.zeros((1, side.shape[1]), np.float32)
-        t1, b1 = blend.tiles(W[i:i + 1], np.zeros(1, np.int64), kernel.TILE)
-        kernel.blend(W[i:i + 1], G[i:i + 1], t1, b1, pan.Dm, pan.pbits, pan.fptr, pan.feats, pan.Dl, o1, s1,
+        t1 = blend.tiles(np.zeros(1, np.int64), kernel.TILE)
+        W1 = blend.by_tile(W[i:i + 1], t1)
+        kernel.blend(W1, blend.by_tile(G[i:i + 1], t1), t1, blend.tile_bits(W1), pan.Dm, pan.pbits, pan.fptr, pan.feats, pan.Dl, o1, s1,
                      pan.n_out, pan.n_macro, everything, floor[i:i + 1])
         assert o1[0, : 3 * n_body].tobytes() == out[i, : 3 * n_body].tobytes()
         assert s1[0].tobytes() == side[i].tobytes()

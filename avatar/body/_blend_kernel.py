@@ -55,14 +55,16 @@ def _accumulators(builder, n: int, pre):
     return acc
 
 
-def _fma_step(builder, wrows, k, row, acc):
-    """acc[i VECTORS + v] + weight(i, k) * row[v] for each avatar row i of the tile and vector v of the
-    panel's row ``row``: each weight is broadcast once for both vectors."""
+def _fma_step(builder, weights, k, row, acc):
+    """acc[i VECTORS + v] + weights[k, i] * row[v] for each avatar i of the tile and vector v of the
+    panel's row ``row``: each weight is broadcast once for both vectors. ``weights`` is the tile's
+    (columns, TILE) block: a step's eight weights share a cache line."""
     fma = vx.fma(builder)
     d = [builder.load(vx.vector_at(builder, row, ir.Constant(vx.I64, v * LANES)), align=4) for v in range(VECTORS)]
     new = []
-    for i, w_row in enumerate(wrows):
-        w = vx.splat(builder, builder.load(builder.gep(w_row, [k])))
+    at = builder.gep(weights, [builder.mul(k, ir.Constant(vx.I64, TILE))])
+    for i in range(TILE):
+        w = vx.splat(builder, builder.load(builder.gep(at, [ir.Constant(vx.I64, i)])))
         new.extend(builder.call(fma, [w, d[v], acc[i * VECTORS + v]]) for v in range(VECTORS))
     return new
 
@@ -71,12 +73,11 @@ def _by_avatar(acc):
     return [acc[i * VECTORS:(i + 1) * VECTORS] for i in range(TILE)]
 
 
-def _field_chain(builder, rows, weights, wstride, index, q0, q1, dbase):
-    """Emit ``acc[i][v] = sum_q weights[rows[i], index[q]] * D[q][v]`` for q in q0..q1-1, D's rows of
+def _field_chain(builder, weights, index, q0, q1, dbase):
+    """Emit ``acc[i][v] = sum_q weights[index[q], i] * D[q][v]`` for q in q0..q1-1, D's rows of
     ``PANEL`` floats from ``dbase`` (a panel's fields). Returns the TILE lists of VECTORS accumulators."""
     pre = builder.block
     head, body, done = (builder.append_basic_block(s) for s in ("head", "body", "done"))
-    wrows = [builder.gep(weights, [builder.mul(r, wstride)]) for r in rows]
     builder.branch(head)
     builder.position_at_end(head)
     q = builder.phi(vx.I64)
@@ -85,7 +86,7 @@ def _field_chain(builder, rows, weights, wstride, index, q0, q1, dbase):
     builder.cbranch(builder.icmp_signed("<", q, q1), body, done)
     builder.position_at_end(body)
     k = builder.load(builder.gep(index, [q]))
-    new = _fma_step(builder, wrows, k, builder.gep(dbase, [builder.mul(q, ir.Constant(vx.I64, PANEL))]), acc)
+    new = _fma_step(builder, weights, k, builder.gep(dbase, [builder.mul(q, ir.Constant(vx.I64, PANEL))]), acc)
     end = builder.block
     q.add_incoming(builder.add(q, ir.Constant(vx.I64, 1)), end)
     for a, v in zip(acc, new):
@@ -95,14 +96,13 @@ def _field_chain(builder, rows, weights, wstride, index, q0, q1, dbase):
     return _by_avatar(acc)
 
 
-def _target_chain(builder, rows, weights, wstride, tbits, pbits, words, dbase):
-    """Emit ``acc[i][v] = sum_k weights[rows[i], k] * D[k][v]`` over the targets k (ascending) set in both
+def _target_chain(builder, weights, tbits, pbits, words, dbase):
+    """Emit ``acc[i][v] = sum_k weights[k, i] * D[k][v]`` over the targets k (ascending) set in both
     bit sets ``tbits`` (the tile's weighted targets) and ``pbits`` (those moving the panel), ``words``
     uint64 each; D's rows of ``PANEL`` floats from ``dbase`` (the panel's targets)."""
     pre = builder.block
     head, advance, fetch, body, done = (builder.append_basic_block(s)
                                         for s in ("head", "advance", "fetch", "body", "done"))
-    wrows = [builder.gep(weights, [builder.mul(r, wstride)]) for r in rows]
     one, bits64 = ir.Constant(vx.I64, 1), ir.Constant(vx.I64, 64)
     builder.branch(head)
     builder.position_at_end(head)       # state: word w, its bits x still to sum
@@ -124,7 +124,7 @@ def _target_chain(builder, rows, weights, wstride, tbits, pbits, words, dbase):
     builder.position_at_end(body)       # the lowest set bit: target 64 w + its index
     cttz = vx.function(builder, "llvm.cttz.i64", vx.I64, [vx.I64, ir.IntType(1)])
     k = builder.add(builder.mul(w, bits64), builder.call(cttz, [x, ir.Constant(ir.IntType(1), 1)]))
-    new = _fma_step(builder, wrows, k, builder.gep(dbase, [builder.mul(k, ir.Constant(vx.I64, PANEL))]), acc)
+    new = _fma_step(builder, weights, k, builder.gep(dbase, [builder.mul(k, ir.Constant(vx.I64, PANEL))]), acc)
     end = builder.block
     w.add_incoming(w, end)
     x.add_incoming(builder.and_(x, builder.sub(x, one)), end)
@@ -173,13 +173,15 @@ def _tile_panel(typingctx, W, G, tiles, t, tbits, pbits, words, Dm, p, feats, f0
         dm = builder.gep(Da.data, [builder.mul(builder.mul(pv, shape(Da, 1)), ir.Constant(vx.I64, PANEL))])
         tb = builder.gep(TB.data, [builder.mul(tv, shape(TB, 1))])
         pb = builder.gep(PB.data, [builder.mul(pv, shape(PB, 1))])
-        macro = _target_chain(builder, rows, Wa.data, shape(Wa, 1), tb, pb, wordsv, dm)
+        wt = builder.gep(Wa.data, [builder.mul(builder.mul(tv, shape(Wa, 1)), ir.Constant(vx.I64, TILE))])
+        gt = builder.gep(Ga.data, [builder.mul(builder.mul(tv, shape(Ga, 1)), ir.Constant(vx.I64, TILE))])
+        macro = _target_chain(builder, wt, tb, pb, wordsv, dm)
         parked = [vx.vector_at(builder, Sa.data, ir.Constant(vx.I64, j * LANES)) for j in range(TILE * VECTORS)]
         for at, m in zip(parked, (m for ms in macro for m in ms)):
             builder.store(m, at, align=4)
         barrier = ir.FunctionType(ir.VoidType(), [])  # the stores happen here and the loads after: no
         builder.asm(barrier, "", "~{memory}", [], True)  # forwarding that would keep the sums in registers
-        local = _field_chain(builder, rows, Ga.data, shape(Ga, 1), Fa.data, f0v, f1v, La.data)
+        local = _field_chain(builder, gt, Fa.data, f0v, f1v, La.data)
         builder.asm(barrier, "", "~{memory}", [], True)
         loaded = iter([builder.load(at, align=4) for at in parked])
         macro = [[next(loaded) for _ in range(VECTORS)] for _ in range(TILE)]
@@ -205,8 +207,9 @@ def blend(W, G, tiles, tbits, Dm, pbits, fptr, feats, Dl, out, side, n_out, n_ma
     """Blend panels ``panels`` of a chunk: body panels (< n_out) into ``out``, less ``floor`` on y; the
     others into ``side``; macros on panels < n_macro.
 
-    W (n, Tm) macro weights, G (n, K) field strengths, floor (n,), float32; tiles (nt, TILE) avatar
-    rows (-1: empty), tbits (nt, words) uint64 the targets each tile weights, as bit sets; Dm (n_macro,
+    W (nt, Tm, TILE) macro weights and G (nt, K, TILE) field strengths tile by tile (each tile's avatars
+    side by side: ``blend.tile_major``), floor (n,), float32; tiles (nt, TILE) avatar rows (-1: empty),
+    tbits (nt, words) uint64 the targets each tile weights, as bit sets; Dm (n_macro,
     Tm, PANEL) the macro targets by panel, pbits (n_macro, words) those non-zero on each; panel p's
     fields feats[fptr[p]:fptr[p + 1]] with rows Dl[fptr[p]:...] (pairs, PANEL). out (n, >= PANEL n_out)
     and side (n, PANEL (all panels - n_out)) float32.

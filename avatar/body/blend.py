@@ -151,22 +151,36 @@ def panel_masks(cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return (panel * PANEL).astype(np.int64), mask
 
 
-def tiles(W: np.ndarray, key: np.ndarray, tile: int) -> tuple[np.ndarray, np.ndarray]:
-    """Tiles of ``tile`` avatars (neighbours in the order of ``key``, :func:`~avatar.body.macros.pattern_key`)
-    and the targets each tile weights.
+def tiles(key: np.ndarray, tile: int) -> np.ndarray:
+    """(nt, tile) int64 tiles of ``tile`` avatars, neighbours in the order of ``key``
+    (:func:`~avatar.body.macros.pattern_key`: they weight nearly the same targets), -1 in the last
+    tile's empty slots."""
+    slots = np.full(-(-len(key) // tile) * tile, -1, np.int64)
+    slots[: len(key)] = np.argsort(key, kind="stable")
+    return slots.reshape(-1, tile)
 
-    Returns (tiles (nt, tile) int64, -1 in empty slots; tbits (nt, words) uint64): the targets some
-    avatar of the tile weights non-zero, as :func:`bitsets`.
-    """
-    order = np.argsort(key, kind="stable")
-    slots = np.full(-(-len(W) // tile) * tile, -1, np.int64)
-    slots[: len(W)] = order
-    slots = slots.reshape(-1, tile)
-    used = np.zeros((len(slots), W.shape[1]), bool)
-    for i in range(tile):
-        real = slots[:, i] >= 0
-        used[real] |= W[slots[real, i]] != 0
-    return slots, bitsets(used)
+
+def tile_major(rows: np.ndarray, tile: int, out: np.ndarray | None = None) -> np.ndarray:
+    """(k, m, tile) float32: rows (k tile, m) of k tiles' avatars in slot order, each tile's ``tile``
+    rows side by side, so that the kernel's eight weights of a step share one cache line."""
+    src = rows.reshape(-1, tile, rows.shape[1]).transpose(0, 2, 1)
+    if out is None:
+        return np.ascontiguousarray(src, np.float32)
+    out[...] = src
+    return out
+
+
+def by_tile(X: np.ndarray, slots: np.ndarray) -> np.ndarray:
+    """(nt, m, tile) float32: the rows of ``X`` (n, m) of each tile's avatars (:func:`tiles`) side by
+    side, 0 in empty slots."""
+    rows = np.where((slots >= 0).reshape(-1, 1), X[np.maximum(slots, 0).ravel()], 0.0)
+    return tile_major(rows, slots.shape[1])
+
+
+def tile_bits(Xt: np.ndarray) -> np.ndarray:
+    """(nt, words) uint64: the columns some avatar of each tile weights non-zero (Xt (nt, m, tile)), as
+    :func:`bitsets`."""
+    return bitsets((Xt != 0).any(axis=2))
 
 
 @functools.lru_cache(maxsize=1)

@@ -308,20 +308,28 @@ class Rig:
         passes shared by panels, the rest by avatars: :mod:`avatar.body.workers`); the rest bone ends
         (n, 2J, 3) into ``ends_out`` when given."""
         n, body, pan = len(S), assets.N_BODY, self._panels
-        rows = workers.rows(n, threads)
         Fm = factor_values(self.macro_values(S))
-        W = np.empty((n, self._macros.n_targets), np.float32)
-        G = np.empty((n, self._n_features + self._local_macros.n_targets), np.float32)
+        tiles = blend.tiles(pattern_key(Fm), _blend_kernel.TILE)    # neighbours weight the same targets
+        Tm, K = self._macros.n_targets, self._n_features + self._local_macros.n_targets
+        Wt, Gt = (np.empty((len(tiles), m, _blend_kernel.TILE), np.float32) for m in (Tm, K))
+        tbits = np.empty((len(tiles), -(-Tm // 64)), np.uint64)
 
-        def weigh(r):  # 1. macro weights; 2. local field strengths, then the local macros' weights
-            a, b = r
-            self._macros.target_weights(Fm[a:b], W[a:b])
-            self._strengths(S[a:b], Fm[a:b], G[a:b])
-            self._local_macros.target_weights(Fm[a:b], G[a:b], self._n_features)
+        def weigh(span):  # 1. macro weights; 2. local field strengths, then the local macros' weights; in
+            t0, t1 = span  # tiles' slot order, laid out tile by tile (blend.tile_major)
+            slots = tiles[t0:t1].ravel()
+            real = slots[slots >= 0]                     # only the last tile has empty slots, at its end
+            W, G = np.zeros((len(slots), Tm), np.float32), np.zeros((len(slots), K), np.float32)
+            self._macros.target_weights(Fm[real], W[: len(real)])
+            self._strengths(S[real], Fm[real], G[: len(real)])
+            self._local_macros.target_weights(Fm[real], G[: len(real)], self._n_features)
+            blend.tile_major(W, _blend_kernel.TILE, Wt[t0:t1])
+            blend.tile_major(G, _blend_kernel.TILE, Gt[t0:t1])
+            tbits[t0:t1] = blend.tile_bits(Wt[t0:t1])
+            used[t0] = (G != 0).any(axis=0)
 
-        workers.each(weigh, rows)
-        tiles, tbits = blend.tiles(W, pattern_key(Fm), _blend_kernel.TILE)
-        fptr, feats, Dl = self._fields_used(G)
+        used = {}
+        workers.each(weigh, workers.rows(len(tiles), threads))
+        fptr, feats, Dl = self._fields_used(np.logical_or.reduce(list(used.values())))
         side = self._scratch(n * pan.side_width, "side").reshape(n, pan.side_width)
         flat = out.reshape(n, -1)
         want_ends = ends_out is not None or (posed and self.posing.posed_rows(S).any())
@@ -330,7 +338,7 @@ class Rig:
         first, later = self._panel_shares(threads, want_ends)
 
         def run(panels):  # 3. blend, a share of the panels for every avatar of the chunk
-            _blend_kernel.blend(W, G, tiles, tbits, pan.Dm, pan.pbits, fptr, feats, Dl, flat, side, pan.n_out,
+            _blend_kernel.blend(Wt, Gt, tiles, tbits, pan.Dm, pan.pbits, fptr, feats, Dl, flat, side, pan.n_out,
                                 pan.n_macro, panels, floor)
 
         def ground(r):  # 5. soles on y = 0 (the feet are lowest); the bone ends before the body rows they
@@ -350,6 +358,7 @@ class Rig:
                 self.posing.apply(out[a:b], ends[a:b], S[a:b])
 
         workers.each(run, first)  # the soles and the body rows the bone ends read, unfloored (floor 0)
+        rows = workers.rows(n, threads)
         workers.each(ground, rows)
         workers.each(run, later)  # everything else, the floor subtracted as it is stored
         workers.each(finish, rows)
@@ -366,11 +375,11 @@ class Rig:
             self._shares[key] = workers.deal(first, threads), workers.deal(later, threads)
         return self._shares[key]
 
-    def _fields_used(self, G: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """The blend's field lists (fptr, feats, Dl) for a chunk of strengths ``G`` (n, K): all of them, or,
-        when the chunk leaves the fields of over half the pairs at 0, only the others
+    def _fields_used(self, used: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The blend's field lists (fptr, feats, Dl) for a chunk that leaves the fields not ``used`` (K,) bool
+        at 0: all of them, or, when those hold over half the pairs, only the others
         (:func:`~avatar.body.blend.only_fields`; the last few such layouts are kept)."""
-        pan, used = self._panels, (G != 0).any(axis=0)
+        pan = self._panels
         if self._pairs_of[used].sum() > 0.5 * len(pan.feats):
             return pan.fptr, pan.feats, pan.Dl
         key = np.packbits(used).tobytes()
