@@ -249,7 +249,7 @@ def test_the_blend_kernel_sums_the_weighted_rows_of_each_panel():
 def test_compiled_weights_are_numpys_bytes(rig):
     """_weights_kernel: the macro weights equal MacroBasis.target_weights (float64 sums, then float32) and
     the field strengths the plain rule, at random values and at every slider's extremes."""
-    from avatar.body import _weights_kernel
+    from avatar.body import _weights_kernel, blend
     from avatar.body.macros import factor_values, normalise_races
 
     S = rig.values(rig.sample(40, seed=2))
@@ -258,10 +258,27 @@ def test_compiled_weights_are_numpys_bytes(rig):
     ends[np.arange(len(lo)) * 2, np.arange(len(lo))], ends[np.arange(len(lo)) * 2 + 1, np.arange(len(lo))] = lo, hi
     for X in (S, rig.values(ends)):
         Fm = factor_values(rig.macro_values(X))
+        tiles = blend.tiles(np.zeros(len(X), np.int64), 8)              # in order, the last tile part-empty
+        F8 = np.zeros((tiles.size, Fm.shape[1]))
+        F8[: len(X)] = Fm
+        Ft = blend.tile_major(F8, 8)
         for basis in (rig._macros, rig._local_macros):
+            keys, starts = basis.by_displacement
+            want = np.zeros((len(X), basis.n_targets))
+            for d in range(basis.n_targets):                  # the rule: products left to right, sums in key order
+                for q in range(starts[d], starts[d + 1]):
+                    w = Fm[:, basis.columns[keys[q], 0]]
+                    for c in basis.columns[keys[q], 1:]:
+                        w = w * Fm[:, c]
+                    want[:, d] = w if q == starts[d] else want[:, d] + w
             got = np.full((len(X), basis.n_targets + 3), np.nan, np.float32)
-            _weights_kernel.target_weights(Fm, basis.columns, *basis.by_displacement, got, 3)
-            assert got[:, 3:].tobytes() == basis.target_weights(Fm).astype(np.float32).tobytes()
+            basis.target_weights(Fm, got, 3)                  # a tile an avatar
+            assert got[:, 3:].tobytes() == want.astype(np.float32).tobytes()
+            assert basis.target_weights(Fm).tobytes() == want.tobytes()
+            tiled = np.full((len(tiles), basis.n_targets + 3, 8), np.nan, np.float32)
+            _weights_kernel.target_weights(Ft, basis.columns, keys, starts, tiled, 3)
+            rows = tiled[:, 3:].transpose(0, 2, 1).reshape(-1, basis.n_targets)
+            assert rows[: len(X)].tobytes() == want.astype(np.float32).tobytes() and (rows[len(X):] == 0).all()
         G = rig.features(X)
         races = normalise_races(rig.macro_values(X)[:, 8:11]).astype(np.float32)
         cont, dflt, up_span, down_span, up_col, down_col, onehot, on_value, race_col, race_src, race_of = \

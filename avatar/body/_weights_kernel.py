@@ -15,23 +15,36 @@ from numba import njit
 
 @njit(cache=True, nogil=True)
 def target_weights(F, columns, keys, starts, out, col0):  # pragma: no cover - compiled
-    """out[a, col0 + d] = float32(sum over the keys of displacement d, in key order, of the product
-    of their factor columns, left to right).
+    """out[t, col0 + d, i] = float32(sum over the keys of displacement d, in key order, of the product
+    of their factor columns, left to right), for avatar i of tile t.
 
-    F (n, 26) float64 factor values; columns (T, m) int64 each key's factor columns; keys (T,) the
-    keys by displacement (each displacement's in ascending order) and starts (D + 1,) where each
-    displacement's begin; out (n, >= col0 + D) float32 or float64.
+    F (nt, 26, T) float64 factor values, tile by tile (T avatars side by side; T = 1: one avatar a
+    tile); columns (K, m) int64 each key's factor columns; keys (K,) the keys by displacement (each
+    displacement's in ascending order) and starts (D + 1,) where each displacement's begin; out
+    (nt, >= col0 + D, T) float32 or float64. Each step runs over a tile's T avatars at once (vector
+    code): 1.7 µs an avatar one by one, here.
     """
-    for a in range(F.shape[0]):
+    T = F.shape[2]
+    w, total = np.empty(T), np.empty(T)
+    for t in range(F.shape[0]):
         for d in range(starts.shape[0] - 1):
-            total = 0.0
             for q in range(starts[d], starts[d + 1]):
                 k = keys[q]
-                w = F[a, columns[k, 0]]
+                c0 = columns[k, 0]
+                for i in range(T):
+                    w[i] = F[t, c0, i]
                 for c in range(1, columns.shape[1]):
-                    w *= F[a, columns[k, c]]
-                total = w if q == starts[d] else total + w
-            out[a, col0 + d] = total
+                    ck = columns[k, c]
+                    for i in range(T):
+                        w[i] *= F[t, ck, i]
+                if q == starts[d]:
+                    for i in range(T):
+                        total[i] = w[i]
+                else:
+                    for i in range(T):
+                        total[i] += w[i]
+            for i in range(T):
+                out[t, col0 + d, i] = total[i]
 
 
 @njit(cache=True, nogil=True)

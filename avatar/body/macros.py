@@ -153,7 +153,13 @@ class MacroBasis:
         else a new float64 array; compiled (``_weights_kernel.target_weights``)."""
         F = np.ascontiguousarray(F, np.float64)
         out = np.empty((len(F), self.n_targets)) if out is None else out
-        _weights_kernel.target_weights(F, self.columns, *self.by_displacement, out, col0)
+        self.tile_weights(F[:, :, None], out[:, :, None], col0)  # a tile per avatar
+        return out
+
+    def tile_weights(self, Ft: np.ndarray, out: np.ndarray, col0: int = 0) -> np.ndarray:
+        """:meth:`target_weights` tile by tile: factor values Ft (nt, 26, T) float64 of T avatars side
+        by side -> their weights into out[:, col0:col0 + D, :] (nt, >= col0 + D, T); the same bytes."""
+        _weights_kernel.target_weights(Ft, self.columns, *self.by_displacement, out, col0)
         return out
 
     @cached_property

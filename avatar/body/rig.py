@@ -45,6 +45,8 @@ MACRO_DEFAULTS = np.array([0.5] * 8 + [1 / 3] * 3)  # MakeHuman's neutral macro 
 RACE_FACTORS = slice(FACTORS.index("african"), FACTORS.index("caucasian") + 1)  # their shares among the factors
 SPARSE_MACRO = 0.1  # macro targets moving less of the blend set than this are blended as local fields
 LAYOUTS = 4  # field layouts kept for chunks that use few fields (_fields_used)
+FIELDS_KEPT = 0.97  # a chunk's fields used, as a share of the pairs, above which all are blended (prior avatars
+                    # leave 8 % of the pairs at 0: skipping them saved 4 % of the blend; a new layout costs 15 ms once)
 MIN_SHARED = 32  # avatars a call at least to share its chunks among threads (workers.py)
 
 
@@ -318,14 +320,15 @@ class Rig:
             t0, t1 = span  # tiles' slot order, laid out tile by tile (blend.tile_major)
             slots = tiles[t0:t1].ravel()
             real = slots[slots >= 0]                     # only the last tile has empty slots, at its end
-            W, G = np.zeros((len(slots), Tm), np.float32), np.zeros((len(slots), K), np.float32)
-            self._macros.target_weights(Fm[real], W[: len(real)])
+            F, G = np.zeros((len(slots), Fm.shape[1])), np.zeros((len(slots), K), np.float32)
+            F[: len(real)] = Fm[real]                    # empty slots: every factor 0, every weight 0
+            Ft = blend.tile_major(F, _blend_kernel.TILE)
+            self._macros.tile_weights(Ft, Wt[t0:t1])
             self._strengths(S[real], Fm[real], G[: len(real)])
-            self._local_macros.target_weights(Fm[real], G[: len(real)], self._n_features)
-            blend.tile_major(W, _blend_kernel.TILE, Wt[t0:t1])
             blend.tile_major(G, _blend_kernel.TILE, Gt[t0:t1])
+            self._local_macros.tile_weights(Ft, Gt[t0:t1], self._n_features)
             tbits[t0:t1] = blend.tile_bits(Wt[t0:t1])
-            used[t0] = (G != 0).any(axis=0)
+            used[t0] = (Gt[t0:t1] != 0).any(axis=0).any(axis=1)  # (axis=(0, 2) took 9x as long)
 
         used = {}
         workers.each(weigh, workers.rows(len(tiles), threads))
@@ -377,10 +380,10 @@ class Rig:
 
     def _fields_used(self, used: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """The blend's field lists (fptr, feats, Dl) for a chunk that leaves the fields not ``used`` (K,) bool
-        at 0: all of them, or, when those hold over half the pairs, only the others
+        at 0: all of them, or, when those hold over ``1 - FIELDS_KEPT`` of the pairs, only the others
         (:func:`~avatar.body.blend.only_fields`; the last few such layouts are kept)."""
         pan = self._panels
-        if self._pairs_of[used].sum() > 0.5 * len(pan.feats):
+        if self._pairs_of[used].sum() > FIELDS_KEPT * len(pan.feats):
             return pan.fptr, pan.feats, pan.Dl
         key = np.packbits(used).tobytes()
         with self._layouts_lock:
