@@ -335,9 +335,9 @@ def eyeballs(side, helpers, n_helper, fields, unit, floor, out):  # pragma: no c
                 s += dist[r]
             radius = s / np.float32(n_helper)
             f0 = fields + 3 * e * k
-            for v in range(k):
-                for c in range(3):
-                    placed = radius * unit[v, c] + centre[c]
-                    x = side[a, f0 + 3 * v + c] + placed
-                    out[a, e * k + v, c] = x - floor[a] if c == 1 else x
+            c0, c1, c2, fl = centre[0], centre[1], centre[2], floor[a]
+            for v in range(k):  # x - 0 is x for every sum here (never -0): no branch on the axis
+                out[a, e * k + v, 0] = side[a, f0 + 3 * v] + (radius * unit[v, 0] + c0)
+                out[a, e * k + v, 1] = (side[a, f0 + 3 * v + 1] + (radius * unit[v, 1] + c1)) - fl
+                out[a, e * k + v, 2] = side[a, f0 + 3 * v + 2] + (radius * unit[v, 2] + c2)
 

@@ -121,12 +121,15 @@ def floor_first(pan: Panels, soles: np.ndarray, read: np.ndarray, n_body: int):
     """The order of the blend's two passes: (first panels, later panels, first panels' y coordinates).
 
     The first pass holds the body panels with a sole vertex (the floor is their lowest y) or a
-    vertex ``read`` unfloored (by the bone ends), and the side buffer's panels (never floored);
+    vertex ``read`` unfloored (by the bone ends), the last body panel, and the side buffer's panels
+    (never floored);
     the second, every other body panel, takes the floor off y as it stores; then the first
     panels' body y coordinates lose it too.
     """
     rows = np.union1d(soles, read)
     body = np.unique((3 * rows[:, None] + np.arange(3)).ravel() // PANEL)
+    body = np.union1d(body, [pan.n_out - 1])  # the last body panel's padding runs into the eyeballs' rows,
+                                              # which are placed after the first pass
     first = np.concatenate([body, np.arange(pan.n_out, len(pan.fptr) - 1)])
     later = np.setdiff1d(np.arange(pan.n_out), body)
     cols = (first[:, None] * PANEL + np.arange(PANEL)).ravel()

@@ -350,21 +350,20 @@ class Rig:
             if want_ends:
                 _blend_kernel.bone_ends(flat[a:b], side[a:b], self._end_index, self._end_weight, body, floor[a:b],
                                         ends[a:b])
-
-        def finish(r):
-            a, b = r
             _blend_kernel.lower(flat[a:b], *self._lift, floor[a:b])
             # 4. eyeballs: the sphere on each blended helper eyeball, plus our deformers' fields on it
             _blend_kernel.eyeballs(side[a:b], self._eye_helpers, len(self._eye_rows[0]), pan.extra, eyes.UNIT,
                                    floor[a:b], out[a:b, body:])
-            if want_ends and posed:  # 6. the pose (posing.py)
-                self.posing.apply(out[a:b], ends[a:b], S[a:b])
 
-        workers.each(run, first)  # the soles and the body rows the bone ends read, unfloored (floor 0)
+        def pose(r):  # 6. the pose (posing.py)
+            self.posing.apply(out[r[0]:r[1]], ends[r[0]:r[1]], S[r[0]:r[1]])
+
+        workers.each(run, first)  # the soles, the body rows the bone ends read and the side buffer, unfloored
         rows = workers.rows(n, threads)
-        workers.each(ground, rows)
+        workers.each(ground, rows)  # the first pass's rows floored, the eyes placed
         workers.each(run, later)  # everything else, the floor subtracted as it is stored
-        workers.each(finish, rows)
+        if want_ends and posed:
+            workers.each(pose, rows)
         if ends_out is not None:
             ends_out[:] = ends
 
