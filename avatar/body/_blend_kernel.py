@@ -380,3 +380,29 @@ def eyeballs(side, helpers, n_helper, fields, unit, floor, out):  # pragma: no c
                 out[a, e * k + v, 1] = (side[a, f0 + 3 * v + 1] + (radius * unit[v, 1] + c1)) - fl
                 out[a, e * k + v, 2] = side[a, f0 + 3 * v + 2] + (radius * unit[v, 2] + c2)
 
+
+
+@njit(cache=True, nogil=True)
+def ground(X, side, soles, lifts, ends_by, want_ends, ends, eyes_by, eyes_out, floor):  # pragma: no cover - compiled
+    """The first pass's follow-up, avatar by avatar: floor[a] = the least sole y (:func:`lowest`), the
+    bone ends when ``want_ends`` (:func:`bone_ends`, from the unfloored rows), the first pass's y
+    coordinates floored (:func:`lower`) and the eyeballs placed (:func:`eyeballs`).
+
+    soles = (starts, add) and lifts = (starts, ys) as :func:`lowest` and :func:`lower` take them, ends_by
+    = (index, weight, n_body), eyes_by = (helpers, n_helper, fields, unit). One avatar at a time, its
+    rows still in L2 from one step to the next, while the next avatar's first-pass panels (which the
+    blend wrote long before: L3) are prefetched.
+    """
+    row_floats = X.shape[1]
+    flat = X.reshape(-1)
+    for a in range(X.shape[0]):
+        if a + 1 < X.shape[0]:
+            nxt = (a + 1) * row_floats * 4
+            for i in range(lifts[0].shape[0]):
+                _prefetch(flat, nxt + lifts[0][i] * 4, nxt + lifts[0][i] * 4 + PANEL * 4)
+        r = slice(a, a + 1)
+        floor[a] = lowest(X[r], soles[0], soles[1])[0]
+        if want_ends:
+            bone_ends(X[r], side[r], ends_by[0], ends_by[1], ends_by[2], floor[r], ends[r])
+        lower(X[r], lifts[0], lifts[1], floor[r])
+        eyeballs(side[r], eyes_by[0], eyes_by[1], eyes_by[2], eyes_by[3], floor[r], eyes_out[r])

@@ -47,6 +47,7 @@ SPARSE_MACRO = 0.1  # macro targets moving less of the blend set than this are b
 LAYOUTS = 4  # field layouts kept for chunks that use few fields (_fields_used)
 FIELDS_KEPT = 0.97  # a chunk's fields used, as a share of the pairs, above which all are blended (prior avatars
                     # leave 8 % of the pairs at 0: skipping them saved 4 % of the blend; a new layout costs 15 ms once)
+_NO_ENDS = np.zeros((0, 0, 3), np.float32)  # _blend_kernel.ground's ends when none are wanted
 MIN_SHARED = 32  # avatars a call at least to share its chunks among threads (workers.py)
 
 
@@ -345,15 +346,10 @@ class Rig:
                                 pan.n_macro, panels, floor)
 
         def ground(r):  # 5. soles on y = 0 (the feet are lowest); the bone ends before the body rows they
-            a, b = r    # read are floored: regressed from the blended joint cubes, less the floor
-            floor[a:b] = _blend_kernel.lowest(flat[a:b], *self._sole_panels)
-            if want_ends:
-                _blend_kernel.bone_ends(flat[a:b], side[a:b], self._end_index, self._end_weight, body, floor[a:b],
-                                        ends[a:b])
-            _blend_kernel.lower(flat[a:b], *self._lift, floor[a:b])
-            # 4. eyeballs: the sphere on each blended helper eyeball, plus our deformers' fields on it
-            _blend_kernel.eyeballs(side[a:b], self._eye_helpers, len(self._eye_rows[0]), pan.extra, eyes.UNIT,
-                                   floor[a:b], out[a:b, body:])
+            a, b = r    # read are floored; 4. the eyeballs: each avatar in turn (_blend_kernel.ground)
+            _blend_kernel.ground(flat[a:b], side[a:b], self._sole_panels, self._lift, self._end_by, want_ends,
+                                 ends[a:b] if want_ends else _NO_ENDS, self._eyes_by, out[a:b, body:],
+                                 floor[a:b])
 
         def pose(r):  # 6. the pose (posing.py)
             self.posing.apply(out[r[0]:r[1]], ends[r[0]:r[1]], S[r[0]:r[1]])
@@ -417,6 +413,8 @@ class Rig:
         # fields live on the blend set (rows 0..B-1) and, for our deformers, on the eyeballs (B..B+2k-1)
         B, k = len(self._blend), eyes.EYE_SPHERE.vertices.shape[0]
         self._panels = blend.panels(fields, self._Dm, assets.N_BODY, B, B + 2 * k)
+        self._end_by = self._end_index, self._end_weight, assets.N_BODY  # _blend_kernel.ground's
+        self._eyes_by = self._eye_helpers, len(self._eye_rows[0]), self._panels.extra, eyes.UNIT
         self._pairs_of = np.bincount(self._panels.feats, minlength=len(fields))  # each field's (field, panel) pairs
         first, later, first_y = blend.floor_first(self._panels, self._soles, self._end_body, assets.N_BODY)
         side = first - self._panels.n_out  # the side buffer's panels: helper eyeballs, joint cubes, eye fields
