@@ -15,8 +15,10 @@ Four figures, medians of repeats (these machines are shared and noisy: read the 
 
 Each ratio compares figures timed in alternation (one repeat of each in turn), so
 that both see the same load. A last pair of lines times turns of three calls each: the rig's first
-call after anny's turn runs up to 1.6x slower than the next two here (its 20 ms feel cold caches
-and clocks; anny's 300 ms do not), so it prints the sustained ratio beside the first-call one. It also prints the local fields' block-sparse layout:
+call after anny's turn runs 1.1-1.2x slower than the next two here (its 15 ms feel the caches anny's
+turn left cold; anny's 300 ms do not), so it prints the sustained ratio beside the first-call one.
+anny's own figure moves with what ran before it (580-960 meshes/s in one session), so both ratios
+move with it. It also prints the local fields' block-sparse layout:
 the (feature x vertex) pairs its products compute against those the fields have.
 
 Aims: at least 3x the dense blend and at least 20x anny (issue 12); posing at most 2x the
