@@ -280,6 +280,11 @@ def test_compiled_weights_are_numpys_bytes(rig):
             rows = tiled[:, 3:].transpose(0, 2, 1).reshape(-1, basis.n_targets)
             assert rows[: len(X)].tobytes() == want.astype(np.float32).tobytes() and (rows[len(X):] == 0).all()
         G = rig.features(X)
+        Gt = np.full((len(tiles), G.shape[1] + 2, 8), np.nan, np.float32)   # tile by tile, as the rig blends
+        rig._strengths(X, Fm, Gt, tiles)
+        rows = Gt.transpose(0, 2, 1).reshape(-1, G.shape[1] + 2)
+        assert rows[: len(X), : G.shape[1]].tobytes() == G.tobytes() and (rows[len(X):] == 0).all()
+        assert (rows[:, G.shape[1]:] == 0).all()
         races = normalise_races(rig.macro_values(X)[:, 8:11]).astype(np.float32)
         cont, dflt, up_span, down_span, up_col, down_col, onehot, on_value, race_col, race_src, race_of = \
             rig._strength_tables

@@ -48,33 +48,50 @@ def target_weights(F, columns, keys, starts, out, col0):  # pragma: no cover - c
 
 
 @njit(cache=True, nogil=True)
+def tile_factors(F, slots):  # pragma: no cover - compiled
+    """(nt, 26, T) float64: the factor values F (n, 26) of each tile's avatars ``slots`` (nt, T) side by
+    side, 0 in empty slots (-1: every weight 0)."""
+    out = np.zeros((slots.shape[0], F.shape[1], slots.shape[1]))
+    for t in range(slots.shape[0]):
+        for i in range(slots.shape[1]):
+            if slots[t, i] >= 0:
+                for c in range(F.shape[1]):
+                    out[t, c, i] = F[slots[t, i], c]
+    return out
+
+
+@njit(cache=True, nogil=True)
 def strengths(S, cont, default, span_up, span_down, col_up, col_down, onehot, onehot_value, race_col,
-              race_src, race_of, races, rest, out):  # pragma: no cover - compiled
-    """Step 2's field strengths into out (n, m) float32, every column 0 first: each continuous slider's
-    value above and below its default as 0..1, each bool or category as 0/1, each expression unit's
-    ethnic fields times the ethnic shares ``races`` (n, 3) float32, and the rest pose row (column
-    ``rest``) at 1.
+              race_src, race_of, races, rest, slots, out):  # pragma: no cover - compiled
+    """Step 2's field strengths of avatar slots[t, i] (a row of S) into out[t, :, i] (out (nt, m, T)
+    float32; T = 1 and slots (n, 1) = 0..n-1 for rows in order), every column 0 first (all of an
+    empty slot's, -1): each continuous slider's value above and below its default as 0..1, each bool
+    or category as 0/1, each expression unit's ethnic fields times the ethnic shares ``races`` (n, 3)
+    float32, and the rest pose row (column ``rest``) at 1.
 
     cont (C,) the continuous sliders' columns of S with their default and spans; col_up, col_down (C,)
     their field columns (-1: none); onehot (B, 2) (field column, slider column) and onehot_value
     (B,) the value that turns it on; race_col, race_src, race_of (R,): field, its unit's column, ethnicity.
     """
     unit = np.empty(race_col.shape[0], np.float32)
-    for a in range(S.shape[0]):
-        for j in range(out.shape[1]):
-            out[a, j] = 0.0
-        for i in range(cont.shape[0]):
-            s = S[a, cont[i]]
-            if col_up[i] >= 0:
-                x = (s - default[i]) / span_up[i]
-                out[a, col_up[i]] = x if x >= 0.0 else 0.0  # np.clip(x, 0, None): x unless below 0
-            if col_down[i] >= 0:
-                x = (default[i] - s) / span_down[i]
-                out[a, col_down[i]] = x if x >= 0.0 else 0.0
-        for b in range(onehot.shape[0]):
-            out[a, onehot[b, 0]] = 1.0 if S[a, onehot[b, 1]] == onehot_value[b] else 0.0
-        for r in range(race_col.shape[0]):  # every product from the unit's own strength, then stored
-            unit[r] = out[a, race_src[r]] * races[a, race_of[r]]
-        for r in range(race_col.shape[0]):
-            out[a, race_col[r]] = unit[r]
-        out[a, rest] = 1.0
+    for t in range(slots.shape[0]):
+        out[t] = 0.0  # the tile's block at once (column by column, strided, took twice as long)
+        for i in range(slots.shape[1]):
+            a = slots[t, i]
+            if a < 0:
+                continue
+            for k in range(cont.shape[0]):
+                s = S[a, cont[k]]
+                if col_up[k] >= 0:
+                    x = (s - default[k]) / span_up[k]
+                    out[t, col_up[k], i] = x if x >= 0.0 else 0.0  # np.clip(x, 0, None): x unless below 0
+                if col_down[k] >= 0:
+                    x = (default[k] - s) / span_down[k]
+                    out[t, col_down[k], i] = x if x >= 0.0 else 0.0
+            for b in range(onehot.shape[0]):
+                out[t, onehot[b, 0], i] = 1.0 if S[a, onehot[b, 1]] == onehot_value[b] else 0.0
+            for r in range(race_col.shape[0]):  # every product from the unit's own strength, then stored
+                unit[r] = out[t, race_src[r], i] * races[a, race_of[r]]
+            for r in range(race_col.shape[0]):
+                out[t, race_col[r], i] = unit[r]
+            out[t, rest, i] = 1.0

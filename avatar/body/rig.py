@@ -170,17 +170,19 @@ class Rig:
         """(n, K) float32 strengths of the local fields for slider values ``S`` (n, P)."""
         S = np.atleast_2d(np.asarray(S, np.float64))
         out = np.empty((len(S), self._n_features), np.float32)
-        self._strengths(S, factor_values(self.macro_values(S)), out)
+        self._strengths(S, factor_values(self.macro_values(S)), out[:, :, None], np.arange(len(S))[:, None])
         return out
 
-    def _strengths(self, S: np.ndarray, Fm: np.ndarray, out: np.ndarray) -> None:
-        """The fields' strengths (:meth:`features`) into the first K columns of ``out`` (n, >= K) float32, 0 after.
+    def _strengths(self, S: np.ndarray, Fm: np.ndarray, out: np.ndarray, slots: np.ndarray) -> None:
+        """The fields' strengths (:meth:`features`) of avatars ``slots`` (nt, T) (rows of ``S`` and of its
+        factor values ``Fm``, -1: none) into the first K columns of ``out`` (nt, >= K, T) float32, 0 after.
 
         Each slider's value above / below its default as 0..1, bools and categories as 0/1, an
-        expression unit's field per ethnicity times that ethnicity's share (factor values ``Fm``),
-        and the rest pose row at 1 (``_weights_kernel.strengths``)."""
+        expression unit's field per ethnicity times that ethnicity's share, and the rest pose row at
+        1 (``_weights_kernel.strengths``)."""
         races = np.ascontiguousarray(Fm[:, RACE_FACTORS], np.float32)
-        _weights_kernel.strengths(np.ascontiguousarray(S), *self._strength_tables, races, self._n_features - 1, out)
+        _weights_kernel.strengths(np.ascontiguousarray(S), *self._strength_tables, races, self._n_features - 1,
+                                  np.ascontiguousarray(slots), out)
 
     def vertices(self, S, chunk: int = 1024, posed: bool = True) -> np.ndarray:
         """(n, V, 3) float32 vertex positions for slider values ``S`` (n, P); (V, 3) for (P,).
@@ -319,14 +321,9 @@ class Rig:
 
         def weigh(span):  # 1. macro weights; 2. local field strengths, then the local macros' weights; in
             t0, t1 = span  # tiles' slot order, laid out tile by tile (blend.tile_major)
-            slots = tiles[t0:t1].ravel()
-            real = slots[slots >= 0]                     # only the last tile has empty slots, at its end
-            F, G = np.zeros((len(slots), Fm.shape[1])), np.zeros((len(slots), K), np.float32)
-            F[: len(real)] = Fm[real]                    # empty slots: every factor 0, every weight 0
-            Ft = blend.tile_major(F, _blend_kernel.TILE)
+            Ft = _weights_kernel.tile_factors(Fm, tiles[t0:t1])  # empty slots: every factor 0, every weight 0
             self._macros.tile_weights(Ft, Wt[t0:t1])
-            self._strengths(S[real], Fm[real], G[: len(real)])
-            blend.tile_major(G, _blend_kernel.TILE, Gt[t0:t1])
+            self._strengths(S, Fm, Gt[t0:t1], tiles[t0:t1])
             self._local_macros.tile_weights(Ft, Gt[t0:t1], self._n_features)
             tbits[t0:t1] = blend.tile_bits(Wt[t0:t1])
             used[t0] = (Gt[t0:t1] != 0).any(axis=0).any(axis=1)  # (axis=(0, 2) took 9x as long)
