@@ -259,9 +259,7 @@ def test_compiled_weights_are_numpys_bytes(rig):
     for X in (S, rig.values(ends)):
         Fm = factor_values(rig.macro_values(X))
         tiles = blend.tiles(np.zeros(len(X), np.int64), 8)              # in order, the last tile part-empty
-        F8 = np.zeros((tiles.size, Fm.shape[1]))
-        F8[: len(X)] = Fm
-        Ft = blend.tile_major(F8, 8)
+        Ft = blend.by_tile(Fm, tiles)
         for basis in (rig._macros, rig._local_macros):
             keys, starts = basis.by_displacement
             want = np.zeros((len(X), basis.n_targets))

@@ -206,34 +206,6 @@ def _tile_panel(typingctx, W, G, tiles, t, tbits, pbits, words, Dm, p, feats, f0
     return sig, codegen
 
 
-@intrinsic
-def _prefetch(typingctx, a, start, stop):
-    """Ask for the cache lines of flat array ``a``'s bytes ``start``..``stop`` (``prefetcht1``: into L2)."""
-    sig = types.void(a, start, stop)
-
-    def codegen(context, builder, signature, args):
-        arr = context.make_array(signature.args[0])(context, builder, args[0])
-        i8p = ir.IntType(8).as_pointer()
-        base = builder.bitcast(arr.data, i8p)
-        fetch = vx.function(builder, "llvm.prefetch.p0i8", ir.VoidType(), [i8p, vx.I32, vx.I32, vx.I32])
-        pre = builder.block
-        head, body, done = (builder.append_basic_block(s) for s in ("head", "body", "done"))
-        builder.branch(head)
-        builder.position_at_end(head)
-        at = builder.phi(vx.I64)
-        at.add_incoming(args[1], pre)
-        builder.cbranch(builder.icmp_signed("<", at, args[2]), body, done)
-        builder.position_at_end(body)
-        builder.call(fetch, [builder.gep(base, [at]), ir.Constant(vx.I32, 0), ir.Constant(vx.I32, 2),
-                             ir.Constant(vx.I32, 1)])
-        at.add_incoming(builder.add(at, ir.Constant(vx.I64, 64)), builder.block)
-        builder.branch(head)
-        builder.position_at_end(done)
-        return context.get_dummy_value()
-
-    return sig, codegen
-
-
 @njit(cache=True, nogil=True)
 def blend(W, G, tiles, tbits, Dm, pbits, fptr, feats, Dl, out, side, n_out, n_macro, panels,
           floor):  # pragma: no cover - compiled
@@ -241,7 +213,7 @@ def blend(W, G, tiles, tbits, Dm, pbits, fptr, feats, Dl, out, side, n_out, n_ma
     others into ``side``; macros on panels < n_macro.
 
     W (nt, Tm, TILE) macro weights and G (nt, K, TILE) field strengths tile by tile (each tile's avatars
-    side by side: ``blend.tile_major``), floor (n,), float32; tiles (nt, TILE) avatar rows (-1: empty),
+    side by side: ``blend.by_tile``), floor (n,), float32; tiles (nt, TILE) avatar rows (-1: empty),
     tbits (nt, words) uint64 the targets each tile weights, as bit sets; Dm (n_macro,
     Tm, PANEL) the macro targets by panel, pbits (n_macro, words) those non-zero on each; panel p's
     fields feats[fptr[p]:fptr[p + 1]] with rows Dl[fptr[p]:...] (pairs, PANEL). out (n, >= PANEL n_out)
@@ -261,7 +233,7 @@ def blend(W, G, tiles, tbits, Dm, pbits, fptr, feats, Dl, out, side, n_out, n_ma
                 hi = min(lo + share, row)
                 for i in range(b, min(b + BLOCK, len(panels))):  # each avatar's row written in order
                     if i + BLOCK < len(panels) and panels[i + BLOCK] < n_macro:  # the next block's targets
-                        _prefetch(flat, panels[i + BLOCK] * row + lo, panels[i + BLOCK] * row + hi)  # from L3
+                        vx.prefetch(flat, panels[i + BLOCK] * row + lo, panels[i + BLOCK] * row + hi)  # from L3
                     p = panels[i]
                     X, c0, phase = (out, p * PANEL, p * PANEL % 3) if p < n_out else (side, (p - n_out) * PANEL, 3)
                     words = tbits.shape[1] if p < n_macro else 0
@@ -399,7 +371,7 @@ def ground(X, side, soles, lifts, ends_by, want_ends, ends, eyes_by, eyes_out, f
         if a + 1 < X.shape[0]:
             nxt = (a + 1) * row_floats * 4
             for i in range(lifts[0].shape[0]):
-                _prefetch(flat, nxt + lifts[0][i] * 4, nxt + lifts[0][i] * 4 + PANEL * 4)
+                vx.prefetch(flat, nxt + lifts[0][i] * 4, nxt + lifts[0][i] * 4 + PANEL * 4)
         r = slice(a, a + 1)
         floor[a] = lowest(X[r], soles[0], soles[1])[0]
         if want_ends:

@@ -225,24 +225,6 @@ def _unpermute(typingctx, buf, pos, i0, out, o0, lift):
     return sig, codegen
 
 
-@intrinsic
-def _prefetch(typingctx, a, at):
-    """Ask for PREFETCH_LINES cache lines of flat array ``a`` from element ``at`` on (``prefetcht1``: into L2)."""
-    sig = types.void(a, at)
-
-    def codegen(context, builder, signature, args):
-        (arr,) = _arrays(context, builder, signature, args, (0,))
-        i8p = ir.IntType(8).as_pointer()
-        base = builder.bitcast(builder.gep(arr.data, [args[1]]), i8p)
-        fetch = vx.function(builder, "llvm.prefetch.p0i8", ir.VoidType(), [i8p, vx.I32, vx.I32, vx.I32])
-        for line in range(PREFETCH_LINES):
-            builder.call(fetch, [builder.gep(base, [ir.Constant(vx.I64, 64 * line)]), ir.Constant(vx.I32, 0),
-                                 ir.Constant(vx.I32, 2), ir.Constant(vx.I32, 1)])
-        return context.get_dummy_value()
-
-    return sig, codegen
-
-
 @njit(cache=True, nogil=True)
 def skin(V, G, perm, pos, bones, K, w, body_blocks, buf, out, lift):  # pragma: no cover - compiled
     """``out[b, i] = V[b, i] + sum_k w[i, k] (dA[b, j] V[b, i] + t[b, j]) + (0, lift[b], 0)``, j the
@@ -268,7 +250,7 @@ def skin(V, G, perm, pos, bones, K, w, body_blocks, buf, out, lift):  # pragma: 
             _skin_block(Vf, 3 * N * b, perm, Gf, 12 * G.shape[1] * b, bones, K, w, blk, buf, low, blk < body_blocks)
             at = nxt + blk * ahead  # the next avatar's rows arrive meanwhile (they come from L3 or farther:
             if b + 1 < n and at < nxt + 3 * N:  # gathers on them stalled the loop)
-                _prefetch(Vf, at)
+                vx.prefetch(Vf, 4 * at, 4 * (at + ahead))
         lift[b] = -low.min()
         for i0 in range(0, full, LANES):  # ...then back in vertex order, on the floor
             _unpermute(buf, pos, i0, Of, 3 * N * b, lift[b])

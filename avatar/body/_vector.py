@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from llvmlite import ir
 from numba import types
+from numba.extending import intrinsic
 
 LANES = 16  # floats a vector: one 512-bit register (two 256-bit ones on AVX2)
 I32, I64, F32 = ir.IntType(32), ir.IntType(64), ir.FloatType()
@@ -34,3 +35,32 @@ def vector_at(builder, base, offset, ty=VEC):
 def c_array(ty, dtype) -> bool:
     """Whether numba type ``ty`` is a C-contiguous array of ``dtype``."""
     return isinstance(ty, types.Array) and ty.layout == "C" and ty.dtype == dtype
+
+
+@intrinsic
+def prefetch(typingctx, a, start, stop):
+    """In a compiled loop: ask for the cache lines of flat array ``a``'s bytes ``start``..``stop``
+    (``prefetcht1``: into L2), for data the hardware's prefetchers do not foresee."""
+    sig = types.void(a, start, stop)
+
+    def codegen(context, builder, signature, args):
+        arr = context.make_array(signature.args[0])(context, builder, args[0])
+        i8p = ir.IntType(8).as_pointer()
+        base = builder.bitcast(arr.data, i8p)
+        fetch = function(builder, "llvm.prefetch.p0i8", ir.VoidType(), [i8p, I32, I32, I32])
+        pre = builder.block
+        head, body, done = (builder.append_basic_block(s) for s in ("head", "body", "done"))
+        builder.branch(head)
+        builder.position_at_end(head)
+        at = builder.phi(I64)
+        at.add_incoming(args[1], pre)
+        builder.cbranch(builder.icmp_signed("<", at, args[2]), body, done)
+        builder.position_at_end(body)
+        builder.call(fetch, [builder.gep(base, [at]), ir.Constant(I32, 0), ir.Constant(I32, 2),
+                             ir.Constant(I32, 1)])
+        at.add_incoming(builder.add(at, ir.Constant(I64, 64)), builder.block)
+        builder.branch(head)
+        builder.position_at_end(done)
+        return context.get_dummy_value()
+
+    return sig, codegen

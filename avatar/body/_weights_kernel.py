@@ -48,15 +48,15 @@ def target_weights(F, columns, keys, starts, out, col0):  # pragma: no cover - c
 
 
 @njit(cache=True, nogil=True)
-def tile_factors(F, slots):  # pragma: no cover - compiled
-    """(nt, 26, T) float64: the factor values F (n, 26) of each tile's avatars ``slots`` (nt, T) side by
-    side, 0 in empty slots (-1: every weight 0)."""
-    out = np.zeros((slots.shape[0], F.shape[1], slots.shape[1]))
+def by_tile(X, slots):  # pragma: no cover - compiled
+    """(nt, m, T) of X's dtype: the rows of X (n, m) of each tile's avatars ``slots`` (nt, T) side by
+    side, 0 in empty slots (-1; factor values 0 give every weight 0)."""
+    out = np.zeros((slots.shape[0], X.shape[1], slots.shape[1]), X.dtype)
     for t in range(slots.shape[0]):
         for i in range(slots.shape[1]):
             if slots[t, i] >= 0:
-                for c in range(F.shape[1]):
-                    out[t, c, i] = F[slots[t, i], c]
+                for c in range(X.shape[1]):
+                    out[t, c, i] = X[slots[t, i], c]
     return out
 
 

@@ -24,6 +24,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from avatar.body import _weights_kernel
 from avatar.body._blend_kernel import PANEL
 
 
@@ -163,21 +164,11 @@ def tiles(key: np.ndarray, tile: int) -> np.ndarray:
     return slots.reshape(-1, tile)
 
 
-def tile_major(rows: np.ndarray, tile: int, out: np.ndarray | None = None) -> np.ndarray:
-    """(k, m, tile): rows (k tile, m) of k tiles' avatars in slot order, each tile's ``tile`` rows side
-    by side, so that the kernel's eight weights of a step share one cache line."""
-    src = rows.reshape(-1, tile, rows.shape[1]).transpose(0, 2, 1)
-    if out is None:
-        return np.ascontiguousarray(src)
-    out[...] = src
-    return out
-
-
 def by_tile(X: np.ndarray, slots: np.ndarray) -> np.ndarray:
-    """(nt, m, tile) float32: the rows of ``X`` (n, m) of each tile's avatars (:func:`tiles`) side by
-    side, 0 in empty slots."""
-    rows = np.where((slots >= 0).reshape(-1, 1), X[np.maximum(slots, 0).ravel()], 0.0)
-    return tile_major(rows.astype(np.float32), slots.shape[1])
+    """(nt, m, tile), X's dtype: the rows of ``X`` (n, m) of each tile's avatars ``slots`` (:func:`tiles`)
+    side by side, 0 in empty slots, so that the kernel's eight weights of a step share one cache line
+    (``_weights_kernel.by_tile``)."""
+    return _weights_kernel.by_tile(np.ascontiguousarray(X), np.ascontiguousarray(slots, np.int64))
 
 
 def tile_bits(Xt: np.ndarray) -> np.ndarray:

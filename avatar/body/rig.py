@@ -51,6 +51,11 @@ _NO_ENDS = np.zeros((0, 0, 3), np.float32)  # _blend_kernel.ground's ends when n
 MIN_SHARED = 32  # avatars a call at least to share its chunks among threads (workers.py)
 
 
+def _threads(n: int) -> int:
+    """The threads a call of ``n`` avatars shares its chunks among."""
+    return workers.allowed() if n >= MIN_SHARED else 1
+
+
 def _distinct(keys: list, dense: dict) -> tuple[MacroBasis, np.ndarray]:
     """The macro basis of ``keys`` and its distinct displacements (D, B, 3), in first-appearance order:
     MakeHuman's files repeat (197 of the 340 dense macro targets here), and each is blended once."""
@@ -199,7 +204,7 @@ class Rig:
         single = S.ndim == 1
         S = np.atleast_2d(S)
         out = self._outputs.empty((len(S), self.n_vertices, 3), np.float32)
-        threads = workers.allowed() if len(S) >= MIN_SHARED else 1
+        threads = _threads(len(S))
         for a in range(0, len(S), chunk):
             self._chunk(S[a:a + chunk], out[a:a + chunk], posed, threads=threads)
         return out[0] if single else out
@@ -209,7 +214,7 @@ class Rig:
         """Rest vertices (n, V, 3) and rest bone ends (n, 2J, 3), float32, of checked values ``S`` (n, P)."""
         V = np.empty((len(S), self.n_vertices, 3), np.float32)
         ends = np.empty((len(S), 2 * self.posing.n_bones, 3), np.float32)
-        threads = workers.allowed() if len(S) >= MIN_SHARED else 1
+        threads = _threads(len(S))
         for i in range(0, len(S), 1024):
             self._chunk(S[i:i + 1024], V[i:i + 1024], False, ends[i:i + 1024], threads)
         return V, ends
@@ -320,8 +325,8 @@ class Rig:
         tbits = np.empty((len(tiles), -(-Tm // 64)), np.uint64)
 
         def weigh(span):  # 1. macro weights; 2. local field strengths, then the local macros' weights; in
-            t0, t1 = span  # tiles' slot order, laid out tile by tile (blend.tile_major)
-            Ft = _weights_kernel.tile_factors(Fm, tiles[t0:t1])  # empty slots: every factor 0, every weight 0
+            t0, t1 = span  # tiles' slot order, laid out tile by tile (blend.by_tile)
+            Ft = blend.by_tile(Fm, tiles[t0:t1])  # empty slots: every factor 0, every weight 0
             self._macros.tile_weights(Ft, Wt[t0:t1])
             self._strengths(S, Fm, Gt[t0:t1], tiles[t0:t1])
             self._local_macros.tile_weights(Ft, Gt[t0:t1], self._n_features)
