@@ -26,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import threading
 from collections.abc import Mapping
-from functools import cached_property, lru_cache
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
